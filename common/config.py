@@ -18,9 +18,10 @@ import random
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -92,12 +93,13 @@ def register_schema(paper: str, experiment: str, node: type) -> None:
 
 
 # ---- composing ----------------------------------------------------------------------------------
-def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+def compose(config_name: str, overrides: list[str] | None = None,
+            config_dir: str | os.PathLike = CONF_DIR) -> DictConfig:
     """Compose a config the way the entry point would (for tests, notebooks and tools)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="compose"):
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir), job_name="compose"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
 
 
@@ -204,7 +206,7 @@ def _discard(run_dir: Path, created: bool) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def entrypoint(config_name: str) -> Callable:
+def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR) -> Callable:
     """Decorate `task(cfg, run)`; the result is a `main()` for `python -m papers.<paper>.<exp>`."""
 
     def decorate(task: Callable[[DictConfig, Run], Any]) -> Callable[[], None]:
@@ -220,7 +222,7 @@ def entrypoint(config_name: str) -> Callable:
                 entered = True
                 return run_task(task, cfg, Path(HydraConfig.get().runtime.output_dir))
 
-            app = hydra.main(version_base="1.3", config_path=str(CONF_DIR),
+            app = hydra.main(version_base="1.3", config_path=str(config_dir),
                              config_name=config_name)(hydra_task)
             try:
                 app()

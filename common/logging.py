@@ -29,6 +29,9 @@ def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging
     """Console plus `<run_dir>/run.log`; idempotent, so tests and notebooks can call it freely."""
     root = logging.getLogger()
     root.setLevel(level)
+    for handler in list(root.handlers):  # hydra's console handler would print every line twice
+        if type(handler) is logging.StreamHandler and not getattr(handler, "_common_console", False):
+            root.removeHandler(handler)
     if not any(getattr(h, "_common_console", False) for h in root.handlers):
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))

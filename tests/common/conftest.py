@@ -1,0 +1,71 @@
+"""A throw-away experiment ('demo/exp') composed from a copy of the real shared conf groups."""
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from common.config import CONF_DIR
+
+DEMO_YAML = """\
+# @package _global_
+defaults:
+  - /schema_demo_exp
+  - /base
+  - _self_
+  - optional /demo/scale@_global_: exp_${scale}
+paper: demo
+experiment: exp
+n: 3  # paper: 30
+"""
+
+DEMO_APP = '''\
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import BadInput, RunConfig, entrypoint, register_schema
+
+
+@dataclass
+class Exp(RunConfig):
+    n: int = 1
+
+
+register_schema("demo", "exp", Exp)
+
+
+@entrypoint("demo/exp", config_dir=Path(__file__).parent / "conf")
+def main(cfg, run):
+    if cfg.n < 0:
+        raise BadInput(f"n must be >= 0, got {cfg.n}")
+    for i in range(cfg.n):
+        run.results.run_cell({"i": i}, lambda i=i: {"square": i * i})
+    run.logger.log({"n": cfg.n}, step=0)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture
+def demo_app(tmp_path: Path) -> Path:
+    """A directory with conf/ (shared groups + demo/exp.yaml) and app.py using entrypoint."""
+    root = tmp_path / "demo_app"
+    conf = root / "conf"
+    for item in CONF_DIR.iterdir():
+        if item.is_dir() and item.name in {"paths", "logger", "scale"}:
+            shutil.copytree(item, conf / item.name)
+        elif item.name == "base.yaml":
+            conf.mkdir(parents=True, exist_ok=True)
+            shutil.copy(item, conf / item.name)
+    (conf / "demo" / "scale").mkdir(parents=True)
+    (conf / "demo" / "exp.yaml").write_text(DEMO_YAML)
+    (conf / "demo" / "scale" / "exp_paper.yaml").write_text("n: 30\n")
+    (root / "app.py").write_text(textwrap.dedent(DEMO_APP))
+    sys.path.insert(0, str(root))
+    yield root
+    sys.path.remove(str(root))
+    sys.modules.pop("app", None)

@@ -68,6 +68,15 @@ class ScaleConfig:
 
 
 @dataclass
+class JobConfig:
+    """How `make jobs-<paper>` renders this experiment as a SLURM batch script (jobs/render.py)."""
+
+    profile: str = "cpu"  # a jobs/profiles.yaml entry: cpu | gpu1 | gpu4
+    array: Optional[str] = None  # a list-valued key to split into one array task per value
+    require_env: list[str] = field(default_factory=list)  # variables the job refuses to start without
+
+
+@dataclass
 class RunConfig:
     """Fields every experiment has; a paper's experiment schema subclasses it."""
 
@@ -79,6 +88,7 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    job: JobConfig = field(default_factory=JobConfig)
 
 
 def schema_name(paper: str, experiment: str) -> str:

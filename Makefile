@@ -18,7 +18,8 @@ export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-vllm test test-all lint reproduce clean gpu-check \
-        $(addprefix reproduce-,$(PAPERS)) $(addprefix figures-,$(PAPERS)) $(addprefix jobs-,$(PAPERS))
+        $(addprefix reproduce-,$(PAPERS)) $(addprefix figures-,$(PAPERS)) $(addprefix jobs-,$(PAPERS)) \
+        $(addprefix report-,$(PAPERS))
 
 help: ## list every target with one line each
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -26,6 +27,7 @@ help: ## list every target with one line each
 	@echo "  reproduce-<paper>      one paper's figures at the default CPU scale ($(PAPERS))"
 	@echo "  figures-<paper>        rebuild one paper's figures from its saved results"
 	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
+	@echo "  report-<paper>         figures/<paper>/report.html, and a wandb Report where wandb is online"
 
 setup: $(STAMP) ## make .venv with pinned dependencies (a no-op when nothing changed)
 
@@ -74,6 +76,9 @@ $(addprefix figures-,$(PAPERS)): figures-%: setup
 $(addprefix jobs-,$(PAPERS)): jobs-%: setup
 	@if [ ! -f jobs/render.py ]; then echo "jobs-$*: the SLURM job generator is not built yet"; exit 1; fi
 	$(PY) -m jobs.render $*
+
+$(addprefix report-,$(PAPERS)): report-%: setup
+	$(PY) -m common.report $* --wandb
 
 gpu-check: ## the prepared GPU script (one H100, ~6 min); writes results/gpu/<device>/
 	@if [ ! -f scripts/gpu_check.sh ]; then echo "gpu-check: not built yet (serving core)"; exit 1; fi

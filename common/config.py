@@ -243,6 +243,7 @@ def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR) -> Ca
                 raise
 
         main.task = task
+        main.config_name = config_name
         return main
 
     return decorate

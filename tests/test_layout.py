@@ -14,7 +14,7 @@ TITLES = {
     "mpt_lml": ("On Masked Pre-training and the Marginal Likelihood", "2306.00520"),
 }
 TARGETS = ["help", "setup", "setup-vllm", "test", "test-all", "lint", "reproduce", "gpu-check",
-           "clean", "reproduce-<paper>", "figures-<paper>", "jobs-<paper>"]
+           "clean", "reproduce-<paper>", "figures-<paper>", "jobs-<paper>", "report-<paper>"]
 
 
 def test_top_level_layout():

@@ -1,0 +1,133 @@
+"""Submit a paper's steps to SLURM and wait for them: `make reproduce-<paper> LAUNCHER=slurm`.
+
+Each step of papers/<paper>/reproduce.sh becomes one batch job rendered by jobs.render, chained with
+`afterok` so a step reads what the previous one wrote. `wait` shows progress from `sacct` and fails
+with the job id and its log path as soon as a job fails; it cancels what would never start, so the
+target never hangs.
+
+    python -m jobs.submit submit [--after JOBID] -- <module> [override ...]   # prints the job id
+    python -m jobs.submit wait JOBID [JOBID ...] [--timeout-min N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.config import REPO_ROOT, BadInput
+from jobs.render import JOBS_DIR, PROFILES, SITE, _read_yaml, overrides_digest, render
+
+TERMINAL_OK = {"COMPLETED"}
+TERMINAL_BAD = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                "DEADLINE", "PREEMPTED", "REVOKED"}
+
+
+def _run(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def submit(module: str, overrides: list[str], after: str | None) -> str:
+    main = getattr(importlib.import_module(module), "main", None)
+    config_name = getattr(main, "config_name", None)
+    if config_name is None:
+        raise BadInput(f"{module} has no hydra entry point (common.config.entrypoint)")
+    paper, experiment = config_name.split("/")
+    site = _read_yaml(SITE, "site config") if SITE.exists() else {}
+    rendered = render(paper, experiment, overrides, JOBS_DIR / "generated" / paper / "steps", site,
+                      _read_yaml(PROFILES, "profiles"), name_suffix=f"-{overrides_digest(overrides)}"
+                      if overrides else "")
+    (REPO_ROOT / "logs").mkdir(exist_ok=True)
+    cmd = ["sbatch", "--parsable", f"--chdir={REPO_ROOT}"]
+    if after:
+        cmd.append(f"--dependency=afterok:{after}")
+    return _run([*cmd, str(rendered.path)]).strip().split(";")[0]
+
+
+def job_states(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """job id -> (state, name, log path) of each job's allocation (array tasks folded in)."""
+    out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
+                "--format=JobID,JobName,State,StdOut"])
+    states: dict[str, tuple[str, str, str]] = {}
+    for line in out.splitlines():
+        jid, name, state, stdout = (line.split("|") + ["", "", "", ""])[:4]
+        base = jid.split("_")[0]
+        state = state.split()[0] if state else "UNKNOWN"
+        previous = states.get(base)
+        if previous is None or previous[0] in TERMINAL_OK or state in TERMINAL_BAD:
+            states[base] = (state, name, stdout)
+    return states
+
+
+def log_path(state: tuple[str, str, str], job_id: str) -> str:
+    _, name, stdout = state
+    if stdout:
+        return stdout.replace("%x", name).replace("%j", job_id).replace("%A", job_id)
+    return str(REPO_ROOT / "logs" / f"{name}_{job_id}.out")
+
+
+def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
+    from rich.progress import Progress
+
+    deadline = time.time() + timeout_min * 60
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("SLURM jobs", total=len(job_ids))
+        while True:
+            states = job_states(job_ids)
+            done = [j for j in job_ids if states.get(j, ("PENDING",))[0] in TERMINAL_OK]
+            bad = [j for j in job_ids if states.get(j, ("PENDING",))[0] in TERMINAL_BAD]
+            progress.update(bar, completed=len(done), description=(
+                f"SLURM jobs: {len(done)}/{len(job_ids)} done, "
+                + ", ".join(f"{j}:{states.get(j, ('PENDING',))[0]}" for j in job_ids)))
+            if bad:
+                rest = [j for j in job_ids if j not in done and j not in bad]
+                if rest:
+                    subprocess.run(["scancel", *rest], timeout=60)
+                for j in bad:
+                    path = log_path(states[j], j)
+                    print(f"error: job {j} ({states[j][1]}) ended {states[j][0]}; log: {path}",
+                          file=sys.stderr)
+                    if Path(path).exists():
+                        tail = Path(path).read_text(errors="replace").splitlines()[-15:]
+                        print("\n".join("  | " + line for line in tail), file=sys.stderr)
+                return 1
+            if len(done) == len(job_ids):
+                print(f"SLURM: {len(job_ids)} job(s) completed: {' '.join(job_ids)}")
+                return 0
+            if time.time() > deadline:
+                subprocess.run(["scancel", *job_ids], timeout=60)
+                print(f"error: jobs {' '.join(job_ids)} not finished after {timeout_min} min; "
+                      "cancelled", file=sys.stderr)
+                return 1
+            time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_submit = sub.add_parser("submit")
+    p_submit.add_argument("--after", default=None)
+    p_submit.add_argument("module")
+    p_submit.add_argument("overrides", nargs="*")
+    p_wait = sub.add_parser("wait")
+    p_wait.add_argument("job_ids", nargs="+")
+    p_wait.add_argument("--timeout-min", type=float, default=24 * 60)
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "submit":
+            print(submit(args.module, args.overrides, args.after or None))
+            return 0
+        return wait(args.job_ids, args.timeout_min)
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

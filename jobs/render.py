@@ -107,17 +107,22 @@ def render(paper: str, experiment: str, overrides: list[str], out_dir: Path, sit
     return Rendered(path, job_name, module, array_size)
 
 
+def render_experiment(paper: str, experiment: str, overrides: list[str], out_dir: Path | None = None,
+                      name_suffix: str = "") -> Rendered:
+    """Render one experiment with this site's values into out_dir (default jobs/generated/<paper>)."""
+    site = _read_yaml(SITE, "site config") if SITE.exists() else {}
+    (REPO_ROOT / "logs").mkdir(exist_ok=True)  # SLURM does not create the --output directory
+    return render(paper, experiment, overrides, out_dir or JOBS_DIR / "generated" / paper, site,
+                  _read_yaml(PROFILES, "profiles"), name_suffix)
+
+
 def render_paper(paper: str, overrides: list[str], out_dir: Path | None = None) -> list[Rendered]:
     if paper not in PAPERS:
         raise BadInput(f"unknown paper {paper!r} (choices: {', '.join(PAPERS)})")
     experiments = sorted(p.stem for p in (CONF_DIR / paper).glob("*.yaml"))
     if not experiments:
         raise BadInput(f"papers/{paper} has no experiment configs under conf/{paper}/ yet")
-    site = _read_yaml(SITE, "site config") if SITE.exists() else {}
-    profiles = _read_yaml(PROFILES, "profiles")
-    out = out_dir or JOBS_DIR / "generated" / paper
-    (REPO_ROOT / "logs").mkdir(exist_ok=True)  # SLURM does not create the --output directory
-    return [render(paper, exp, overrides, out, site, profiles) for exp in experiments]
+    return [render_experiment(paper, exp, overrides, out_dir) for exp in experiments]
 
 
 def overrides_digest(overrides: list[str]) -> str:

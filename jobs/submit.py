@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from common.config import REPO_ROOT, BadInput
-from jobs.render import JOBS_DIR, PROFILES, SITE, _read_yaml, overrides_digest, render
+from jobs.render import JOBS_DIR, overrides_digest, render_experiment
 
 TERMINAL_OK = {"COMPLETED"}
 TERMINAL_BAD = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
@@ -39,11 +39,8 @@ def submit(module: str, overrides: list[str], after: str | None) -> str:
     if config_name is None:
         raise BadInput(f"{module} has no hydra entry point (common.config.entrypoint)")
     paper, experiment = config_name.split("/")
-    site = _read_yaml(SITE, "site config") if SITE.exists() else {}
-    rendered = render(paper, experiment, overrides, JOBS_DIR / "generated" / paper / "steps", site,
-                      _read_yaml(PROFILES, "profiles"), name_suffix=f"-{overrides_digest(overrides)}"
-                      if overrides else "")
-    (REPO_ROOT / "logs").mkdir(exist_ok=True)
+    rendered = render_experiment(paper, experiment, overrides, JOBS_DIR / "generated" / paper / "steps",
+                                 name_suffix=f"-{overrides_digest(overrides)}" if overrides else "")
     cmd = ["sbatch", "--parsable", f"--chdir={REPO_ROOT}"]
     if after:
         cmd.append(f"--dependency=afterok:{after}")
@@ -53,23 +50,19 @@ def submit(module: str, overrides: list[str], after: str | None) -> str:
 def job_states(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
     """job id -> (state, name, log path) of each job's allocation (array tasks folded in)."""
     out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
-                "--format=JobID,JobName,State,StdOut"])
+                "--format=JobID,JobName,State,WorkDir"])
     states: dict[str, tuple[str, str, str]] = {}
     for line in out.splitlines():
-        jid, name, state, stdout = (line.split("|") + ["", "", "", ""])[:4]
-        base = jid.split("_")[0]
+        jid, name, state, workdir = (line.split("|") + ["", "", "", ""])[:4]
+        base, _, task = jid.partition("_")
         state = state.split()[0] if state else "UNKNOWN"
+        # logs/%x_%j.out, or logs/%x_%A_%a.out for an array task (jobs/templates/job.sbatch)
+        stem = f"{name}_{base}_{task}" if task else f"{name}_{base}"
+        log = Path(workdir or REPO_ROOT) / "logs" / f"{stem}.out"
         previous = states.get(base)
         if previous is None or previous[0] in TERMINAL_OK or state in TERMINAL_BAD:
-            states[base] = (state, name, stdout)
+            states[base] = (state, name, str(log))
     return states
-
-
-def log_path(state: tuple[str, str, str], job_id: str) -> str:
-    _, name, stdout = state
-    if stdout:
-        return stdout.replace("%x", name).replace("%j", job_id).replace("%A", job_id)
-    return str(REPO_ROOT / "logs" / f"{name}_{job_id}.out")
 
 
 def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
@@ -90,7 +83,7 @@ def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
                 if rest:
                     subprocess.run(["scancel", *rest], timeout=60)
                 for j in bad:
-                    path = log_path(states[j], j)
+                    path = states[j][2]
                     print(f"error: job {j} ({states[j][1]}) ended {states[j][0]}; log: {path}",
                           file=sys.stderr)
                     if Path(path).exists():

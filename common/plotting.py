@@ -50,7 +50,8 @@ def save(fig, paper: str, name: str, out_dir: str | os.PathLike | None = None,
     out = figures_dir(paper, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if source:
-        fig.text(0.99, 0.005, source, ha="right", va="bottom", fontsize=6, color="0.4")
+        # below the axes (bbox "tight" grows to hold it), so it never covers tick labels
+        fig.text(0.99, -0.01, source, ha="right", va="top", fontsize=6, color="0.4")
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"

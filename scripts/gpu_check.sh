@@ -19,4 +19,12 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -c "import torch, transformers; print('gpu-check: torch', torch.__version__, 'transformers', \
 transformers.__version__, 'cuda', torch.cuda.is_available())"
-exec "$PY" -m common.serving.bench.gpu_check "$@"
+"$PY" -m common.serving.bench.gpu_check "$@"
+# the SLM benchmark for two model sizes with NVML energy (issue 5); --dry-run mirrors the CPU check
+slm_args=() prev=""
+for arg in "$@"; do
+  [ "$arg" = --dry-run ] && slm_args+=(--dry-run)
+  [ "$prev" = --out ] && slm_args+=(--out "$arg/slm_energy")
+  prev=$arg
+done
+"$PY" -m papers.slm_energy.gpu_bench ${slm_args[@]+"${slm_args[@]}"}

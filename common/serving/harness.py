@@ -54,11 +54,19 @@ class SweepSpec:
 
 
 def cell_for(spec: SweepSpec, model: str, workload: WorkloadSpec, batch_size: int, device: str) -> dict:
-    """Every parameter that changes what is measured; repeats and warm-up only change its precision."""
-    return {"model": model, "engine": spec.engine,
+    """Every parameter that changes what is measured; repeats and warm-up only change its precision.
+
+    On a CPU the thread count changes the timings, so it is part of the key there.
+    """
+    cell = {"model": model, "engine": spec.engine,
             "engine_options": ",".join(f"{k}={v}" for k, v in sorted(spec.engine_options.items())),
             "dtype": spec.dtype, "device": device, "workload": workload.label,
             "batch_size": batch_size, "num_requests": batch_size * spec.num_batches}
+    if device == "cpu":
+        import torch
+
+        cell["torch_threads"] = torch.get_num_threads()
+    return cell
 
 
 class SteadyWindows:

@@ -34,6 +34,7 @@ def test_dry_run_writes_every_result_without_hydra(tmp_path):
     assert all(v["missing_reason"] for v in summary["energy"].values())  # no energy on this CPU, and why
     rows = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
     assert [r["cell"]["batch_size"] for r in rows] == [1, 2]
+    assert (out / "slm_energy" / "benchmark" / "pareto.json").is_file()  # the SLM benchmark ran too
 
 
 @pytest.mark.gpu

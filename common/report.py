@@ -112,7 +112,7 @@ def run_hardware(paper: str, results_dir: Path) -> list[str]:
 
 
 def build(paper: str, figures_dir: Path | None = None, results_dir: Path | None = None,
-          readme: Path | None = None) -> Path:
+          readme: Path | None = None, out: Path | None = None) -> Path:
     readme = readme or REPO_ROOT / "papers" / paper / "README.md"
     figures = figures_dir or REPO_ROOT / "figures" / paper
     results = results_dir or REPO_ROOT / "results"
@@ -129,7 +129,7 @@ def build(paper: str, figures_dir: Path | None = None, results_dir: Path | None 
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(paper)}"
             f" report</title><style>{CSS}</style></head><body>{prov}{body}"
             + (f"<h2>All figures</h2>{gallery}" if gallery else "") + "</body></html>")
-    out = figures / "report.html"
+    out = out or figures / "report.html"
     write_atomic(out, page)
     return out
 

@@ -68,6 +68,6 @@ def test_each_built_paper_report_passes_the_browser(paper, tmp_path):
     figures = REPO_ROOT / "figures" / paper
     if not (REPO_ROOT / "papers" / paper / "figures.py").exists() or not any(figures.glob("*.png")):
         pytest.skip(f"{paper}: no regenerated figures yet (make reproduce-{paper})")
-    out = report.build(paper)
+    out = report.build(paper, out=tmp_path / "report.html")  # never write into the checkout
     seen = inspect_page(out, tmp_path / f"{paper}.png")
     assert all(img["ok"] for img in seen["images"]) and seen["errors"] == []

@@ -1,0 +1,70 @@
+"""Who holds which samples: clients hold partitions, the server holds a test set, a pool it draws
+fresh canaries from each round, and a non-member pool for the gradient-alignment attack.
+
+Every process (server, each SuperNode, each Ray actor) rebuilds the same split from the federation
+config, so no sample ever travels except the canaries the server sends.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.data import Dataset, load_dataset, partition, train_test_split
+from papers.frida.config import FederationConfig
+
+
+@dataclass
+class FederatedData:
+    clients: list[Dataset]
+    test: Dataset
+    canary_pool: Dataset
+    nonmembers: Dataset
+
+    @property
+    def num_classes(self) -> int:
+        return self.test.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.test.input_shape
+
+
+def federated_data(fed: FederationConfig) -> FederatedData:
+    return _build(fed.dataset, fed.data_dir or None, fed.seed, fed.num_clients, fed.partition,
+                  fed.alpha, fed.min_partition_size, fed.test_fraction, fed.pool_fraction,
+                  fed.nonmember_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _build(dataset, data_dir, seed, num_clients, scheme, alpha, min_partition_size, test_fraction,
+           pool_fraction, nonmember_size) -> FederatedData:
+    ds = load_dataset(dataset, data_dir=data_dir, seed=seed)
+    rest, test = train_test_split(ds, test_fraction, seed)
+    members, pool = train_test_split(rest, pool_fraction / (1.0 - test_fraction), seed)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    nonmembers, canary_pool = pool.subset(order[:nonmember_size]), pool.subset(order[nonmember_size:])
+    parts = partition(members.y, num_clients, scheme, alpha if scheme == "dirichlet" else None, seed=seed,
+                      min_partition_size=min_partition_size if scheme == "dirichlet" else 1)
+    return FederatedData([members.subset(p) for p in parts], test, canary_pool, nonmembers)
+
+
+class CanarySampler:
+    """Fresh canaries every round: walk a seeded permutation of the pool and draw a new one when it
+    runs out, so no canary repeats until the pool is used up."""
+
+    def __init__(self, pool_size: int, size: int, seed: int):
+        if size > pool_size:
+            raise ValueError(f"canary_size {size} exceeds the canary pool ({pool_size} samples)")
+        self.pool_size, self.size = pool_size, size
+        self.rng = np.random.default_rng(seed + 7919)
+        self.order, self.pos = self.rng.permutation(pool_size), 0
+
+    def next(self) -> np.ndarray:
+        if self.pos + self.size > self.pool_size:
+            self.order, self.pos = self.rng.permutation(self.pool_size), 0
+        idx = self.order[self.pos:self.pos + self.size]
+        self.pos += self.size
+        return np.sort(idx)

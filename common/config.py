@@ -183,11 +183,12 @@ def run_task(task: Callable[[DictConfig, Run], Any], cfg: DictConfig, run_dir: P
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(runinfo.scrub(resolved)))
     write_atomic(run_dir / "runinfo.json", json.dumps(info, indent=2, default=str) + "\n")
     group = f"{cfg.paper}/{cfg.experiment}/{cfg.scale.name}"
-    logger = ExperimentLogger.from_config(resolved["logger"], run_dir, runinfo.scrub(resolved),
+    logger = ExperimentLogger.from_config(resolved["logger"], run_dir,
+                                          {**runinfo.scrub(resolved), "runinfo": info},
                                           group=group, name=f"{group}/{run_dir.name}")
     result_dir = Path(cfg.result_dir)
-    run = Run(cfg=cfg, dir=run_dir, results=ResultStore(result_dir / "results.jsonl"),
-              logger=logger, info=info)
+    run = Run(cfg=cfg, dir=run_dir, logger=logger, info=info,
+              results=ResultStore(result_dir / "results.jsonl", on_append=logger.log_cell))
     log.info("%s/%s at scale=%s on %s (torch threads %s); results -> %s", cfg.paper,
              cfg.experiment, cfg.scale.name, info["hardware"]["device"],
              info["hardware"]["torch_threads"], result_dir)

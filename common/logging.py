@@ -125,6 +125,14 @@ class ExperimentLogger:
         for b in self.backends:
             b.log(scalars, step)
 
+    def log_cell(self, row: Mapping[str, Any]) -> None:
+        """A finished (or failed) sweep cell: its parameters and numeric metrics, flat, one event."""
+        values = {f"cell/{k}": v for k, v in row["cell"].items()}
+        values.update({f"metrics/{k}": v for k, v in (row.get("metrics") or {}).items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        values["cell_failed"] = int(row["status"] != "ok")
+        self.log(values)
+
     def table(self, name: str, records) -> None:
         if hasattr(records, "to_dict"):
             records = records.to_dict(orient="records")

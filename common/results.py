@@ -48,8 +48,9 @@ def _clean(value: Any) -> Any:
 
 
 class ResultStore:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, on_append: Callable[[dict], None] | None = None):
         self.path = Path(path)
+        self.on_append = on_append  # e.g. mirror each finished cell to the experiment logger
 
     # ---- reading -------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
@@ -129,6 +130,8 @@ class ResultStore:
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
+        if self.on_append is not None:
+            self.on_append(row)
         return row
 
     @staticmethod

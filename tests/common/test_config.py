@@ -97,6 +97,9 @@ def test_run_writes_artefacts_and_never_secrets(demo_app, tmp_path):
     assert set(info["git"]) == {"sha", "dirty"}
     assert info["hardware"]["torch_threads"] == 2
     assert info["packages"]["torch"].startswith("2.13.0")
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    cells = [e["values"] for e in events if "cell/i" in e.get("values", {})]
+    assert [c["metrics/square"] for c in cells] == [0, 1, 4]  # each finished cell is mirrored
     for path in results.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"secret written to {path}"

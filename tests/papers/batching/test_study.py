@@ -1,0 +1,186 @@
+"""The batch-size study's entry points (study, breakdown, Nsight Compute, the BCA step), each composed from
+its real config with tiny overrides and run in-process; their numbers are checked against the stored
+sweep they read, the authors' published tables and an independent re-derivation of the BCA rule."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from common.config import REPO_ROOT, compose
+from common.results import ResultStore
+from jobs.render import experiment_module
+from papers.batching import bca_runs, breakdown, ncu, study
+from tests.papers.batching.helpers import run_entry
+
+REF = REPO_ROOT / "papers" / "batching" / "reference"
+EXPERIMENTS = {"study": "papers.batching.study", "breakdown": "papers.batching.breakdown",
+               "ncu": "papers.batching.ncu", "bca": "papers.batching.bca_runs",
+               "replicate": "papers.batching.replicate"}
+
+
+# ---- configs -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_config_header_names_its_entry_point(experiment):
+    """jobs/render.py parses the `# Run:` header; it must name the module whose main runs this config."""
+    assert experiment_module("batching", experiment) == EXPERIMENTS[experiment]
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_unknown_key_fails_naming_the_key(experiment):
+    import papers.batching.config  # noqa: F401
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(f"batching/{experiment}", ["batch_size_typo=3"])
+    assert "batch_size_typo" in str(err.value) + str(err.value.__cause__)
+
+
+def test_paper_scale_asks_for_a_gpu_where_it_measures():
+    import papers.batching.config  # noqa: F401
+
+    for experiment in ("breakdown", "ncu", "replicate", "sweep"):
+        assert compose(f"batching/{experiment}", ["scale=paper"]).job.profile == "gpu1", experiment
+    cfg = compose("batching/replicate", ["scale=paper"])
+    assert (cfg.model, cfg.dtype, cfg.num_requests, cfg.baseline_batch) == ("opt-1.3b", "fp16", 2000, 512)
+    assert compose("batching/breakdown", ["scale=paper"]).models[-1] == "llama-2-13b"
+    assert compose("batching/study", ["scale=paper"]).job.profile == "cpu"  # reads tables only
+
+
+# ---- study (Figs 2-4) ------------------------------------------------------------------------------
+def test_study_puts_the_stored_sweep_in_the_papers_terms(tiny_results):
+    run_entry(study, "batching/study", tiny_results)
+    out = tiny_results / "batching" / "study" / "smoke"
+    ours = pd.read_csv(out / "ours.csv").sort_values("batch_size")
+    sweep = ResultStore(tiny_results / "batching" / "sweep" / "smoke" / "results.jsonl").load()
+    sweep = sweep.sort_values("batch_size")
+    assert ours["batch_size"].tolist() == [1, 2, 4]
+    # nothing re-measured: the numbers are the stored cells'
+    np.testing.assert_allclose(ours["total_throughput_tok_s"], sweep["total_throughput_tok_s"])
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    np.testing.assert_allclose(ours["kv_pct_of_device"], 100 * sweep["kv_cache_bytes"].to_numpy() / ram)
+    np.testing.assert_allclose(ours["decode_slowdown"],
+                               sweep["decode_time_s"].to_numpy() / sweep["decode_time_s"].iloc[0])
+    assert ours["decode_slowdown"].iloc[0] == 1 and ours["throughput_of_best"].max() == 1
+    # KV bytes grow linearly with the batch (same lengths): an oracle independent of timing
+    np.testing.assert_allclose(ours["kv_cache_bytes"] / ours["batch_size"], ours["kv_cache_bytes"].iloc[0])
+
+    summary = json.loads((out / "summary.json").read_text())
+    [mine] = summary["ours"]
+    assert mine["device_name"].startswith("CPU") and mine["batches"] == [1, 2, 4]
+    assert mine["plateau_batch"] in (1, 2, 4)
+    # the authors' Figs 2-3 curves end at the last cap without preemption (data README, quirk 4)
+    ends = {s["model"]: s["largest_unpreempted_cap"] for s in summary["authors_background"]}
+    assert ends == {"opt-1.3b": 768, "opt-2.7b": 384, "llama-2-7b": 192, "llama-2-13b": 80}
+
+
+def test_study_kv_share_of_the_authors_gpu_from_vllms_own_pool(tiny_results):
+    """At cap 1 the pool vLLM allocated is the logged kv_cache_gib, so used GiB = usage % x that pool."""
+    run_entry(study, "batching/study", tiny_results)
+    bg = pd.read_csv(tiny_results / "batching" / "study" / "smoke" / "authors_background.csv")
+    memory = pd.read_csv(REF / "server_memory.csv").query("sweep == 'background'").set_index("model")
+    raw = pd.read_csv(REF / "background_sweep.csv")
+    for model in memory.index:
+        row = bg[(bg["model"] == model) & (bg["max_num_seqs"] == 1)].iloc[0]
+        usage = raw[(raw["model"] == model) & (raw["max_num_seqs"] == 1)]["max_kv_cache_usage_pct"].iloc[0]
+        assert row["kv_pool_gib"] == pytest.approx(memory.loc[model, "kv_cache_gib"], rel=1e-6)
+        assert row["kv_pct_of_device"] == pytest.approx(
+            usage * memory.loc[model, "kv_cache_gib"] / memory.loc[model, "total_gpu_memory_gib"], rel=1e-6)
+    off = pd.read_csv(tiny_results / "batching" / "study" / "smoke" / "authors_offline.csv")
+    opt27 = off[off["model"] == "opt-2.7b"].sort_values("batch_size")
+    assert set(opt27["experiment"]) == {"prefill_vs_decode/batch_evolution"}  # the unprofiled Fig. 4 runs
+    assert opt27["decode_slowdown"].iloc[0] == 1.0 and (opt27["decode_slowdown"].diff().dropna() > 0).all()
+
+
+def test_study_without_a_sweep_exits_2_naming_the_key(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_entry(study, "batching/study", tmp_path)
+    assert exc.value.code == 2
+    assert not any((tmp_path / "runs").iterdir())
+
+
+# ---- Fig. 5 -------------------------------------------------------------------------------------------
+def test_breakdown_shares_and_resume(tmp_path):
+    tiny = ["models=[opt-tiny]", "batch_sizes=[1,4]", "prompt_len=4", "decode_steps=2", "progress=false"]
+    run_entry(breakdown, "batching/breakdown", tmp_path, *tiny)
+    store = ResultStore(tmp_path / "batching" / "breakdown" / "smoke" / "results.jsonl")
+    frame = store.load()
+    assert sorted(frame["batch_size"]) == [1, 4] and (frame["device"] == "cpu").all()
+    shares = frame[["attention_share", "matmul_share", "other_share", "gap_share"]]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert (shares >= 0).all().all() and (frame["matmul_share"] > 0).all()
+    seconds = frame[["attention_s", "matmul_s", "other_s", "gap_s"]].sum(axis=1)
+    assert (seconds >= frame["decode_wall_s"] * 0.999).all()  # the gap is what the ops leave of the wall
+    before = len(store.rows())
+    run_entry(breakdown, "batching/breakdown", tmp_path, *tiny)
+    assert len(store.rows()) == before  # finished cells are not profiled again
+
+
+def test_breakdown_bad_model_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_entry(breakdown, "batching/breakdown", tmp_path, "models=[gpt-17]")
+    assert exc.value.code == 2
+
+
+# ---- Table I / Fig. 6 ---------------------------------------------------------------------------------
+def test_ncu_is_recorded_as_missing_with_its_reason_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the real Nsight Compute path runs instead")
+    summary = run_entry(ncu, "batching/ncu", tmp_path)
+    saved = json.loads((tmp_path / "batching" / "ncu" / "smoke" / "summary.json").read_text())
+    assert saved == summary and saved["status"] == "missing"
+    assert "no CUDA device" in saved["reason"] and saved["hardware"].startswith("CPU")
+    assert not (tmp_path / "batching" / "ncu" / "smoke" / "results.jsonl").exists()  # nothing pretends
+
+
+# ---- the BCA step -------------------------------------------------------------------------------------
+def _rule(frame: pd.DataFrame, slo_factor=3.0, ref=32.0, epsilon=0.1) -> int:
+    """The BCA rule written out again, for the oracle: highest total throughput among caps within
+    slo_factor x the TPOT at the cap nearest ref, with T(B)/(B T(1)) > epsilon."""
+    f = frame.dropna(subset=["mean_tpot_ms"]).sort_values("max_num_seqs")
+    slo = slo_factor * f.iloc[int(np.argmin(np.abs(f["max_num_seqs"] - ref)))]["mean_tpot_ms"]
+    t1 = f[f["max_num_seqs"] == 1]["total_token_throughput_tok_s"].iloc[0]
+    efficient = f["total_token_throughput_tok_s"] / (f["max_num_seqs"] * t1) > epsilon
+    ok = f[(f["mean_tpot_ms"] <= slo) & efficient]
+    return int(ok.sort_values(["total_token_throughput_tok_s", "max_num_seqs"], ascending=[False, True])
+               .iloc[0]["max_num_seqs"])
+
+
+def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
+    summary = run_entry(bca_runs, "batching/bca", tiny_results)
+    out = tiny_results / "batching" / "bca" / "smoke"
+    assert set(summary["runs"]) == {"own_sweep", "advisor", "advisor_eps0", "advisor_no_preempted",
+                                    "background"}
+    [own] = summary["runs"]["own_sweep"]["curves"]
+    assert own["b_opt_cap"] in (1, 2, 4)
+    assert summary["runs"]["own_sweep"]["device_memory_source"].startswith("CPU")
+    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    assert own["device_gib"] == pytest.approx(ram_gib, rel=1e-3)
+    authors = pd.read_csv(REF / "advisor_sweep.csv")
+    curves = {c["label"]: c for c in summary["runs"]["advisor"]["curves"]}
+    assert len(curves) == 16
+    for label in ("opt-1.3b 260", "opt-2.7b 390", "llama-2-7b 130"):
+        model, out_len = label.split()
+        sel = authors[(authors["model"] == model) & (authors["output_len"] == int(out_len))]
+        assert curves[label]["b_opt_cap"] == _rule(sel), label
+    assert "error" in curves["opt-1.3b 130"]  # its batch-1 run failed at the authors' (no T(1))
+    for name in ("own_sweep", "advisor"):
+        assert (out / f"bca_{name}.json").is_file()
+        assert (out / f"bca_{name}.md").read_text().startswith("| curve")
+
+
+def test_bca_step_skips_a_missing_own_sweep_but_still_advises_the_authors(tmp_path):
+    summary = run_entry(bca_runs, "batching/bca", tmp_path)
+    assert summary["runs"]["own_sweep"]["status"] == "missing"
+    assert "papers.batching.sweep" in summary["runs"]["own_sweep"]["reason"]
+    assert summary["runs"]["advisor"]["status"] == "ok"
+
+
+def test_bca_step_bad_epsilon_exits_2(tiny_results):
+    with pytest.raises(SystemExit) as exc:
+        run_entry(bca_runs, "batching/bca", tiny_results, "epsilon=1.5")
+    assert exc.value.code == 2

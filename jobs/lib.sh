@@ -14,7 +14,8 @@ run_step() {  # run_step MODULE [OVERRIDE ...]
       echo "   ($((SECONDS - t0)) s)"
       ;;
     slurm)
-      local after=${STEP_JOBS[${#STEP_JOBS[@]}-1]:-} id
+      local after="" id
+      if [ ${#STEP_JOBS[@]} -gt 0 ]; then after=${STEP_JOBS[-1]}; fi
       id=$("$PY" -m jobs.submit submit ${after:+--after "$after"} "$@")
       echo "== submitted python -m $* as SLURM job $id${after:+ (after $after)}"
       STEP_JOBS+=("$id")

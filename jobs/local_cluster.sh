@@ -38,6 +38,7 @@ write_configs() {
   local mem_mb
   mem_mb=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
   mkdir -p "$D"/{etc,log,state,spool,munge,run,mysql-run}
+  chmod 755 "$D"  # munge and mysql must reach their folders (mktemp -d makes 0700)
   cat > "$D/etc/slurm.conf" <<EOF
 ClusterName=$CLUSTER
 SlurmctldHost=localhost(127.0.0.1)

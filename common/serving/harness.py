@@ -53,6 +53,16 @@ class SweepSpec:
             raise ValueError("batch sizes, num_batches and repeats must be >= 1, warmup >= 0")
 
 
+# SweepSpec settings an experiment config holds under the same names (everything but the grid)
+CONFIG_SETTINGS = ("engine", "device", "dtype", "num_batches", "warmup", "warmup_tokens", "repeats",
+                   "cooldown_s", "monitor", "sample_hz")
+
+
+def settings_from_config(cfg) -> dict:
+    """SweepSpec keyword arguments from a paper's config, so every sweep entry reads them alike."""
+    return {**{k: cfg[k] for k in CONFIG_SETTINGS}, "engine_options": dict(cfg["engine_options"])}
+
+
 def cell_for(spec: SweepSpec, model: str, workload: WorkloadSpec, batch_size: int, device: str) -> dict:
     """Every parameter that changes what is measured; repeats and warm-up only change its precision.
 

@@ -13,11 +13,9 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 import papers.batching.config  # noqa: F401 - registers the schema
 from common.config import BadInput, entrypoint, write_atomic
-from common.serving.harness import SweepSpec, run_sweep, scaling_summary
+from common.serving.harness import SweepSpec, run_sweep, scaling_summary, settings_from_config
 from common.serving.models import ARCHS, DTYPES, SMOLLM2
 from common.serving.workloads import KINDS, WorkloadSpec
 
@@ -47,10 +45,7 @@ def spec_from_config(cfg) -> SweepSpec:
         raise BadInput("repeats and num_batches must be >= 1 and warmup >= 0")
     return SweepSpec(models=list(cfg.models), batch_sizes=list(cfg.batch_sizes),
                      workloads=[WorkloadSpec(w.kind, w.prompt_len, w.output_len, w.sharegpt_path, w.seed)],
-                     engine=cfg.engine, engine_options=OmegaConf.to_container(cfg.engine_options),
-                     device=cfg.device, dtype=cfg.dtype, num_batches=cfg.num_batches, warmup=cfg.warmup,
-                     warmup_tokens=cfg.warmup_tokens, repeats=cfg.repeats, cooldown_s=cfg.cooldown_s,
-                     monitor=cfg.monitor, sample_hz=cfg.sample_hz)
+                     **settings_from_config(cfg))
 
 
 @entrypoint("batching/sweep")

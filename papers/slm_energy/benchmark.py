@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 import papers.slm_energy.config  # noqa: F401 - registers the schemas
 from common.config import entrypoint
+from common.serving.harness import settings_from_config
 from papers.slm_energy.analysis import Settings
 from papers.slm_energy.runner import make_plan, run_benchmark, workload_spec
 
@@ -25,11 +26,7 @@ def plan_from_config(cfg):
                         predict_output_len=r.output_len)
     workloads = [workload_spec(w, f"workloads[{i}]") for i, w in enumerate(cfg.workloads)]
     return make_plan(list(cfg.models), list(cfg.batch_sizes), workloads, settings,
-                     max_batch=OmegaConf.to_container(cfg.max_batch),
-                     engine=cfg.engine, engine_options=OmegaConf.to_container(cfg.engine_options),
-                     device=cfg.device, dtype=cfg.dtype, num_batches=cfg.num_batches, warmup=cfg.warmup,
-                     warmup_tokens=cfg.warmup_tokens, repeats=cfg.repeats, cooldown_s=cfg.cooldown_s,
-                     monitor=cfg.monitor, sample_hz=cfg.sample_hz)
+                     max_batch=OmegaConf.to_container(cfg.max_batch), **settings_from_config(cfg))
 
 
 @entrypoint("slm_energy/benchmark")

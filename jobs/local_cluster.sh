@@ -19,6 +19,11 @@ CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-16817}
 SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-16818}
 DBD_PORT=${SLURM_LOCAL_DBD_PORT:-16819}
 DB_PASS=local-cluster-only
+# The node claims to be a MareNostrum 5 accelerated node (80 cores, 512 GB, 4 GPUs; slurmd's
+# config_overrides) so that `sbatch --test-only` judges the gpu1/gpu4 job scripts at their real sizes.
+# Jobs that run go to the default `debug` partition, capped at this machine's real cores and memory;
+# the `gpu` partition is for --test-only (its GPUs are /dev/null stand-ins).
+NODE_CPUS=80 NODE_MEM_MB=512000 NODE_GPUS=4
 MUNGE_SOCK=/run/munge/munge.socket.2  # slurm's persistent connections use the default socket
 export SLURM_CONF=$D/etc/slurm.conf
 
@@ -69,8 +74,19 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=$DBD_PORT
 AccountingStorageEnforce=associations
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+GresTypes=gpu
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$NODE_CPUS Boards=1 SocketsPerBoard=2 CoresPerSocket=$((NODE_CPUS / 2)) ThreadsPerCore=1 RealMemory=$NODE_MEM_MB Gres=gpu:$NODE_GPUS State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO MaxCPUsPerNode=$(nproc) MaxMemPerNode=$mem_mb
+PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+  # slurmd drops a GPU without device files: give it /dev/null-like ones (SLURM only stats them)
+  mkdir -p "$D/dev"
+  for i in $(seq 0 $((NODE_GPUS - 1))); do [ -c "$D/dev/gpu$i" ] || mknod "$D/dev/gpu$i" c 1 3; done
+  echo "NodeName=localhost Name=gpu File=$D/dev/gpu[0-$((NODE_GPUS - 1))]" > "$D/etc/gres.conf"
+  cat > "$D/etc/site.yaml" <<EOF
+# jobs/render.py site values for this local cluster (export JOBS_SITE=$D/etc/site.yaml)
+partition: {cpu: debug, gpu1: gpu, gpu4: gpu}
 EOF
   cat > "$D/etc/slurmdbd.conf" <<EOF
 DbdHost=localhost
@@ -141,7 +157,10 @@ start_slurm() {
   if ! pid_alive "$D/run/slurmd.pid"; then
     slurmd -f "$SLURM_CONF" -N localhost
   fi
-  wait_for 30 "an idle node" bash -c "sinfo -h -o %t | grep -qE '^(idle|mix|alloc)'"
+  # a drain left in the saved state by an earlier configuration outlives a restart: lift it
+  wait_for 30 "slurmd registration" bash -c "sinfo -h -o %t | grep -qvE '[*~#]|^(unk|down)'"
+  if sinfo -h -o %t | grep -q '^drain'; then scontrol update NodeName=localhost State=RESUME; fi
+  wait_for 30 "an idle node" bash -c "sinfo -h -o %t | grep -qE '^(idle|mix|alloc)$'"
 }
 
 stop_all() {
@@ -170,7 +189,7 @@ case "${1:-}" in
     start_mariadb
     start_slurm
     echo "local_cluster: up ($(sinfo -h -o '%P %D %t %c cpus'))"
-    echo "export SLURM_CONF=$SLURM_CONF"
+    echo "export SLURM_CONF=$SLURM_CONF JOBS_SITE=$D/etc/site.yaml"
     ;;
   stop) stop_all ;;
   status)

@@ -2,8 +2,9 @@
 
 The experiment's own config says which hardware profile it needs (`job.profile`), which list-valued
 key to split into an array (`job.array`) and which environment variables it cannot run without
-(`job.require_env`); site values come from the git-ignored jobs/site.yaml. Nothing here is typed by
-hand per experiment, so a new experiment config gets its job script for free.
+(`job.require_env`); site values come from the git-ignored jobs/site.yaml (or $JOBS_SITE). Nothing here
+is typed by hand per experiment, so a new experiment config gets its job script for free. vLLM
+experiments (`engine=vllm`) run in .venv-vllm, every other in .venv.
 
     python -m jobs.render <paper> [--scale paper|smoke] [--out DIR] [override ...]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import os
 import re
 import shlex
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 from string import Template
 
 import yaml
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from common.config import CONF_DIR, PAPERS, REPO_ROOT, BadInput, compose, write_atomic
@@ -29,6 +32,7 @@ JOBS_DIR = Path(__file__).resolve().parent
 TEMPLATE = JOBS_DIR / "templates" / "job.sbatch"
 PROFILES = JOBS_DIR / "profiles.yaml"
 SITE = JOBS_DIR / "site.yaml"
+VENVS = {"hf": (".venv", "make setup"), "vllm": (".venv-vllm", "make setup-vllm")}  # by `engine`
 RUN_LINE = re.compile(r"^#\s*Run:\s*python -m ([\w.]+)", re.MULTILINE)
 
 
@@ -66,7 +70,10 @@ def experiment_module(paper: str, experiment: str) -> str:
 def render(paper: str, experiment: str, overrides: list[str], out_dir: Path, site: dict,
            profiles: dict, name_suffix: str = "") -> Rendered:
     importlib.import_module(f"papers.{paper}.config")
-    cfg = compose(f"{paper}/{experiment}", overrides)
+    try:
+        cfg = compose(f"{paper}/{experiment}", overrides)
+    except HydraException as err:
+        raise BadInput(f"{paper}/{experiment}: {err}".replace("\n", " ")) from None
     module = experiment_module(paper, experiment)
     job = cfg.job
     if job.profile not in profiles:
@@ -78,8 +85,8 @@ def render(paper: str, experiment: str, overrides: list[str], out_dir: Path, sit
     if profile.get("gpus"):
         extra.append(f"#SBATCH --gres=gpu:{int(profile['gpus'])}")
     for key in ("partition", "account", "qos"):
-        if site.get(key):
-            extra.append(f"#SBATCH --{key}={site[key]}")
+        if value := _site_value(site, key, job.profile):
+            extra.append(f"#SBATCH --{key}={value}")
     extra += [f"#SBATCH {line}" for line in site.get("extra_sbatch") or []]
     array_size, array_select, log_pattern = None, "", "%x_%j.out"
     if job.array:
@@ -92,6 +99,11 @@ def render(paper: str, experiment: str, overrides: list[str], out_dir: Path, sit
         quoted = " ".join(shlex.quote(str(v)) for v in values)
         array_select = (f"VALUES=({quoted})\n"
                         f'ARRAY_OVERRIDE="{job.array}=[$${{VALUES[$$SLURM_ARRAY_TASK_ID]}}]"')
+    engine = OmegaConf.select(cfg, "engine", default="hf")
+    if engine not in VENVS:
+        raise BadInput(f"engine={engine!r} of {paper}/{experiment} has no environment "
+                       f"(choices: {', '.join(VENVS)})")
+    venv, venv_setup = VENVS[engine]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{experiment}{name_suffix}.sbatch"
     text = Template(TEMPLATE.read_text()).substitute(
@@ -101,16 +113,34 @@ def render(paper: str, experiment: str, overrides: list[str], out_dir: Path, sit
         cpus_per_task=profile["cpus_per_task"], mem=profile["mem"], time=profile["time"],
         sbatch_extra="\n".join(extra), require_env=" ".join(job.require_env),
         setup="\n".join(site.get("setup") or []), array_select=array_select, module=module,
+        venv=venv, venv_setup=venv_setup,
         overrides=" ".join(shlex.quote(o) for o in overrides))
     write_atomic(path, text)
     path.chmod(0o755)
     return Rendered(path, job_name, module, array_size)
 
 
+def _site_value(site: dict, key: str, profile: str) -> str | None:
+    """A site value is one string, or a mapping from profile to string (CPU and GPU partitions differ)."""
+    value = site.get(key)
+    if isinstance(value, dict):
+        value = value.get(profile)
+    if value is not None and not isinstance(value, str | int):
+        raise BadInput(f"site config key {key!r}: expected a string or a mapping profile -> string")
+    return None if value is None else str(value)
+
+
+def read_site() -> dict:
+    """$JOBS_SITE names the site config (it must exist); else jobs/site.yaml where there is one."""
+    if os.environ.get("JOBS_SITE"):
+        return _read_yaml(Path(os.environ["JOBS_SITE"]), "site config ($JOBS_SITE)")
+    return _read_yaml(SITE, "site config") if SITE.exists() else {}
+
+
 def render_experiment(paper: str, experiment: str, overrides: list[str], out_dir: Path | None = None,
                       name_suffix: str = "") -> Rendered:
     """Render one experiment with this site's values into out_dir (default jobs/generated/<paper>)."""
-    site = _read_yaml(SITE, "site config") if SITE.exists() else {}
+    site = read_site()
     (REPO_ROOT / "logs").mkdir(exist_ok=True)  # SLURM does not create the --output directory
     return render(paper, experiment, overrides, out_dir or JOBS_DIR / "generated" / paper, site,
                   _read_yaml(PROFILES, "profiles"), name_suffix)
@@ -135,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="paper", help="scale the jobs run at (default: paper)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("overrides", nargs="*", help="hydra overrides passed to every experiment")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         rendered = render_paper(args.paper, [f"scale={args.scale}", *args.overrides], args.out)
     except BadInput as err:

@@ -17,7 +17,7 @@ import pytest
 from common.config import PAPERS, REPO_ROOT
 from common.results import ResultStore
 from jobs import submit as jobs_submit
-from jobs.render import render_experiment, render_paper
+from jobs.render import render_experiment
 
 pytestmark = pytest.mark.slurm
 PY = sys.executable
@@ -54,15 +54,48 @@ def _store(results: Path) -> ResultStore:
     return ResultStore(results / "mpt_lml" / "convergence" / "smoke" / "results.jsonl")
 
 
+@pytest.fixture
+def local_site(monkeypatch):
+    """jobs/local_cluster.sh writes the site values of its partitions beside its slurm.conf."""
+    site = Path(os.environ["SLURM_CONF"]).parent / "site.yaml"
+    assert site.is_file(), f"{site}: the local cluster writes it on start"
+    monkeypatch.setenv("JOBS_SITE", str(site))
+    return site
+
+
+def _test_only(script: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["sbatch", "--test-only", str(script)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
 @pytest.mark.parametrize("paper", PAPERS)
-def test_rendered_scripts_pass_sbatch_test_only(paper, tmp_path):
-    if not any((REPO_ROOT / "conf" / paper).glob("*.yaml")):
-        pytest.skip(f"{paper} has no experiment configs yet")
-    # the local cluster has 2 CPUs and no GPU: GPU profiles are checked for everything but resources
-    for rendered in render_paper(paper, ["scale=paper", "job.profile=cpu"], out_dir=tmp_path):
-        proc = subprocess.run(["sbatch", "--test-only", str(rendered.path)], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, (rendered.path, proc.stderr)
+def test_make_jobs_scripts_pass_sbatch_test_only(paper, tmp_path, local_site):
+    # what `make jobs-<paper>` runs, at each experiment's own profile: the local node poses as an
+    # 80-core, 4-GPU node, so the gpu1 scripts are judged at their real size
+    proc = subprocess.run([PY, "-m", "jobs.render", paper, "--out", str(tmp_path)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    scripts = sorted(tmp_path.glob("*.sbatch"))
+    assert len(scripts) == len(list((REPO_ROOT / "conf" / paper).glob("*.yaml")))
+    for script in scripts:
+        result = _test_only(script)
+        assert result.returncode == 0, (script, result.stderr)
+        partition = "gpu" if "--gres=gpu" in script.read_text() else "debug"
+        assert f"in partition {partition}" in result.stderr, (script, result.stderr)
+
+
+def test_test_only_judges_resources(tmp_path, local_site):
+    """A 4-GPU script passes; asking for one GPU too many, or the CPU partition, is refused."""
+    rendered = render_experiment("batching", "sweep", ["scale=paper", "job.profile=gpu4"], tmp_path)
+    text = rendered.path.read_text()
+    assert "#SBATCH --gres=gpu:4" in text and "#SBATCH --partition=gpu" in text
+    assert _test_only(rendered.path).returncode == 0
+    for bad in (text.replace("--gres=gpu:4", "--gres=gpu:5"),
+                text.replace("--partition=gpu", "--partition=debug")):
+        script = tmp_path / "bad.sbatch"
+        script.write_text(bad)
+        result = _test_only(script)
+        assert result.returncode != 0 and "not available" in result.stderr, result.stderr
 
 
 def test_generated_script_runs_a_smoke_experiment(tmp_path):

@@ -11,6 +11,7 @@ VLLM_VENV  ?= .venv-vllm
 PAPERS     := batching slm_energy frida mpt_lml
 BUILT      := $(shell for p in $(PAPERS); do [ -f papers/$$p/reproduce.sh ] && echo $$p; done)
 LAUNCHER   ?= local
+ARGS       ?=  # hydra overrides for every step of reproduce-<paper>, e.g. ARGS="logger=wandb"
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -24,7 +25,7 @@ export PYTHONUNBUFFERED := 1
 help: ## list every target with one line each
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 	  awk -F'\t' '{printf "  %-22s %s\n", $$1, $$2}'
-	@echo "  reproduce-<paper>      one paper's figures at the default CPU scale ($(PAPERS))"
+	@echo "  reproduce-<paper>      one paper ($(PAPERS)); LAUNCHER=slurm, ARGS=\"scale=paper logger=wandb\""
 	@echo "  figures-<paper>        rebuild one paper's figures from its saved results"
 	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
 	@echo "  report-<paper>         figures/<paper>/report.html, and a wandb Report where wandb is online"
@@ -67,7 +68,7 @@ reproduce: setup ## every paper built so far, at the default CPU scale
 
 $(addprefix reproduce-,$(PAPERS)): reproduce-%: setup
 	@if [ ! -f papers/$*/reproduce.sh ]; then echo "reproduce-$*: papers/$* is not built yet"; exit 1; fi
-	LAUNCHER=$(LAUNCHER) bash papers/$*/reproduce.sh
+	LAUNCHER=$(LAUNCHER) bash papers/$*/reproduce.sh $(ARGS)
 
 $(addprefix figures-,$(PAPERS)): figures-%: setup
 	@if [ ! -f papers/$*/figures.py ]; then echo "figures-$*: papers/$* has no figures yet"; exit 1; fi

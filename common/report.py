@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from common.config import PAPERS, REPO_ROOT, write_atomic
+from common.figure_log import figure_keys
 from common.runinfo import git_state
 
 CSS = """
@@ -134,26 +135,42 @@ def build(paper: str, figures_dir: Path | None = None, results_dir: Path | None 
     return out
 
 
-def wandb_report(paper: str, html_path: Path) -> int:
+def report_blocks(paper: str, figures: list[str], entity: str, project: str, html_name: str) -> list:
+    """The Report's body: the figures run's images (media keys as `common.figure_log` logs them),
+    then every run of the paper grouped by sweep, so each figure sits one click from its cells."""
+    import wandb_workspaces.reports.v2 as wr
+
+    figures_run = wr.Runset(entity=entity, project=project, name=f"{paper} figures",
+                            filters=f"Config('paper') == '{paper}' and Config('experiment') == 'figures'")
+    runs = wr.Runset(entity=entity, project=project, name=f"{paper} runs",
+                     filters=f"Config('paper') == '{paper}'", groupby=["group"])
+    return [
+        wr.H1(text=f"{paper}: reproduction"),
+        wr.P(text=f"Figures as the latest `reproduce-{paper}` logged them; the static copy with the "
+                  f"published numbers beside ours is {html_name}."),
+        wr.PanelGrid(runsets=[figures_run], panels=[wr.MediaBrowser(title="figures", media_keys=figures,
+                                                                    num_columns=2)]),
+        wr.H2(text="Runs, one group per sweep"),
+        wr.PanelGrid(runsets=[runs], panels=[wr.RunComparer(diff_only="split")]),
+    ]
+
+
+def wandb_report(paper: str, html_path: Path, figures_dir: Path | None = None) -> int:
     """A wandb Report of the paper's logged runs, where wandb is reachable; offline, say so."""
     mode = os.environ.get("WANDB_MODE", "")
     if mode in ("offline", "disabled") or not os.environ.get("WANDB_API_KEY"):
         print(f"wandb is offline here (WANDB_MODE={mode or 'unset'}, no WANDB_API_KEY): "
               f"the report is {html_path}")
         return 0
-    try:
-        import wandb_workspaces.reports.v2 as wr
-    except ImportError:
-        print("wandb report needs `pip install wandb-workspaces`; the HTML report is "
-              f"{html_path}", file=sys.stderr)
-        return 1
+    import wandb
+    import wandb_workspaces.reports.v2 as wr
+
+    keys = list(figure_keys(figures_dir or REPO_ROOT / "figures" / paper))
     project = os.environ.get("WANDB_PROJECT", "mlsys-repro")
-    entity = os.environ.get("WANDB_ENTITY")
-    runset = wr.Runset(entity=entity, project=project, name=paper,
-                       filters=f"Config('paper') == '{paper}'")
+    entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
     report = wr.Report(entity=entity, project=project, title=f"{paper}: reproduction",
                        description=f"Runs of papers/{paper}; static copy: {html_path.name}",
-                       blocks=[wr.H1(text=paper), wr.PanelGrid(runsets=[runset])])
+                       blocks=report_blocks(paper, keys, entity, project, html_path.name))
     report.save()
     print(f"wandb report: {report.url}")
     return 0

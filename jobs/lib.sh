@@ -29,3 +29,17 @@ finish_steps() {
     "$PY" -m jobs.submit wait "${STEP_JOBS[@]}"
   fi
 }
+
+build_figures() {  # build_figures PAPER [OVERRIDE ...]: figures from the saved results, then logged
+  local paper=$1 scale=smoke results=results arg
+  shift
+  for arg in "$@"; do
+    case "$arg" in
+      scale=*) scale="${arg#scale=}" ;;
+      paths.results_dir=*) results="${arg#paths.results_dir=}" ;;
+    esac
+  done
+  "$PY" -m "papers.$paper.figures" --scale "$scale" --results-dir "$results"
+  # figures.py runs outside hydra: this puts them in the run logger (wandb with logger=wandb)
+  "$PY" -m common.figure_log "$paper" "$@"
+}

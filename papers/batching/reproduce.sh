@@ -17,18 +17,12 @@ source jobs/lib.sh
 export WANDB_MODE="${WANDB_MODE:-offline}" HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}" PYTHONUNBUFFERED=1
 
-SCALE=smoke
-RESULTS=results
 serve=()
 rest=()
 for arg in "$@"; do
   case "$arg" in
     engine=*) serve+=("$arg") ;;
     *) rest+=("$arg") ;;
-  esac
-  case "$arg" in
-    scale=*) SCALE="${arg#scale=}" ;;
-    paths.results_dir=*) RESULTS="${arg#paths.results_dir=}" ;;
   esac
 done
 
@@ -40,5 +34,5 @@ run_step papers.batching.ncu "${rest[@]}"
 run_step papers.batching.bca_runs "${rest[@]}"
 run_step papers.batching.replicate "${serve[@]}" "${rest[@]}"
 finish_steps
-"$PY" -m papers.batching.figures --scale "$SCALE" --results-dir "$RESULTS"
+build_figures batching "${rest[@]}"
 echo "== reproduce-batching: $((SECONDS - start)) s in all (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"

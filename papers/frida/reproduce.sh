@@ -12,20 +12,11 @@ cd "$(dirname "$0")/../.."
 
 source jobs/lib.sh  # run_step: here, or as chained SLURM jobs with LAUNCHER=slurm
 
-scale=smoke
-results_dir=results
-for arg in "$@"; do
-  case "$arg" in
-    scale=*) scale="${arg#scale=}" ;;
-    paths.results_dir=*) results_dir="${arg#paths.results_dir=}" ;;
-  esac
-done
-
 start=$SECONDS
 run_step papers.frida.run_grid "$@"                       # the experiment grid (in-process runtime)
 run_step papers.frida.bench "$@"                          # detector overhead (in-process runtime)
 run_step papers.frida.detect runtime=simulation "$@"      # acceptance cell, seed 0, Ray simulation
 run_step papers.frida.detect runtime=inprocess "$@"       # its in-process twin
 finish_steps
-"$PY" -m papers.frida.figures --results-dir "$results_dir" --scale "$scale"
+build_figures frida "$@"
 echo "== frida: done in $((SECONDS - start)) s; figures in figures/frida/"

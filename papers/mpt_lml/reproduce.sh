@@ -7,8 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source jobs/lib.sh
-SCALE=smoke
-for arg in "$@"; do [[ "$arg" == scale=* ]] && SCALE="${arg#scale=}"; done
 
 start=$SECONDS
 for entry in convergence curve ppca_training noise_to_lml bernoulli_digits mlm_hmm mlm_text; do
@@ -18,5 +16,5 @@ finish_steps
 t0=$SECONDS
 "$PY" -m papers.mpt_lml.bench.batched_vs_loop  # a timing benchmark: always on this machine
 echo "== mpt_lml/bench.batched_vs_loop: $((SECONDS - t0)) s"
-"$PY" -m papers.mpt_lml.figures --scale "$SCALE"
+build_figures mpt_lml "$@"
 echo "== reproduce-mpt_lml: $((SECONDS - start)) s in all"

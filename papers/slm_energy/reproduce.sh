@@ -8,4 +8,4 @@ source jobs/lib.sh
 run_step papers.slm_energy.benchmark "$@"
 run_step papers.slm_energy.replication "$@"
 finish_steps
-"$PY" -m papers.slm_energy.figures
+build_figures slm_energy "$@"

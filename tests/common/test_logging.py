@@ -1,12 +1,12 @@
 """The experiment logger: jsonl always, wandb offline read back from its own run files."""
 
 import json
-import struct
 
 import pytest
 
 from common.logging import ExperimentLogger
 from common.plotting import new_figure, save
+from tests.wandb_records import read_offline_run
 
 
 def test_jsonl_backend_records_scalars_tables_figures(tmp_path):
@@ -38,30 +38,6 @@ def test_unknown_backend_is_refused(tmp_path):
         ExperimentLogger.from_config({"backend": "tensorboard"}, tmp_path, config={})
 
 
-def _wandb_records(path):
-    """Parse a .wandb file (a LevelDB-style log of protobuf records) without network or services."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    block, pos, buf, records = 32768, 7, b"", []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:
-            pos += block - pos % block
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:
-            break
-        buf += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST chunk of a record
-            record = pb.Record()
-            record.ParseFromString(buf)
-            records.append(record)
-            buf = b""
-    return records
-
-
 @pytest.mark.parametrize("exit_code", [0, 1])
 def test_wandb_offline_run_reads_back(tmp_path, monkeypatch, exit_code):
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -70,14 +46,7 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch, exit_code):
     logger.log({"throughput": 123.5}, step=0)
     logger.finish(exit_code)  # the entry point finishes with 1 when the task raised
     assert (tmp_path / "metrics.jsonl").exists()  # jsonl stays on beside wandb
-    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
-    records = _wandb_records(run_file)
-    kinds = [r.WhichOneof("record_type") for r in records]
-    history = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-               for r in records if r.WhichOneof("record_type") == "history" for i in r.history.item}
-    assert history["throughput"] == 123.5
-    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
-    assert run.run_group == "demo/exp/smoke"
-    assert {i.key: json.loads(i.value_json) for i in run.config.update}["model"] == "opt-tiny"
-    exits = [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"]
-    assert exits == [exit_code] and "exit" in kinds
+    run = read_offline_run(tmp_path)
+    assert run.history["throughput"] == 123.5
+    assert run.run.run_group == "demo/exp/smoke" and run.config["model"] == "opt-tiny"
+    assert run.exit_codes == [exit_code]

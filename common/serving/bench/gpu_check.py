@@ -42,9 +42,11 @@ FULL = {"model": "opt-1.3b", "dtype": "fp16", "device": "cuda",
 DRY = {"model": "opt-tiny", "dtype": "fp32", "device": "cpu", "batch_sizes": [1, 2], "prompt_len": 8,
        "output_len": 4, "repeats": 1, "warmup_tokens": 2, "breakdown_batches": [1, 2], "breakdown_steps": 2,
        "bench_batches": [1], "bench_tokens": 4, "bench_repeats": 1}
-# device name as torch reports it -> common.hardware spec key, for the uncalibrated roofline
-SPEC_BY_NAME = (("H100 80GB", "h100-sxm-80gb"), ("H100", "h100-64gb"), ("H200", "h200"),
-                ("A100-SXM4-80GB", "a100-80gb"), ("A100", "a100-40gb"), ("L4", "l4"))
+# device name as torch reports it -> common.hardware spec key, for the uncalibrated roofline; first
+# match wins. PCIe and NVL H100s have other memory systems and no sheet here: no uncalibrated roofline.
+SPEC_BY_NAME = (("H100 80GB HBM3", "h100-sxm-80gb"), ("H100 PCIe", None), ("H100 NVL", None),
+                ("H100", "h100-64gb"), ("H200", "h200"), ("A100-SXM4-80GB", "a100-80gb"),
+                ("A100", "a100-40gb"), ("L4", "l4"))
 
 
 def device_slug(name: str) -> str:
@@ -56,7 +58,7 @@ def spec_for(device_name: str):
 
     for needle, key in SPEC_BY_NAME:
         if needle.lower() in device_name.lower():
-            return key, get_spec(key)
+            return (key, get_spec(key)) if key else (None, None)
     return None, None
 
 

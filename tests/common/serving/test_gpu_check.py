@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from common.runinfo import REPO_ROOT
+from common.serving.bench import gpu_check
 
 FILES = {"env.json", "sweep.jsonl", "breakdown.json", "roofline.json", "bench.json", "summary.json"}
 
@@ -47,3 +48,13 @@ def test_full_gpu_check(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed_cells"] == 0 and summary["scaling"][0]["sublinear"]
     assert all(v["energy_per_output_token_j"] for v in summary["energy"].values())
+
+
+@pytest.mark.parametrize("name,key", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm-80gb"), ("NVIDIA H100", "h100-64gb"), ("NVIDIA H200", "h200"),
+    ("NVIDIA H100 PCIe", None), ("NVIDIA H100 NVL", None), ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+    ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA L4", "l4"), ("Tesla T4", None),
+])
+def test_spec_sheet_by_device_name(name, key):
+    found, spec = gpu_check.spec_for(name)
+    assert found == key and (spec is None) == (key is None)

@@ -9,6 +9,7 @@ and energy as the batch grows, and the bytes-versus-FLOPs arithmetic that explai
     workloads.py    fixed lengths, ShareGPT (file or sampled), the sweep's stored request list
     metrics.py      TTFT, TPOT, ITL, throughput from engine records
     harness.py      run_sweep: models x workloads x batch sizes through the result store, with energy
+    replicas.py     N engine replicas as processes on their own cores, started together by a barrier
     roofline.py     per-step bytes and FLOPs, T(B), B_h, regimes; the calibrated t(B) and its MAPE
     kernels.py      torch.profiler breakdown (attention / matmul / other / gaps); Nsight Compute CSVs
     bench/          benchmarks of the above (generate ratio, overhead, calibration, regimes, gpu_check)

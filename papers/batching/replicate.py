@@ -9,10 +9,10 @@ cap; the baseline is one replica with all of the device at its largest batch, se
 Aggregate throughput is every token over the time from the first replica's start to the last one's end;
 TTFT, ITL and end-to-end latency pool every request, counted from t = 0 (queueing included).
 
-- engine=hf: each replica is a process (spawned) pinned to its own share of the cores, with one torch
-  thread per core, serving its requests as static batches of its cap; a barrier starts the replicas
-  together on every repeat. On a CPU "the device" is this process's cores, memory shares are measured
-  (peak resident memory) rather than enforced; on a GPU each process is capped with
+- engine=hf: each replica is a process (common.serving.replicas: spawned, pinned to its own share of the
+  cores, one torch thread per core) serving its requests as static batches of its cap; a barrier starts
+  the replicas together on every repeat. On a CPU "the device" is this process's cores, memory shares
+  are measured (peak resident memory) rather than enforced; on a GPU each process is capped with
   torch.cuda.set_per_process_memory_fraction.
 - engine=vllm: N OpenAI servers of vLLM (common.serving.vllm_server) on loopback, started one after the
   other (each sizes its KV pool from the memory free at start-up) with gpu_memory_utilization = share and
@@ -27,15 +27,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
-import queue as queue_mod
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
-import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +45,7 @@ from common.results import STATUS_FAILED, STATUS_OK, cell_key
 from common.serving.engine import RequestRecord
 from common.serving.metrics import median_over_repeats, summarise_online
 from common.serving.models import ARCHS, DTYPES, SMOLLM2, ModelUnavailable, get_config, resolve_device
+from common.serving.replicas import ReplicaGroup, core_sets
 from common.serving.workloads import KINDS, Request, WorkloadSpec, sweep_requests
 
 log = logging.getLogger(__name__)
@@ -130,11 +127,6 @@ def split_stream(stream: list[Request], n: int) -> list[list[tuple[int, Request]
     return [[(i, r) for i, r in enumerate(stream) if i % n == k] for k in range(n)]
 
 
-def core_sets(cores: list[int], n: int) -> list[list[int]]:
-    """n contiguous, equal-as-possible shares of the cores."""
-    return [cores[k * len(cores) // n:(k + 1) * len(cores) // n] for k in range(n)]
-
-
 def device_memory_bytes(device: str) -> tuple[int, str]:
     if device == "cuda":
         import torch
@@ -146,42 +138,30 @@ def device_memory_bytes(device: str) -> tuple[int, str]:
 
 
 # ---- hf: one process per replica ----------------------------------------------------------------------
-def _replica_process(index: int, job: dict, barrier, results) -> None:
-    """A replica: load the model on its cores, warm up, then serve its requests once per repeat, each
-    repeat started by the shared barrier. Sends ("ready", ...), then ("rep", ...) per repeat, or
-    ("error", ...)."""
-    try:
-        if job["cores"]:
-            os.sched_setaffinity(0, job["cores"])
+def _replica(replica, engine, job: dict) -> None:
+    """A replica's work (in its process, engine loaded): warm up, then serve its requests once per
+    repeat, each repeat started by the shared barrier. Reports engine.describe() once warm, then one
+    dict per repeat."""
+    if engine.device.type == "cuda":
         import torch
 
-        from common.serving.hf_engine import HFEngine
-
-        torch.set_num_threads(len(job["cores"]))
-        engine = HFEngine(job["model"], device=job["device"], dtype=job["dtype"])
-        if engine.device.type == "cuda":
-            torch.cuda.set_per_process_memory_fraction(job["share"], engine.device)
-        cap, mine = job["cap"], job["requests"]
-        batches = [mine[i:i + cap] for i in range(0, len(mine), cap)]
-        first = batches[0]
-        for _ in range(job["warmup"]):
-            engine.run([p for _, p, _ in first], job["warmup_tokens"] or [n for _, _, n in first])
-        results.put(("ready", index, engine.describe()))
-        for rep in range(job["repeats"]):
-            barrier.wait(job["timeout_s"])
-            start, served = time.monotonic(), []
-            for batch in batches:
-                t_batch = time.monotonic()
-                res = engine.run([p for _, p, _ in batch], [n for _, _, n in batch])
-                served.append({"t": t_batch, "peak": res.peak_memory_bytes, "kv": res.kv_cache_bytes,
-                               "requests": [(g, r.prompt_len, r.output_len, r.token_times_s)
-                                            for (g, _, _), r in zip(batch, res.requests)]})
-            results.put(("rep", index, rep, {"start": start, "end": time.monotonic(), "batches": served}))
-    except threading.BrokenBarrierError:
-        return  # another replica failed; it told the parent why
-    except BaseException:  # noqa: BLE001 - whatever it is, the parent must hear of it
-        results.put(("error", index, traceback.format_exc(limit=4)))
-        barrier.abort()
+        torch.cuda.set_per_process_memory_fraction(job["share"], engine.device)
+    cap, mine = job["cap"], job["requests"]
+    batches = [mine[i:i + cap] for i in range(0, len(mine), cap)]
+    first = batches[0]
+    for _ in range(job["warmup"]):
+        engine.run([p for _, p, _ in first], job["warmup_tokens"] or [n for _, _, n in first])
+    replica.report(engine.describe())
+    for _ in range(job["repeats"]):
+        replica.wait()
+        start, served = time.monotonic(), []
+        for batch in batches:
+            t_batch = time.monotonic()
+            res = engine.run([p for _, p, _ in batch], [n for _, _, n in batch])
+            served.append({"t": t_batch, "peak": res.peak_memory_bytes, "kv": res.kv_cache_bytes,
+                           "requests": [(g, r.prompt_len, r.output_len, r.token_times_s)
+                                        for (g, _, _), r in zip(batch, res.requests)]})
+        replica.report({"start": start, "end": time.monotonic(), "batches": served})
 
 
 def aggregate(reps: dict[int, dict]) -> dict:
@@ -206,66 +186,23 @@ def aggregate(reps: dict[int, dict]) -> dict:
             "kv_cache_bytes_total": sum(max(b["kv"] for b in r["batches"]) for r in reps.values())}
 
 
-class ReplicaGroup:
-    """N replica processes of one setting. The parent is the barrier's last party, so it decides when
-    each repeat starts: groups of several settings can stay loaded side by side and take turns."""
+def start_replicas(setting: Setting, stream: list[Request], cfg, cores: list[int]) -> ReplicaGroup:
+    """N replica processes of one setting, request i going to replica i mod N. The parent decides when
+    each repeat starts, so groups of several settings can stay loaded side by side and take turns."""
+    jobs = [{"cap": setting.cap, "share": setting.share, "warmup": cfg.warmup,
+             "warmup_tokens": cfg.warmup_tokens, "repeats": cfg.repeats,
+             "requests": [(g, list(r.prompt_ids), r.output_len) for g, r in mine]}
+            for mine in split_stream(stream, setting.replicas)]
+    engine = {"kind": "hf", "model": cfg.model, "device": cfg.device, "dtype": cfg.dtype}
+    return ReplicaGroup(_replica, jobs, engine, cfg.timeout_s, cores)
 
-    def __init__(self, setting: Setting, stream: list[Request], cfg, cores: list[int]):
-        ctx = mp.get_context("spawn")  # no torch / OpenMP state is forked
-        self.setting, self.timeout_s = setting, cfg.timeout_s
-        self.barrier, self.results = ctx.Barrier(setting.replicas + 1), ctx.Queue()
-        self.procs = []
-        for k, (part, mine) in enumerate(zip(core_sets(cores, setting.replicas),
-                                             split_stream(stream, setting.replicas))):
-            job = {"model": cfg.model, "device": cfg.device, "dtype": cfg.dtype, "cap": setting.cap,
-                   "share": setting.share, "cores": part, "warmup": cfg.warmup,
-                   "warmup_tokens": cfg.warmup_tokens, "repeats": cfg.repeats, "timeout_s": cfg.timeout_s,
-                   "requests": [(g, list(r.prompt_ids), r.output_len) for g, r in mine]}
-            self.procs.append(ctx.Process(target=_replica_process, args=(k, job, self.barrier, self.results),
-                                          daemon=True))
-        for p in self.procs:
-            p.start()
 
-    def ready(self) -> dict:
-        """Wait until every replica has loaded and warmed up; the first replica's engine description."""
-        described = {}
-        for _ in self.procs:
-            _, k, description = self._expect("ready")
-            described[k] = description
-        return described[0]
-
-    def serve_once(self) -> dict:
-        """Release one repeat and aggregate what the replicas report."""
-        self.barrier.wait(self.timeout_s)
-        reps = {msg[1]: msg[3] for msg in (self._expect("rep") for _ in self.procs)}
-        # CPU timings depend on what else runs on the shared cores: the 1-minute load after the round
-        return {**aggregate(reps), "load_avg_1m": os.getloadavg()[0]}
-
-    def _expect(self, kind: str):
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                msg = self.results.get(timeout=1.0)
-            except queue_mod.Empty:
-                dead = [f"replica {k} exited with code {p.exitcode}" for k, p in enumerate(self.procs)
-                        if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"{self.setting.name}: {'; '.join(dead)}") from None
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.setting.name}: no replica reported within timeout_s") from None
-                continue
-            if msg[0] == "error":
-                raise RuntimeError(f"replica {msg[1]} of {self.setting.name}: {msg[2].strip()}")
-            if msg[0] == kind:
-                return msg
-
-    def close(self) -> None:
-        self.barrier.abort()  # releases replicas still waiting; harmless once they are done
-        for p in self.procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-                p.join()
+def serve_once(group: ReplicaGroup) -> dict:
+    """Release one repeat and aggregate what the replicas report."""
+    group.wait()
+    reps = dict(enumerate(group.collect()))
+    # CPU timings depend on what else runs on the shared cores: the 1-minute load after the round
+    return {**aggregate(reps), "load_avg_1m": os.getloadavg()[0]}
 
 
 def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: list[int], interleave: bool,
@@ -279,13 +216,12 @@ def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: 
     out: dict = {}
     batches = [settings] if interleave else [[s] for s in settings]
     for batch in batches:
-        groups, reps, described = {}, defaultdict(list), {}
-        try:
-            for s in batch:
-                groups[s] = ReplicaGroup(s, stream, cfg, cores)
+        reps, described = defaultdict(list), {}
+        with contextlib.ExitStack() as stack:
+            groups = {s: stack.enter_context(start_replicas(s, stream, cfg, cores)) for s in batch}
             for s, g in groups.items():
                 try:
-                    described[s] = g.ready()
+                    described[s] = g.collect()[0]  # once every replica has loaded and warmed up
                 except Exception as err:  # noqa: BLE001 - a dead or hung replica fails its setting only
                     out[s] = err
                 progress(f"{s.name} loaded")
@@ -293,13 +229,10 @@ def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: 
                 for s, g in groups.items():
                     if s not in out:
                         try:
-                            reps[s].append(g.serve_once())
+                            reps[s].append(serve_once(g))
                         except Exception as err:  # noqa: BLE001 - as above
                             out[s] = err
                     progress(f"{s.name} repeat {rep + 1}/{cfg.repeats}")
-        finally:
-            for g in groups.values():
-                g.close()
         for s in batch:
             out.setdefault(s, (reps[s], described.get(s)))
     return out
@@ -451,7 +384,7 @@ def main(cfg, run):
              [s.name for s in settings[1:]], len(stream), workload.label, cores, os.getloadavg()[0])
 
     def cell(s: Setting) -> dict:
-        per_core = len(core_sets(cores, s.replicas)[0]) if cfg.engine == "hf" else None
+        per_core = len(core_sets(s.replicas, cores)[0]) if cfg.engine == "hf" else None
         return {"model": cfg.model, "engine": cfg.engine, "dtype": cfg.dtype, "device": device,
                 "workload": workload.label, "num_requests": len(stream), "replicas": s.replicas,
                 "batch_cap": s.cap, "memory_share": round(s.share, 6), "cores_per_replica": per_core,

@@ -1,26 +1,21 @@
 """k instances of one model on one device, each in its own process, started together on each batch.
 
 The paper's replication finding: a small model at its best batch leaves the device under-used, and a
-second instance beside it adds throughput. Instances are processes (spawned, so no CUDA or OpenMP state
-is forked) that load the model once and then serve one static batch per measured repeat. A barrier
-shared with the parent starts every instance's batch at once and closes when the last one finishes;
-the parent's monitor window spans it, so its energy is the device's (NVML counts every process on the
+second instance beside it adds throughput. Instances are common.serving.replicas processes that load
+the model once and then serve one static batch per measured repeat. Each repeat meets the parent twice
+at the barrier, once when every instance starts its batch and once when the last one finishes; the
+parent's monitor window spans the two, so its energy is the device's (NVML counts every process on the
 GPU; RAPL the whole CPU package). Throughput is over the span from the first instance's start to the
 last one's end (perf_counter is CLOCK_MONOTONIC, the same clock in every process).
 
-On a CPU the device's cores are split between the instances (pinned with sched_setaffinity, one torch
-thread per core), so k = 1 gets every core and k = 2 half each: "one device" is the set of cores.
-Utilisation there is the instances' CPU time over wall time x cores, since the parent's own CPU time
-says nothing about them; on a GPU it is NVML's.
+On a CPU the device's cores are split between the instances, so k = 1 gets every core and k = 2 half
+each: "one device" is the set of cores. Utilisation there is the instances' CPU time over wall time x
+cores, since the parent's own CPU time says nothing about them; on a GPU it is NVML's.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
-import queue as queue_mod
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +24,7 @@ import numpy as np
 from common.results import STATUS_FAILED, ResultStore, cell_key
 from common.serving.engine import BatchResult
 from common.serving.metrics import latency_stats, median_over_repeats
+from common.serving.replicas import ReplicaFailed, ReplicaGroup, core_sets
 from common.serving.workloads import Request
 
 log = logging.getLogger(__name__)
@@ -53,27 +49,19 @@ class Group:
     repeats: int = 3
     timeout_s: float = 600.0  # a barrier wait longer than this means an instance hung or died
 
-    def core_sets(self) -> list[list[int]]:
-        cores = sorted(self.cores if self.cores is not None else os.sched_getaffinity(0))
-        if self.replicas > len(cores):
-            raise ValueError(f"{self.replicas} instances on {len(cores)} cores: at least one core each")
-        n = len(cores)
-        return [cores[i * n // self.replicas:(i + 1) * n // self.replicas] for i in range(self.replicas)]
-
     def cell(self, workload: str, device: str, batch: int) -> dict:
         """The result-store key of one per-instance batch: every parameter that changes what is measured."""
         return {"model": self.model, "engine": self.engine,
                 "engine_options": ",".join(f"{k}={v}" for k, v in sorted(self.engine_options.items())),
                 "dtype": self.dtype, "device": device, "workload": workload, "replicas": self.replicas,
                 "batch_per_instance": batch, "total_batch": self.replicas * batch,
-                "cores_per_instance": len(self.core_sets()[0])}
+                "cores_per_instance": len(core_sets(self.replicas, self.cores)[0])}
 
 
 @dataclass
 class InstanceRun:
     """One instance's batch in one repeat, as sent to the parent."""
 
-    instance: int
     result: BatchResult
     cpu_s: float  # the process's CPU time over the run
     start_s: float  # perf_counter (CLOCK_MONOTONIC, comparable between processes) around the run
@@ -81,36 +69,22 @@ class InstanceRun:
     engine: dict  # engine.describe()
 
 
-def _instance(idx: int, group: Group, cores: list[int], jobs: list[list[Request]], barrier, results) -> None:
-    """One instance's process: load the model, then for each batch warm up and serve it per repeat."""
-    import torch
-
-    from common.serving.engine import make_engine
-
-    try:
-        os.sched_setaffinity(0, cores)
-        torch.set_num_threads(len(cores))
-        engine = make_engine(group.engine, group.model, device=group.device, dtype=group.dtype,
-                             **group.engine_options)
-        for requests in jobs:  # one static batch per cell, in the parent's order
-            prompts = [list(r.prompt_ids) for r in requests]
-            lengths = [r.output_len for r in requests]
-            for _ in range(group.warmup):
-                engine.run(prompts, group.warmup_tokens or lengths)
-            for _ in range(group.repeats):
-                barrier.wait(group.timeout_s)
-                cpu0, t0 = time.process_time(), time.perf_counter()
-                res = engine.run(prompts, lengths)
-                t1 = time.perf_counter()
-                res.output_ids = None  # the parent needs the timings, not the tokens
-                results.put(InstanceRun(idx, res, time.process_time() - cpu0, t0, t1, engine.describe()))
-                barrier.wait(group.timeout_s)
-        engine.close()
-    except threading.BrokenBarrierError:
-        return  # another instance failed; the parent knows why
-    except BaseException as err:  # noqa: BLE001 - whatever it is, the parent must hear of it
-        results.put(f"instance {idx} on cores {cores}: {err!r}")
-        barrier.abort()
+def _instance(replica, engine, job: tuple[Group, list[list[Request]]]) -> None:
+    """One instance's work (in its process, engine loaded): per batch, warm up and serve it per repeat."""
+    group, batches = job
+    for requests in batches:  # one static batch per cell, in the parent's order
+        prompts = [list(r.prompt_ids) for r in requests]
+        lengths = [r.output_len for r in requests]
+        for _ in range(group.warmup):
+            engine.run(prompts, group.warmup_tokens or lengths)
+        for _ in range(group.repeats):
+            replica.wait()
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            res = engine.run(prompts, lengths)
+            t1 = time.perf_counter()
+            res.output_ids = None  # the parent needs the timings, not the tokens
+            replica.report(InstanceRun(res, time.process_time() - cpu0, t0, t1, engine.describe()))
+            replica.wait()
 
 
 def _cell_row(repeats: list[list[InstanceRun]], measurements: list, cores: int) -> dict:
@@ -165,38 +139,28 @@ def run_group(group: Group, batches: list[int], workload: str, device: str, requ
 
 def _serve(group, todo, cells, requests, store, monitor, progress) -> int:
     """Start the instances for the batches in `todo`; returns how many batches were stored."""
-    sets = group.core_sets()
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(group.replicas + 1)
-    results = ctx.Queue()
-    jobs = [[requests[i * b:(i + 1) * b] for b in todo] for i in range(group.replicas)]
-    procs = [ctx.Process(target=_instance, args=(i, group, sets[i], jobs[i], barrier, results), daemon=True)
-             for i in range(group.replicas)]
-    for p in procs:
-        p.start()
-    stop = threading.Event()
-    watchdog = threading.Thread(target=_watch, args=(procs, barrier, stop), daemon=True)
-    watchdog.start()
+    jobs = [(group, [requests[i * b:(i + 1) * b] for b in todo]) for i in range(group.replicas)]
+    engine = {"kind": group.engine, "model": group.model, "device": group.device, "dtype": group.dtype,
+              **group.engine_options}
+    cores = sum(len(s) for s in core_sets(group.replicas, group.cores))
     stored = 0
-    try:
+    with ReplicaGroup(_instance, jobs, engine, group.timeout_s, group.cores) as instances:
         for batch in todo:
             t0 = time.perf_counter()
             try:
                 reps, windows = [], []
                 for rep in range(group.repeats):
-                    barrier.wait(group.timeout_s)
+                    instances.wait()
                     monitor.begin_window(f"k{group.replicas}/b{batch}/rep{rep}")
-                    barrier.wait(group.timeout_s)
+                    instances.wait()
                     windows.append(monitor.end_window(f"k{group.replicas}/b{batch}/rep{rep}"))
-                    reps.append(sorted((results.get(timeout=group.timeout_s) for _ in procs),
-                                       key=lambda r: r.instance))
-            except threading.BrokenBarrierError:
-                error = _first_error(results, procs)
-                log.warning("k=%d batch %d failed: %s", group.replicas, batch, error)
-                store.append(cells[batch], STATUS_FAILED, error=error, duration_s=time.perf_counter() - t0)
+                    reps.append(instances.collect())
+            except ReplicaFailed as err:
+                log.warning("k=%d batch %d failed: %s", group.replicas, batch, err)
+                store.append(cells[batch], STATUS_FAILED, error=str(err), duration_s=time.perf_counter() - t0)
                 progress()
                 return stored + 1
-            row = _cell_row(reps, windows, sum(len(s) for s in sets))
+            row = _cell_row(reps, windows, cores)
             store.append(cells[batch], "ok", row, duration_s=time.perf_counter() - t0)
             log.info("k=%d x batch %d (%d requests): %.1f tok/s, e2e %.0f ms, utilisation %.0f%%, energy %s",
                      group.replicas, batch, row["n_requests"], row["output_throughput_tok_s"],
@@ -204,44 +168,7 @@ def _serve(group, todo, cells, requests, store, monitor, progress) -> int:
                      "n/a" if row["energy_j"] is None else f"{row['energy_j']:.1f} J")
             stored += 1
             progress()
-    finally:
-        stop.set()
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-                p.join()
-        watchdog.join()
     return stored
-
-
-def _watch(procs, barrier, stop: threading.Event) -> None:
-    """Break the barrier as soon as an instance dies (killed for memory, a crash at import), so the
-    parent does not wait out the timeout."""
-    from multiprocessing.connection import wait
-
-    alive = list(procs)
-    while alive and not stop.is_set():
-        for sentinel in wait([p.sentinel for p in alive], timeout=0.5):
-            proc = next(p for p in alive if p.sentinel == sentinel)
-            alive.remove(proc)
-            if proc.exitcode != 0:
-                barrier.abort()
-
-
-def _first_error(results, procs) -> str:
-    """Why the barrier broke: an instance's own report, else its exit code, else a timeout."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            msg = results.get(timeout=0.5)
-        except queue_mod.Empty:
-            continue
-        if isinstance(msg, str):  # an instance's own report; the rest are runs that did finish
-            return msg
-    dead = [f"instance {i} exited with code {p.exitcode}" for i, p in enumerate(procs)
-            if p.exitcode not in (None, 0)]
-    return "; ".join(dead) or "an instance did not reach the barrier in time (hung or too slow)"
 
 
 def replication_summary(rows: list[dict], tolerance: float) -> dict:

@@ -28,9 +28,6 @@ def test_stream_is_split_round_robin_without_loss():
     parts = replicate.split_stream(stream, 3)
     assert [[g for g, _ in p] for p in parts] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
     assert sorted(g for p in parts for g, _ in p) == stream
-    assert replicate.core_sets([0, 1], 2) == [[0], [1]]
-    assert replicate.core_sets([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
-    assert replicate.core_sets([0, 1], 1) == [[0, 1]]
 
 
 def test_aggregate_against_hand_computed_values():

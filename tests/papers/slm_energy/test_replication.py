@@ -41,7 +41,7 @@ def test_energy_from_a_replayed_trace_and_a_failing_batch_recorded(tmp_path):
     # core can read a little above 100%; a wrong core count or wall time would be off by far more
     assert 0 < row["utilization_pct"] <= 110
     assert row["cores_per_instance"] == 1 and row["instance"]["model"] == "opt-tiny"
-    assert rows[2]["status"] == "failed" and "instance 0" in rows[2]["error"]
+    assert rows[2]["status"] == "failed" and "replica 0" in rows[2]["error"]
     stored = len(store.rows())
     assert run_group(group, [1], "w", "cpu", requests, store, monitor)[0]["status"] == "ok"
     assert len(store.rows()) == stored  # a finished batch is not served again

@@ -30,8 +30,10 @@ def test_experiment_run_logs_config_system_info_and_every_cell(tmp_path):
     run_dir = tmp_path / "run"
     run_task(convergence.main.task, cfg, run_dir)
     run = read_offline_run(run_dir)
-    assert run.run.run_group == "mpt_lml/convergence/smoke" and run.exit_codes == [0]
-    assert run.config["paper"] == "mpt_lml" and run.config["dims"] == [4]
+    seen = f"group {run.run.run_group!r}, exits {run.exit_codes}, config {sorted(run.config)}, " \
+           f"history {sorted(run.history)}"
+    assert run.run.run_group == "mpt_lml/convergence/smoke" and run.exit_codes == [0], seen
+    assert run.config.get("paper") == "mpt_lml" and run.config.get("dims") == [4], seen
     assert run.config["runinfo"]["hardware"]["device"]  # system info: the device it ran on
     rows = [json.loads(line) for line in (tmp_path / "mpt_lml/convergence/smoke/results.jsonl").open()]
     assert rows and run.history["cell/masks_per_size"] == rows[-1]["cell"]["masks_per_size"]

@@ -52,5 +52,7 @@ def read_offline_run(parent: Path) -> OfflineRun:
             node = node.setdefault(part, {})
         node[path[-1]] = json.loads(item.value_json)
     run = by_kind("run")[0].run
-    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    # init's config rides on the run record; later updates (and, on some paths, init's) come as config records
+    updates = [*run.config.update, *(i for r in by_kind("config") for i in r.config.update)]
+    config = {i.key: json.loads(i.value_json) for i in updates}
     return OfflineRun(run_file.parent, run, config, history, [r.exit.exit_code for r in by_kind("exit")])

@@ -79,3 +79,18 @@ def test_override_that_an_experiment_lacks_exits_2_naming_it(tmp_path):
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "batching/bca" in proc.stderr and "'engine'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("launcher,profile", [("slurm_cpu", "cpu"), ("slurm_1gpu", "gpu1"),
+                                              ("slurm_4gpu", "gpu4")])
+def test_launcher_profiles_ask_for_what_the_sbatch_profiles_do(launcher, profile):
+    """A multirun through submitit and a generated script of the same profile get the same node share."""
+    import yaml
+
+    folder = REPO_ROOT / "conf" / "hydra" / "launcher"
+    conf = yaml.safe_load((folder / "slurm_cpu.yaml").read_text())
+    conf.update(yaml.safe_load((folder / f"{launcher}.yaml").read_text()))
+    want = yaml.safe_load((REPO_ROOT / "jobs" / "profiles.yaml").read_text())[profile]
+    hours, minutes, _ = (int(x) for x in want["time"].split(":"))
+    assert (conf["cpus_per_task"], conf["gpus_per_node"], f"{conf['mem_gb']}G", conf["timeout_min"]) == \
+        (want["cpus_per_task"], want["gpus"], want["mem"], 60 * hours + minutes)

@@ -4,7 +4,7 @@
 # recorded as missing without a GPU), the BCA on this sweep and on the authors' sweeps, replication,
 # then every figure from the saved results.
 #
-#   bash papers/batching/reproduce.sh                           # this machine, ~4-6 min on 2 cores
+#   bash papers/batching/reproduce.sh                           # this machine: ~1.5 min on 2 quiet cores
 #   bash papers/batching/reproduce.sh scale=paper engine=vllm   # the paper's grid on a GPU node
 #   LAUNCHER=slurm make reproduce-batching                      # each step a chained SLURM job
 #

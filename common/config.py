@@ -164,6 +164,17 @@ def _seed_everything(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def open_run_logger(run_dir: Path, logger_cfg: dict, config: dict, info: dict, paper: str,
+                    experiment: str, scale: str) -> ExperimentLogger:
+    """Write the run's runinfo.json and open its experiment logger. Every run of one
+    <paper>/<experiment>/<scale> joins the same wandb group, which is how the sweep's runs (and the
+    figures run of `common.figure_log`) are found together."""
+    write_atomic(run_dir / "runinfo.json", json.dumps(info, indent=2, default=str) + "\n")
+    group = f"{paper}/{experiment}/{scale}"
+    return ExperimentLogger.from_config(logger_cfg, run_dir, {**config, "runinfo": info}, group=group,
+                                        name=f"{group}/{run_dir.name}")
+
+
 def run_task(task: Callable[[DictConfig, Run], Any], cfg: DictConfig, run_dir: Path) -> Any:
     """Run a task in `run_dir`: artefacts, logging, results, and the exit-status contract."""
     # hydra makes the dir and its .hydra/ before the task starts: that still counts as ours
@@ -182,11 +193,8 @@ def run_task(task: Callable[[DictConfig, Run], Any], cfg: DictConfig, run_dir: P
                             "scale": cfg.scale.name})
     write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(runinfo.scrub(resolved)))
-    write_atomic(run_dir / "runinfo.json", json.dumps(info, indent=2, default=str) + "\n")
-    group = f"{cfg.paper}/{cfg.experiment}/{cfg.scale.name}"
-    logger = ExperimentLogger.from_config(resolved["logger"], run_dir,
-                                          {**runinfo.scrub(resolved), "runinfo": info},
-                                          group=group, name=f"{group}/{run_dir.name}")
+    logger = open_run_logger(run_dir, resolved["logger"], runinfo.scrub(resolved), info,
+                             cfg.paper, cfg.experiment, cfg.scale.name)
     result_dir = Path(cfg.result_dir)
     run = Run(cfg=cfg, dir=run_dir, logger=logger, info=info,
               results=ResultStore(result_dir / "results.jsonl", on_append=logger.log_cell))

@@ -11,7 +11,6 @@ the default jsonl logger the run's metrics.jsonl lists the figure files it logge
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +19,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from common import runinfo
-from common.config import PAPERS, BadInput, compose, write_atomic
-from common.logging import ExperimentLogger
+from common.config import PAPERS, BadInput, compose, open_run_logger
 
 LOGGER_GROUPS = ("logger", "paths", "scale")  # overrides of this step; the rest are the experiments'
 
@@ -52,16 +50,13 @@ def log_figures(paper: str, overrides: list[str]) -> Path | None:
     if not figures:
         raise BadInput(f"no figures under {figures_dir}: run `make figures-{paper}` first")
     scale = cfg.scale.name
-    group = f"{paper}/figures/{scale}"
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")  # as hydra names experiment runs
     run_dir = Path(cfg.paths.results_dir) / paper / "figures" / scale / "runs" / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
     info = runinfo.collect({"run_dir": str(run_dir), "figures_dir": str(figures_dir)})
-    write_atomic(run_dir / "runinfo.json", json.dumps(info, indent=2, default=str) + "\n")
-    config = {"paper": paper, "experiment": "figures", "scale": scale, "figures_dir": str(figures_dir),
-              "runinfo": info}
-    logger = ExperimentLogger.from_config(OmegaConf.to_container(cfg.logger), run_dir, config, group=group,
-                                          name=f"{group}/{run_dir.name}")
+    config = {"paper": paper, "experiment": "figures", "scale": scale, "figures_dir": str(figures_dir)}
+    logger = open_run_logger(run_dir, OmegaConf.to_container(cfg.logger), config, info, paper, "figures",
+                             scale)
     status = 1
     try:
         for key, path in figures.items():

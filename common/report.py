@@ -155,7 +155,7 @@ def report_blocks(paper: str, figures: list[str], entity: str, project: str, htm
     ]
 
 
-def wandb_report(paper: str, html_path: Path, figures_dir: Path | None = None) -> int:
+def wandb_report(paper: str, html_path: Path) -> int:
     """A wandb Report of the paper's logged runs, where wandb is reachable; offline, say so."""
     mode = os.environ.get("WANDB_MODE", "")
     if mode in ("offline", "disabled") or not os.environ.get("WANDB_API_KEY"):
@@ -165,7 +165,7 @@ def wandb_report(paper: str, html_path: Path, figures_dir: Path | None = None) -
     import wandb
     import wandb_workspaces.reports.v2 as wr
 
-    keys = list(figure_keys(figures_dir or REPO_ROOT / "figures" / paper))
+    keys = list(figure_keys(REPO_ROOT / "figures" / paper))
     project = os.environ.get("WANDB_PROJECT", "mlsys-repro")
     entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
     report = wr.Report(entity=entity, project=project, title=f"{paper}: reproduction",

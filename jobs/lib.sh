@@ -31,15 +31,16 @@ finish_steps() {
 }
 
 build_figures() {  # build_figures PAPER [OVERRIDE ...]: figures from the saved results, then logged
-  local paper=$1 scale=smoke results=results arg
+  local paper=$1 scale=smoke results=results figures=figures arg
   shift
   for arg in "$@"; do
     case "$arg" in
       scale=*) scale="${arg#scale=}" ;;
       paths.results_dir=*) results="${arg#paths.results_dir=}" ;;
+      paths.figures_dir=*) figures="${arg#paths.figures_dir=}" ;;
     esac
   done
-  "$PY" -m "papers.$paper.figures" --scale "$scale" --results-dir "$results"
+  "$PY" -m "papers.$paper.figures" --scale "$scale" --results-dir "$results" --out "$figures/$paper"
   # figures.py runs outside hydra: this puts them in the run logger (wandb with logger=wandb)
   "$PY" -m common.figure_log "$paper" "$@"
 }

@@ -177,7 +177,7 @@ def plot_overhead(bench: pd.DataFrame, out_dir: Path) -> list[Path] | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
-    ap.add_argument("--out-dir", default=str(REPO_ROOT / "figures" / PAPER))
+    ap.add_argument("--out", "--out-dir", dest="out_dir", default=str(REPO_ROOT / "figures" / PAPER))
     ap.add_argument("--scale", default="smoke")
     args = ap.parse_args(argv)
     grid_path = Path(args.results_dir) / PAPER / "grid" / args.scale / "results.jsonl"

@@ -2,6 +2,7 @@
 
 import json
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,18 @@ class OfflineRun:
     exit_codes: list[int]
 
 
-def read_offline_run(parent: Path) -> OfflineRun:
-    """The one offline run under <parent>/wandb/."""
+def read_offline_run(parent: Path, wait_s: float = 30.0) -> OfflineRun:
+    """The one offline run under <parent>/wandb/, once its writer is done with it.
+
+    `finish()` returns before wandb's service has flushed the run file (it can still be the bare
+    7-byte header), so wait for the run's exit record, the last one the service writes."""
     (run_file,) = parent.glob("wandb/offline-run-*/run-*.wandb")
-    recs = records(run_file)
+    deadline = time.monotonic() + wait_s
+    while True:
+        recs = records(run_file)
+        if any(r.WhichOneof("record_type") == "exit" for r in recs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     by_kind = lambda kind: [r for r in recs if r.WhichOneof("record_type") == kind]  # noqa: E731
     history: dict = {}
     for item in (i for r in by_kind("history") for i in r.history.item):

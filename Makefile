@@ -9,16 +9,16 @@ DEPS_HASH  := $(shell cat pyproject.toml | sha256sum | cut -c1-16)
 STAMP      := $(VENV)/.installed-$(DEPS_HASH)
 VLLM_VENV  ?= .venv-vllm
 PAPERS     := batching slm_energy frida mpt_lml
-BUILT      := $(shell for p in $(PAPERS); do [ -f papers/$$p/reproduce.sh ] && echo $$p; done)
+# LAUNCHER=local runs the steps one after another here; LAUNCHER=slurm as a chain of batch jobs
 LAUNCHER   ?= local
-ARGS       ?=  # hydra overrides for every step of reproduce-<paper>, e.g. ARGS="logger=wandb"
+ARGS       ?=  # hydra overrides for the steps (each reaches the steps that have its key), e.g. ARGS="logger=wandb"
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-vllm test test-all lint reproduce clean gpu-check \
+.PHONY: help setup setup-vllm test test-all lint reproduce figures report jobs clean gpu-check \
         $(addprefix reproduce-,$(PAPERS)) $(addprefix figures-,$(PAPERS)) $(addprefix jobs-,$(PAPERS)) \
         $(addprefix report-,$(PAPERS))
 
@@ -26,9 +26,9 @@ help: ## list every target with one line each
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 	  awk -F'\t' '{printf "  %-22s %s\n", $$1, $$2}'
 	@echo "  reproduce-<paper>      one paper ($(PAPERS)); LAUNCHER=slurm, ARGS=\"scale=paper logger=wandb\""
-	@echo "  figures-<paper>        rebuild one paper's figures from its saved results"
+	@echo "  figures-<paper>        rebuild one paper's figures from its saved results (ARGS=\"scale=paper\")"
 	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
-	@echo "  report-<paper>         figures/<paper>/report.html, and a wandb Report where wandb is online"
+	@echo "  report-<paper>         figures/<paper>/report.html (ARGS=\"wandb=true\": a wandb Report where online)"
 
 setup: $(STAMP) ## make .venv with pinned dependencies (a no-op when nothing changed)
 
@@ -60,30 +60,32 @@ test-all: setup ## every test the machine can run, slow ones included
 lint: setup ## ruff over the whole tree
 	$(PY) -m ruff check .
 
-reproduce: setup ## every paper built so far, at the default CPU scale
-	@for p in $(PAPERS); do \
-	  if [ -f papers/$$p/reproduce.sh ]; then $(MAKE) --no-print-directory reproduce-$$p || exit $$?; \
-	  else echo "reproduce: $$p is not built yet (skipped)"; fi; done
-	@echo "reproduce: done for: $(BUILT)"
+reproduce: setup ## every paper at the default CPU scale (LAUNCHER, ARGS as for reproduce-<paper>)
+	@for p in $(PAPERS); do $(MAKE) --no-print-directory reproduce-$$p || exit $$?; done
 
 $(addprefix reproduce-,$(PAPERS)): reproduce-%: setup
-	@if [ ! -f papers/$*/reproduce.sh ]; then echo "reproduce-$*: papers/$* is not built yet"; exit 1; fi
-	LAUNCHER=$(LAUNCHER) bash papers/$*/reproduce.sh $(ARGS)
+	$(PY) -m jobs.pipeline pipeline=$* launcher=$(LAUNCHER) $(ARGS)
+
+figures: setup ## every paper's figures from its saved results (ARGS as for figures-<paper>)
+	@for p in $(PAPERS); do $(MAKE) --no-print-directory figures-$$p || exit $$?; done
 
 $(addprefix figures-,$(PAPERS)): figures-%: setup
-	@if [ ! -f papers/$*/figures.py ]; then echo "figures-$*: papers/$* has no figures yet"; exit 1; fi
-	$(PY) -m papers.$*.figures
+	$(PY) -m papers.$*.figures $(ARGS)
+
+jobs: setup ## every paper's SLURM batch scripts into jobs/generated/<paper>/
+	@for p in $(PAPERS); do $(MAKE) --no-print-directory jobs-$$p || exit $$?; done
 
 $(addprefix jobs-,$(PAPERS)): jobs-%: setup
-	@if [ ! -f jobs/render.py ]; then echo "jobs-$*: the SLURM job generator is not built yet"; exit 1; fi
-	$(PY) -m jobs.render $*
+	$(PY) -m jobs.render paper=$* $(ARGS)
+
+report: setup ## every paper's HTML report (ARGS as for report-<paper>)
+	@for p in $(PAPERS); do $(MAKE) --no-print-directory report-$$p || exit $$?; done
 
 $(addprefix report-,$(PAPERS)): report-%: setup
-	$(PY) -m common.report $* --wandb
+	$(PY) -m common.report paper=$* $(ARGS)
 
-gpu-check: ## the prepared GPU script (one H100, ~6 min); writes results/gpu/<device>/
-	@if [ ! -f scripts/gpu_check.sh ]; then echo "gpu-check: not built yet (serving core)"; exit 1; fi
-	bash scripts/gpu_check.sh
+gpu-check: ## the prepared GPU script (one H100, ~6 min; ARGS="plan=small" checks the path on a CPU)
+	bash scripts/gpu_check.sh $(ARGS)
 
 clean: ## remove caches and regenerated outputs (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache jobs/generated

@@ -1,8 +1,14 @@
-"""One headless figure style for all papers; figures are written as PNG (READMEs) and PDF (papers)."""
+"""One headless figure style for all papers; figures are written as PNG (READMEs) and PDF (papers).
+
+A paper's figures command draws into a `FigureOut`: one folder and one scale, so every file name
+carries its scale (`fig2_throughput_smoke.png`) and a `scale=paper` run never overwrites the smoke
+figures a README shows.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +17,7 @@ matplotlib.use("Agg")  # never needs a display; set before pyplot is imported an
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.runinfo import REPO_ROOT  # noqa: E402
+from common.atomic import write_atomic  # noqa: E402
 
 STYLE = {
     "figure.figsize": (5.0, 3.4),
@@ -31,33 +37,53 @@ STYLE = {
 }
 
 
-def figures_dir(paper: str, root: str | os.PathLike | None = None) -> Path:
-    return Path(root) if root is not None else REPO_ROOT / "figures" / paper
+@dataclass(frozen=True)
+class FigureOut:
+    """Where a figures run writes: `dir/<name>_<scale>.<ext>`."""
+
+    dir: Path
+    scale: str
+
+    def path(self, name: str, ext: str) -> Path:
+        return Path(self.dir) / f"{name}_{self.scale}.{ext}"
+
+    def write_text(self, name: str, ext: str, text: str) -> Path:
+        """A table or note beside the figures, written atomically."""
+        return write_atomic(self.path(name, ext), text)
 
 
 def use_style() -> None:
+    """Apply the shared style to matplotlib's global settings."""
     plt.rcParams.update(STYLE)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    """`plt.subplots` in the shared style."""
     use_style()
     return plt.subplots(nrows, ncols, **kwargs)
 
 
-def save(fig, paper: str, name: str, out_dir: str | os.PathLike | None = None,
-         source: str | None = None) -> list[Path]:
-    """Write `<name>.png` and `<name>.pdf`; `source` (hardware, data) is stamped in a corner."""
-    out = figures_dir(paper, out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def save(fig, name: str, out: FigureOut, source: str | None = None) -> list[Path]:
+    """Write `<name>_<scale>.png` and `.pdf`; `source` (hardware, data) is stamped below the axes."""
+    Path(out.dir).mkdir(parents=True, exist_ok=True)
     if source:
         # below the axes (bbox "tight" grows to hold it), so it never covers tick labels
         fig.text(0.99, -0.01, source, ha="right", va="top", fontsize=6, color="0.4")
     paths = []
     for ext in ("png", "pdf"):
-        path = out / f"{name}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp.{ext}")
-        fig.savefig(tmp)
+        path = out.path(name, ext)
+        tmp = path.with_name(f".{path.name}.tmp.{ext}")  # hidden: never read as a figure
+        # no creation date in the PDF, so the same results give the same bytes
+        fig.savefig(tmp, metadata={"CreationDate": None} if ext == "pdf" else None)
         os.replace(tmp, path)
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def publish(run, paths: list[Path], scale: str) -> None:
+    """Log a figures run's PNGs to its experiment logger as `figures/<name>` (the scale dropped, so
+    wandb shows one figure's versions side by side and the wandb Report finds it by name)."""
+    for path in paths:
+        if path.suffix == ".png":
+            run.logger.figure(f"figures/{path.stem.removesuffix('_' + scale)}", path)

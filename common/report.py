@@ -5,23 +5,28 @@ every figure embedded as a data URI, plus where the numbers came from: the commi
 recorded in the runs' runinfo.json. One file that opens anywhere, offline, and can be attached to
 an e-mail or a wandb report.
 
-    python -m common.report <paper> [--wandb]
+    python -m common.report paper=<paper> [wandb=true] [scale=paper]
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
+import logging
 import os
 import re
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import PAPERS, REPO_ROOT, write_atomic
-from common.figure_log import figure_keys
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
+from common.repo import PAPERS, REPO_ROOT
 from common.runinfo import git_state
+from common.schema import RunConfig
+
+log = logging.getLogger(__name__)
 
 CSS = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
@@ -112,11 +117,10 @@ def run_hardware(paper: str, results_dir: Path) -> list[str]:
     return list(devices)
 
 
-def build(paper: str, figures_dir: Path | None = None, results_dir: Path | None = None,
-          readme: Path | None = None, out: Path | None = None) -> Path:
+def build(paper: str, figures_dir: Path, results_dir: Path, out: Path, readme: Path | None = None) -> Path:
+    """Write the report of `paper` to `out` from its README, the figures and the runs' runinfo."""
     readme = readme or REPO_ROOT / "papers" / paper / "README.md"
-    figures = figures_dir or REPO_ROOT / "figures" / paper
-    results = results_dir or REPO_ROOT / "results"
+    figures, results = figures_dir, results_dir
     body, used = markdown_to_html(readme.read_text(), readme.parent)
     used_names = {Path(u).name for u in used}
     extra = [p for p in sorted(figures.glob("*.png")) if p.name not in used_names]
@@ -130,7 +134,6 @@ def build(paper: str, figures_dir: Path | None = None, results_dir: Path | None 
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(paper)}"
             f" report</title><style>{CSS}</style></head><body>{prov}{body}"
             + (f"<h2>All figures</h2>{gallery}" if gallery else "") + "</body></html>")
-    out = out or figures / "report.html"
     write_atomic(out, page)
     return out
 
@@ -155,7 +158,7 @@ def report_blocks(paper: str, figures: list[str], entity: str, project: str, htm
     ]
 
 
-def wandb_report(paper: str, html_path: Path) -> int:
+def wandb_report(paper: str, html_path: Path, figures_dir: Path) -> int:
     """A wandb Report of the paper's logged runs, where wandb is reachable; offline, say so."""
     mode = os.environ.get("WANDB_MODE", "")
     if mode in ("offline", "disabled") or not os.environ.get("WANDB_API_KEY"):
@@ -165,7 +168,7 @@ def wandb_report(paper: str, html_path: Path) -> int:
     import wandb
     import wandb_workspaces.reports.v2 as wr
 
-    keys = list(figure_keys(REPO_ROOT / "figures" / paper))
+    keys = sorted({f"figures/{p.stem.rsplit('_', 1)[0]}" for p in figures_dir.glob("*.png")})
     project = os.environ.get("WANDB_PROJECT", "mlsys-repro")
     entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
     report = wr.Report(entity=entity, project=project, title=f"{paper}: reproduction",
@@ -176,18 +179,25 @@ def wandb_report(paper: str, html_path: Path) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="build figures/<paper>/report.html")
-    parser.add_argument("paper", choices=PAPERS)
-    parser.add_argument("--wandb", action="store_true", help="also build a wandb Report if reachable")
-    args = parser.parse_args(argv)
-    if not (REPO_ROOT / "papers" / args.paper / "figures.py").exists():
-        print(f"report: papers/{args.paper} is not built yet", file=sys.stderr)
-        return 1
-    path = build(args.paper)
-    print(f"report: {path}")
-    return wandb_report(args.paper, path) if args.wandb else 0
+@dataclass
+class ReportConfig(RunConfig):
+    """`make report-<paper>`: the HTML report of one paper, and its wandb Report where wandb is online."""
+
+    wandb: bool = False  # also build a wandb Report (needs WANDB_API_KEY and wandb online)
+    out: str = "${paths.figures_dir}/${paper}/report.html"
+
+
+@entrypoint("common/report", schema=ReportConfig)
+def main(cfg, run):
+    if cfg.paper not in PAPERS:
+        raise BadInput(f"paper={cfg.paper!r} is not one of {', '.join(PAPERS)}")
+    path = build(cfg.paper, figures_dir=Path(cfg.paths.figures_dir) / cfg.paper,
+                 results_dir=Path(cfg.paths.results_dir), out=Path(cfg.out))
+    log.info("report: %s", path)
+    if cfg.wandb:
+        wandb_report(cfg.paper, path, Path(cfg.paths.figures_dir) / cfg.paper)
+    return str(path)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from common.repo import REPO_ROOT
+
 SECRET_PATTERN = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 PACKAGES = ("torch", "transformers", "datasets", "flwr", "flwr-datasets", "hydra-core", "omegaconf",
             "submitit", "wandb", "nvidia-ml-py", "numpy", "pandas", "scikit-learn", "vllm", "zeus")

@@ -1,25 +1,20 @@
-"""Submit a paper's steps to SLURM and wait for them: `make reproduce-<paper> LAUNCHER=slurm`.
+"""Submit commands to SLURM and wait for them: the `launcher=slurm` half of `jobs.pipeline`.
 
-Each step of papers/<paper>/reproduce.sh becomes one batch job rendered by jobs.render, chained with
-`afterok` so a step reads what the previous one wrote. `wait` shows progress from `sacct` and fails
-with the job id and its log path as soon as a job fails; it cancels what would never start, so the
-target never hangs.
-
-    python -m jobs.submit submit [--after JOBID] -- <module> [override ...]   # prints the job id
-    python -m jobs.submit wait JOBID [JOBID ...] [--timeout-min N]
+Each step becomes one batch job rendered by jobs.render, chained with `afterok` so a step reads what
+the previous one wrote. `wait` shows progress from `sacct` and fails with the job id and its log path
+as soon as a job fails; it cancels what would never start, so `make reproduce` never hangs.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common.config import REPO_ROOT, BadInput
-from jobs.render import JOBS_DIR, overrides_digest, render_experiment
+from common.repo import REPO_ROOT
+from jobs.render import JOBS_DIR, overrides_digest, render_app
+from jobs.routing import App
 
 TERMINAL_OK = {"COMPLETED"}
 TERMINAL_BAD = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
@@ -33,14 +28,12 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
-def submit(module: str, overrides: list[str], after: str | None) -> str:
-    main = getattr(importlib.import_module(module), "main", None)
-    config_name = getattr(main, "config_name", None)
-    if config_name is None:
-        raise BadInput(f"{module} has no hydra entry point (common.config.entrypoint)")
-    paper, experiment = config_name.split("/")
-    rendered = render_experiment(paper, experiment, overrides, JOBS_DIR / "generated" / paper / "steps",
-                                 name_suffix=f"-{overrides_digest(overrides)}" if overrides else "")
+def submit(app: App, overrides: list[str], after: str | None) -> str:
+    """sbatch the app's rendered script (after job `after` succeeded, if given); returns the job id."""
+    paper = app.config.split("/")[0]
+    all_overrides = [*app.overrides, *overrides]
+    rendered = render_app(app, overrides, JOBS_DIR / "generated" / paper / "steps",
+                          name_suffix=f"-{overrides_digest(all_overrides)}" if all_overrides else "")
     cmd = ["sbatch", "--parsable", f"--chdir={REPO_ROOT}"]
     if after:
         cmd.append(f"--dependency=afterok:{after}")
@@ -66,6 +59,7 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
 
 
 def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
+    """0 when every job completed; 1 (after cancelling the rest) when one failed or time ran out."""
     from rich.progress import Progress
 
     deadline = time.time() + timeout_min * 60
@@ -99,28 +93,3 @@ def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
                       "cancelled", file=sys.stderr)
                 return 1
             time.sleep(poll_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_submit = sub.add_parser("submit")
-    p_submit.add_argument("--after", default=None)
-    p_submit.add_argument("module")
-    p_submit.add_argument("overrides", nargs="*")
-    p_wait = sub.add_parser("wait")
-    p_wait.add_argument("job_ids", nargs="+")
-    p_wait.add_argument("--timeout-min", type=float, default=24 * 60)
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "submit":
-            print(submit(args.module, args.overrides, args.after or None))
-            return 0
-        return wait(args.job_ids, args.timeout_min)
-    except BadInput as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

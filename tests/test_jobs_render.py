@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from common.config import REPO_ROOT, BadInput
+from common.errors import BadInput
+from common.repo import REPO_ROOT
 from jobs.render import render_experiment
 
 PY = sys.executable

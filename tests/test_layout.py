@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from common.config import PAPERS, REPO_ROOT
+from common.repo import PAPERS, REPO_ROOT
 
 TITLES = {
     "batching": ("Mind the Memory Gap", "2503.08311"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import PAPERS, REPO_ROOT
+from common.repo import PAPERS, REPO_ROOT
 from common.results import ResultStore
 from jobs import submit as jobs_submit
 from jobs.render import render_experiment

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from common import report
-from common.config import REPO_ROOT, compose, run_task
+from common.config import compose, run_task
 from common.figure_log import figure_keys, log_figures
 from common.plotting import new_figure, save
+from common.repo import REPO_ROOT
 from papers.mpt_lml import convergence
 from tests.wandb_records import read_offline_run
 

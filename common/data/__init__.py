@@ -10,12 +10,12 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from common.config import BadInput
 from common.data.dataset import Dataset, train_test_split
 from common.data.hub import HUB, DatasetUnavailable, load_hub
 from common.data.offline import GENERATORS, LOADERS
 from common.data.partition import SCHEMES, partition
-from common.runinfo import REPO_ROOT
+from common.errors import BadInput
+from common.repo import REPO_ROOT
 
 DEFAULT_DATA_DIR = REPO_ROOT / "data"  # = conf paths.data_dir; git-ignored
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BadInput
+from common.errors import BadInput
 
 CACHE_VERSION = 1  # bump when a converter changes what it writes, so stale caches are rebuilt
 

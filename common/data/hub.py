@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from common.config import BadInput
 from common.data.dataset import Dataset, cache_path, read_cache, write_cache
+from common.errors import BadInput
 
 HUB_TIMEOUT_S = 3.0
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BadInput
 from common.data.dataset import Dataset, cached
+from common.errors import BadInput
 
 
 def digits(data_dir: Path, seed: int) -> Dataset:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.config import BadInput
+from common.errors import BadInput
 
 SCHEMES = ("iid", "dirichlet")
 

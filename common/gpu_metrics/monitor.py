@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.config import BadInput
+from common.errors import BadInput
 from common.gpu_metrics.cpu import CPUBackend
 from common.gpu_metrics.nvml import NVMLBackend
 from common.gpu_metrics.readings import Backend, BackendUnavailable, Reading

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import BadInput
+from common.errors import BadInput
 from common.gpu_metrics.readings import Reading
 
 REQUIRED = ("time_s", "device", "power_w")

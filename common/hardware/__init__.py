@@ -10,10 +10,11 @@ import json
 import socket
 from pathlib import Path
 
-from common.config import BadInput, write_atomic
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.hardware.probe import probe
 from common.hardware.specs import DTYPES, SPECS, DeviceSpec, hbm_bandwidth
-from common.runinfo import REPO_ROOT
+from common.repo import REPO_ROOT
 
 PROFILE_DIR = REPO_ROOT / "results" / "hardware"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.config import EXIT_BAD_INPUT, BadInput
+from common.errors import EXIT_BAD_INPUT, BadInput
 
 
 def _fmt(value: float | None, scale: float, digits: int = 1) -> str:

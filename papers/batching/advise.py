@@ -3,15 +3,15 @@
     # a sweep: this project's results.jsonl, or a CSV in the authors' layout
     python -m papers.batching.advise papers/batching/reference/advisor_sweep.csv --model opt-1.3b \\
         --output-len 260 --server-memory papers/batching/reference/server_memory.csv \\
-        --server-memory-sweep advisor --json bca.json
+        --server-memory-sweep advisor --json advisor.json
     python -m papers.batching.advise results/batching/sweep/smoke/results.jsonl --device-mem-gib 24
     # every model x output length of the authors' H100 advisor sweep, as one table
-    python -m papers.batching.advise --all-authors [--markdown bca.md]
+    python -m papers.batching.advise --all-authors [--markdown advisor.md]
     # no sweep: the roofline's prediction for a model on a device
     python -m papers.batching.advise analytic --model llama-2-7b --device h100-sxm-80gb \\
         --prompt 161 --output 338
 
-The rule and the memory arithmetic are in papers/batching/bca.py; this module reads the inputs, picks the
+The rule and the memory arithmetic are in papers/batching/advisor.py; this module reads the inputs, picks the
 columns, and prints the answer (a rich table, and JSON with --json). Bad input (a missing file or column,
 epsilon outside [0, 1), an SLO no batch meets, no batch-1 run when epsilon > 0) prints one line naming
 it and exits with status 2; with several curves in one sweep, each curve that fails is reported in the
@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import BadInput, write_atomic
-from papers.batching import bca
+from common.atomic import write_atomic
+from common.errors import BadInput
+from papers.batching import advisor
 
 log = logging.getLogger(__name__)
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -202,14 +203,14 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, args) -> dict:
 
     profile = None
     if args.server_memory:
-        profile = bca.vllm_profile(read_csv(Path(args.server_memory)), model, args.server_memory_sweep,
+        profile = advisor.vllm_profile(read_csv(Path(args.server_memory)), model, args.server_memory_sweep,
                                    str(args.server_memory))
     kv_col = None if args.kv_col == "none" else (args.kv_col or layout.kv_col)
     kv_unit = args.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
     pool = None
     if kv_col and kv_unit == "pct":
-        pool = args.kv_pool_gib * bca.GiB if args.kv_pool_gib else (profile.pool_bytes if profile else None)
-    curve = bca.curve_from_frame(
+        pool = args.kv_pool_gib * advisor.GiB if args.kv_pool_gib else (profile.pool_bytes if profile else None)
+    curve = advisor.curve_from_frame(
         ok_rows, label=label, source=source,
         batch_col=_column(args.batch_col, {"cap": layout.cap, "running": layout.running}, "batch-col"),
         throughput_col=args.throughput_col or layout.throughput,
@@ -222,15 +223,15 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, args) -> dict:
     curve = replace(curve, skipped=tuple(skipped) + curve.skipped)
     warnings = [f"skipped {s}" for s in curve.skipped]
 
-    slo, rule = bca.slo_threshold(curve, args.slo_ms, args.slo_factor, args.ref_batch)
-    choice = bca.choose_batch(curve, slo, args.epsilon, rule)
+    slo, rule = advisor.slo_threshold(curve, args.slo_ms, args.slo_factor, args.ref_batch)
+    choice = advisor.choose_batch(curve, slo, args.epsilon, rule)
     i = choice.index
 
     kv_per_token = _kv_per_token(model, dtype, args.kv_bytes_per_token)
     peak = curve.peak_batch[i] if curve.peak_batch is not None else curve.batch[i]
     bound = None
     if kv_per_token and curve.prompt_len is not None and curve.output_len is not None:
-        bound = bca.kv_bound_bytes(np.ceil(peak), curve.prompt_len, curve.output_len, kv_per_token)
+        bound = advisor.kv_bound_bytes(np.ceil(peak), curve.prompt_len, curve.output_len, kv_per_token)
     if curve.kv_bytes is not None:
         kv, kv_source = float(curve.kv_bytes[i]), f"measured ({kv_col})"
     elif bound is not None:
@@ -243,7 +244,7 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, args) -> dict:
     weights = _weights_bytes(model, ok_rows, dtype, profile)
     overhead = _overhead(args, profile, ok_rows, curve, i, weights, kv, model)
     device = _device_bytes(args, profile)
-    plan = bca.plan_memory(kv, weights, overhead, choice.cap, device, kv_source, args.baseline_util)
+    plan = advisor.plan_memory(kv, weights, overhead, choice.cap, device, kv_source, args.baseline_util)
 
     if curve.preemptions is not None and curve.preemptions[i] > 0:
         warnings.append(f"the B_opt run was preempted {curve.preemptions[i]:g} times: its KV pool was full, "
@@ -253,36 +254,36 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, args) -> dict:
     best = pd.to_numeric(measured[args.throughput_col or layout.throughput], errors="coerce").max()
     return {"label": label, "model": model, "dtype": dtype, "cap_column": layout.cap,
             **_choice_dict(choice, curve, float(best)),
-            "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / bca.GiB,
-            "kv_bound_gib": None if bound is None else bound / bca.GiB, "kv_bytes_per_token": kv_per_token,
+            "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / advisor.GiB,
+            "kv_bound_gib": None if bound is None else bound / advisor.GiB, "kv_bytes_per_token": kv_per_token,
             "prompt_tokens": curve.prompt_len, "output_tokens": curve.output_len,
             "memory": plan.to_dict(), "points": _points(curve, choice), "warnings": warnings}
 
 
-def _overhead(args, profile, rows: pd.DataFrame, curve: bca.Curve, i: int, weights: float, kv: float,
-              model: str) -> bca.Overhead:
+def _overhead(args, profile, rows: pd.DataFrame, curve: advisor.Curve, i: int, weights: float, kv: float,
+              model: str) -> advisor.Overhead:
     """In order: the user's number; vLLM's start-up accounting; a measured peak; the vLLM fit."""
     if args.overhead_gib is not None:
-        return bca.fixed_overhead(args.overhead_gib * bca.GiB, "--overhead-gib")
+        return advisor.fixed_overhead(args.overhead_gib * advisor.GiB, "--overhead-gib")
     if profile is not None:
         return profile.overhead
     if "peak_memory_bytes" in rows.columns:
         at = rows[pd.to_numeric(rows[PROJECT.cap], errors="coerce") == curve.cap[i]]
         peak = pd.to_numeric(at["peak_memory_bytes"], errors="coerce").dropna()
         if len(peak):
-            return bca.fixed_overhead(max(float(peak.iloc[0]) - weights - kv, 0.0),
+            return advisor.fixed_overhead(max(float(peak.iloc[0]) - weights - kv, 0.0),
                                       "measured peak memory at B_opt - weights - KV")
     return vllm_fit_for(model)
 
 
-def vllm_fit_for(model: str) -> bca.Overhead:
+def vllm_fit_for(model: str) -> advisor.Overhead:
     """The authors' vLLM overhead (advisor rows of reference/server_memory.csv) scaled to this model."""
     from common.serving.models import get_config
 
     frame = read_csv(AUTHORS_MEMORY)
     rows = frame[frame["sweep"] == "advisor"]
-    profiles = [bca.vllm_profile(frame, m, "advisor", str(AUTHORS_MEMORY)) for m in rows["model"]]
-    fit = bca.fit_overhead(profiles, [get_config(m).vocab_size for m in rows["model"]])
+    profiles = [advisor.vllm_profile(frame, m, "advisor", str(AUTHORS_MEMORY)) for m in rows["model"]]
+    fit = advisor.fit_overhead(profiles, [get_config(m).vocab_size for m in rows["model"]])
     try:
         vocab = get_config(model).vocab_size
     except Exception as err:  # noqa: BLE001 - an unknown model: the user gives the overhead instead
@@ -293,7 +294,7 @@ def vllm_fit_for(model: str) -> bca.Overhead:
 
 def _device_bytes(args, profile) -> float:
     if args.device_mem_gib:
-        return args.device_mem_gib * bca.GiB
+        return args.device_mem_gib * advisor.GiB
     if args.device:
         return _spec(args.device).mem_bytes
     if profile is not None:
@@ -310,7 +311,7 @@ def _spec(name: str):
         raise BadInput(f"--device: {err}") from None
 
 
-def _choice_dict(c: bca.Choice, curve: bca.Curve, best: float | None = None) -> dict:
+def _choice_dict(c: advisor.Choice, curve: advisor.Curve, best: float | None = None) -> dict:
     """best: the highest throughput measured, runs left out by --exclude-preempted included."""
     best = max(best or 0.0, float(curve.throughput.max()))
     return {"b_opt": c.batch, "b_opt_cap": c.cap, "throughput": c.throughput, "latency_ms": c.latency_ms,
@@ -319,11 +320,11 @@ def _choice_dict(c: bca.Choice, curve: bca.Curve, best: float | None = None) -> 
             "preempted": None if curve.preemptions is None else float(curve.preemptions[c.index])}
 
 
-def _points(curve: bca.Curve, c: bca.Choice) -> list[dict]:
+def _points(curve: advisor.Curve, c: advisor.Choice) -> list[dict]:
     return [{"batch": float(curve.batch[j]), "cap": float(curve.cap[j]),
              "throughput": float(curve.throughput[j]), "latency_ms": float(curve.latency_ms[j]),
              "efficiency": None if c.efficiencies is None else float(c.efficiencies[j]),
-             "kv_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[j]) / bca.GiB,
+             "kv_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[j]) / advisor.GiB,
              "meets_slo": bool(c.meets_slo[j]), "efficient": bool(c.efficient[j]), "chosen": j == c.index}
             for j in range(len(curve.batch))]
 
@@ -351,29 +352,29 @@ def advise_analytic(args) -> dict:
         raise BadInput(f"--batches {args.batches!r}: batch sizes must be >= 1")
     if args.prompt < 1 or args.output < 1:
         raise BadInput("--prompt and --output must be >= 1 token")
-    device = args.device_mem_gib * bca.GiB if args.device_mem_gib else spec.mem_bytes
+    device = args.device_mem_gib * advisor.GiB if args.device_mem_gib else spec.mem_bytes
     kv_per_token = rl.kv_bytes_per_token(shape, args.dtype)
     weights = shape.n_params * rl.DTYPE_BYTES[args.dtype]
-    overhead = (bca.fixed_overhead(args.overhead_gib * bca.GiB, "--overhead-gib")
+    overhead = (advisor.fixed_overhead(args.overhead_gib * advisor.GiB, "--overhead-gib")
                 if args.overhead_gib is not None else vllm_fit_for(args.model))
 
     def kv(b):
-        return bca.kv_bound_bytes(b, args.prompt, args.output, kv_per_token)
+        return advisor.kv_bound_bytes(b, args.prompt, args.output, kv_per_token)
 
     def fits(b):  # the default engine (baseline util) must hold B sequences at full length
         return weights + kv(b) + overhead.budget_bytes(b) <= args.baseline_util * device
 
     label = f"{args.model} {args.prompt}+{args.output} on {args.device} (roofline)"
-    curve = bca.analytic_curve(label, shape, spec, args.prompt, args.output, batches, args.dtype, fits)
+    curve = advisor.analytic_curve(label, shape, spec, args.prompt, args.output, batches, args.dtype, fits)
     for s in curve.skipped:
         log.warning("%s: left out %s", label, s)
-    slo, rule = bca.slo_threshold(curve, args.slo_ms, args.slo_factor, args.ref_batch)
-    choice = bca.choose_batch(curve, slo, args.epsilon, rule)
+    slo, rule = advisor.slo_threshold(curve, args.slo_ms, args.slo_factor, args.ref_batch)
+    choice = advisor.choose_batch(curve, slo, args.epsilon, rule)
     source = f"bound: {choice.cap:g} x ({args.prompt} + {args.output}) tokens"
-    plan = bca.plan_memory(kv(choice.cap), weights, overhead, choice.cap, device, source, args.baseline_util)
+    plan = advisor.plan_memory(kv(choice.cap), weights, overhead, choice.cap, device, source, args.baseline_util)
     return {"label": label, "model": args.model, "dtype": args.dtype, "cap_column": "max_num_seqs",
             **_choice_dict(choice, curve),
-            "kv_measured_gib": None, "kv_bound_gib": kv(choice.cap) / bca.GiB,
+            "kv_measured_gib": None, "kv_bound_gib": kv(choice.cap) / advisor.GiB,
             "kv_bytes_per_token": kv_per_token, "prompt_tokens": args.prompt, "output_tokens": args.output,
             "device_spec": spec.name, "memory": plan.to_dict(), "points": _points(curve, choice),
             "warnings": [f"left out {s}" for s in curve.skipped]}
@@ -458,7 +459,7 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("memory")
     g.add_argument("--device", help="device spec for the memory (common.hardware.SPECS key, e.g. h100-64gb)")
     g.add_argument("--device-mem-gib", type=float, help="device memory in GiB (overrides --device's)")
-    g.add_argument("--baseline-util", type=float, default=bca.VLLM_DEFAULT_UTIL,
+    g.add_argument("--baseline-util", type=float, default=advisor.VLLM_DEFAULT_UTIL,
                    help="the gpu_memory_utilization the engine runs with by default (vLLM: 0.9)")
     g.add_argument("--overhead-gib", type=float,
                    help="memory besides weights and KV, per replica (default: vLLM's start-up accounting)")
@@ -519,7 +520,7 @@ def settings_of(args) -> dict:
 
 def _shown(path: Path) -> str:
     """A path as a user in the repository would type it."""
-    from common.runinfo import REPO_ROOT
+    from common.repo import REPO_ROOT
 
     try:
         return str(path.resolve().relative_to(REPO_ROOT))
@@ -542,7 +543,7 @@ def run(argv: list[str]) -> tuple[list[dict], dict, argparse.Namespace]:
             raise BadInput("give a sweep file (results.jsonl or CSV), --all-authors, or the analytic command")
     if args.slo_ms is None and args.slo_factor is None:
         args.slo_factor = DEFAULT_SLO_FACTOR
-    bca.check_epsilon(args.epsilon)
+    advisor.check_epsilon(args.epsilon)
     settings = settings_of(args)
     if argv and argv[0] == "analytic":
         return [advise_analytic(args)], settings, args

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 
 import papers.batching.config  # noqa: F401 - registers the schemas
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from common.results import STATUS_FAILED
 from common.serving.models import ARCHS, DTYPES, SMOLLM2, resolve_device
 

@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from common.config import RunConfig, register_schema
+from common.config import register_schema
+from common.schema import FiguresConfig, RunConfig
 
 PAPER = "batching"
 
@@ -47,7 +48,7 @@ class SweepConfig(RunConfig):
     progress: bool = True
 
 
-register_schema(PAPER, "sweep", SweepConfig)
+register_schema(f"{PAPER}/sweep", SweepConfig)
 
 
 @dataclass
@@ -118,8 +119,10 @@ class ReplicateConfig(RunConfig):
     progress: bool = True
 
 
-register_schema(PAPER, "study", StudyConfig)
-register_schema(PAPER, "breakdown", BreakdownConfig)
-register_schema(PAPER, "ncu", NcuConfig)
-register_schema(PAPER, "bca", BcaConfig)
-register_schema(PAPER, "replicate", ReplicateConfig)
+register_schema(f"{PAPER}/study", StudyConfig)
+register_schema(f"{PAPER}/breakdown", BreakdownConfig)
+register_schema(f"{PAPER}/ncu", NcuConfig)
+register_schema(f"{PAPER}/bca", BcaConfig)
+register_schema(f"{PAPER}/replicate", ReplicateConfig)
+
+register_schema(f"{PAPER}/figures", FiguresConfig)

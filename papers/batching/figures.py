@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import write_atomic
+from common.atomic import write_atomic
 from common.plotting import new_figure, save
+from common.repo import REPO_ROOT
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 
 PAPER = "batching"
 AUTHORS = "authors: 1x H100 64 GB, vLLM, fp16"
@@ -97,7 +97,7 @@ def fig_throughput_latency(study: dict, out: Path) -> list[Path]:
         title=f"{AUTHORS}: ShareGPT, cap max_num_seqs",
     )
     fig.suptitle("Throughput vs latency as the batch grows (paper Fig. 2)")
-    return save(fig, PAPER, "fig2_throughput_vs_itl", out, f"{_hardware(ours)} | {AUTHORS}")
+    return save(fig, "fig2_throughput_vs_itl", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
 def _authors_lines(ax, bg: pd.DataFrame, x: str, y: str) -> None:
@@ -132,7 +132,7 @@ def fig_throughput_kv(study: dict, out: Path) -> list[Path]:
         title=AUTHORS,
     )
     fig.suptitle("Throughput plateaus while most memory is unused (paper Fig. 3)")
-    return save(fig, PAPER, "fig3_throughput_vs_kv", out, f"{_hardware(ours)} | {AUTHORS}")
+    return save(fig, "fig3_throughput_vs_kv", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
 def fig_prefill_decode(study: dict, out: Path) -> list[Path]:
@@ -168,7 +168,7 @@ def fig_prefill_decode(study: dict, out: Path) -> list[Path]:
     )
     b.legend(fontsize=6)
     fig.suptitle("Prefill vs decode, and how much slower decoding a larger batch is (paper Fig. 4)")
-    return save(fig, PAPER, "fig4_prefill_decode", out, f"{_hardware(ours)} | {AUTHORS}")
+    return save(fig, "fig4_prefill_decode", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
 def fig_scaling(study: dict, out: Path) -> list[Path]:
@@ -205,7 +205,7 @@ def fig_scaling(study: dict, out: Path) -> list[Path]:
         title="decode throughput scaling, normalised",
     )
     ax.legend(fontsize=6)
-    return save(fig, PAPER, "throughput_scaling_normalised", out, f"{_hardware(ours)} | {AUTHORS}")
+    return save(fig, "throughput_scaling_normalised", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
 # ---- Fig. 5, Table I / Fig. 6 ----------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def fig_breakdown(frame: pd.DataFrame, out: Path) -> list[Path]:
         )
         ax.legend(fontsize=6, loc="lower right")
     fig.suptitle("Where decode time goes (paper Fig. 5; CPU: aten ops' self time, GPU: kernel time)")
-    return save(fig, PAPER, "fig5_breakdown", out, " + ".join(frame["device_name"].unique()))
+    return save(fig, "fig5_breakdown", out, " + ".join(frame["device_name"].unique()))
 
 
 def fig_ncu(summary: dict, out: Path) -> list[Path]:
@@ -252,7 +252,7 @@ def fig_ncu(summary: dict, out: Path) -> list[Path]:
         ax.set(ylabel=label, ylim=(0, 100))
         ax.legend(fontsize=7)
     fig.suptitle(f"{summary['model']} decode step under Nsight Compute (paper Table I, Fig. 6)")
-    return save(fig, PAPER, "fig6_ncu", out, summary["hardware"])
+    return save(fig, "fig6_ncu", out, summary["hardware"])
 
 
 # ---- replication and the BCA ------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def fig_replication(summary: dict, out: Path) -> list[Path]:
         f"{summary['model']}: N replicas vs one at its largest batch ({summary['engine']} engine, "
         f"{summary['num_requests']} requests) on {summary['hardware']}"
     )
-    return save(fig, PAPER, "replication", out, f"{summary['hardware']} | cores {summary['cores']}")
+    return save(fig, "replication", out, f"{summary['hardware']} | cores {summary['cores']}")
 
 
 def fig_bca(runs: dict, out: Path) -> list[Path]:
@@ -308,7 +308,7 @@ def fig_bca(runs: dict, out: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="batch cap", ylabel="total throughput (tokens/s)", title=title)
         ax.legend(fontsize=6)
     fig.suptitle("The Batching Configuration Advisor's choice (SLO 3x TPOT at batch 32, epsilon 0.1)")
-    return save(fig, PAPER, "bca_choice", out)
+    return save(fig, "bca_choice", out)
 
 
 # ---- the results table --------------------------------------------------------------------------------

@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 
 import papers.batching.config  # noqa: F401 - registers the schemas
-from common.config import REPO_ROOT, BadInput, entrypoint, write_atomic
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
+from common.repo import REPO_ROOT
 from common.results import cell_key
 
 log = logging.getLogger(__name__)

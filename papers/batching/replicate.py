@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 import papers.batching.config  # noqa: F401 - registers the schemas
-from common.config import BadInput, entrypoint, write_atomic
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.results import STATUS_FAILED, STATUS_OK, cell_key
 from common.serving.engine import RequestRecord
 from common.serving.metrics import median_over_repeats, summarise_online

@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 import papers.batching.config  # noqa: F401 - registers the schemas
-from common.config import BadInput, entrypoint, write_atomic
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.results import ResultStore, ResultStoreError
-from papers.batching import bca
+from papers.batching import advisor
 
 log = logging.getLogger(__name__)
 CURVE = ["model", "workload", "engine", "dtype", "device", "device_name"]
@@ -110,12 +112,12 @@ def authors_background(reference: Path) -> pd.DataFrame:
     memory = _read(reference / "server_memory.csv")
     rows = []
     for model, g in sweep.groupby("model", sort=False):
-        profile = bca.vllm_profile(memory, model, "background", str(reference / "server_memory.csv"))
+        profile = advisor.vllm_profile(memory, model, "background", str(reference / "server_memory.csv"))
         g = g.sort_values("max_num_seqs").copy()
         pool = np.array([profile.pool_bytes(c) for c in g["max_num_seqs"]])
-        g["kv_pool_gib"] = pool / bca.GiB
-        g["kv_used_gib"] = g["max_kv_cache_usage_pct"] / 100 * pool / bca.GiB
-        g["device_memory_gib"] = profile.total_bytes / bca.GiB
+        g["kv_pool_gib"] = pool / advisor.GiB
+        g["kv_used_gib"] = g["max_kv_cache_usage_pct"] / 100 * pool / advisor.GiB
+        g["device_memory_gib"] = profile.total_bytes / advisor.GiB
         g["kv_pct_of_device"] = 100 * g["kv_used_gib"] / g["device_memory_gib"]
         g["preempted"] = g["num_preemptions"] > 0
         g["throughput_gain"] = _ratio_to_first(g["total_token_throughput_tok_s"])

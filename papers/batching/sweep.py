@@ -14,7 +14,9 @@ import logging
 from pathlib import Path
 
 import papers.batching.config  # noqa: F401 - registers the schema
-from common.config import BadInput, entrypoint, write_atomic
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.serving.harness import SweepSpec, run_sweep, scaling_summary, settings_from_config
 from common.serving.models import ARCHS, DTYPES, SMOLLM2
 from common.serving.workloads import KINDS, WorkloadSpec

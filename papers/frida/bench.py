@@ -15,9 +15,10 @@ import logging
 
 import pandas as pd
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.frida.config import federation_from_cfg, federation_to_json
-from papers.frida.grid import base_digest, run_cell
+from papers.frida.cells import base_digest, run_cell
 
 log = logging.getLogger(__name__)
 

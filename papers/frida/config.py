@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from common.config import BadInput, RunConfig, register_schema
+from common.config import register_schema
+from common.errors import BadInput
+from common.schema import FiguresConfig, RunConfig
 
 MODELS = ("mlp", "lenet5", "cifar_cnn")
 PARTITIONS = ("iid", "dirichlet")
@@ -90,9 +92,10 @@ class BenchConfig(RunConfig):
     repeats: int = 3
 
 
-register_schema("frida", "detect", DetectConfig)
-register_schema("frida", "grid", GridConfig)
-register_schema("frida", "bench", BenchConfig)
+register_schema("frida/detect", DetectConfig)
+register_schema("frida/grid", GridConfig)
+register_schema("frida/bench", BenchConfig)
+register_schema("frida/figures", FiguresConfig)
 
 
 # ---- the federation as the Flower apps see it -----------------------------------------------------

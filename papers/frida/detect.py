@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.frida.config import RUNTIMES, federation_from_cfg
 from papers.frida.metrics import summarize
 from papers.frida.server_app import JsonlSink, read_result

@@ -1,33 +1,34 @@
 """FRIDA figures and tables, rebuilt from saved results only (never recomputed).
 
-    python -m papers.frida.figures [--results-dir results] [--out-dir figures/frida] [--scale smoke]
+    python -m papers.frida.figures [scale=paper] [paths.results_dir=...] [logger=wandb]
 
-Reads results/frida/grid/<scale>/results.jsonl (and results/frida/bench/<scale>/results.jsonl if
-present) and writes under figures/frida/:
-  auc_vs_alpha.png/.pdf     ROC-AUC of every detector against the partition, one panel per free-rider
-  f1_by_round.png/.pdf      per-round F1 of every detector's flags at Dirichlet alpha 0.1
-  accuracy_mitigation.png/.pdf  final test accuracy: no free-riders / free-riders / with mitigation
-  overhead.png/.pdf         detector seconds per round against the round's client training time
+Reads <paths.results_dir>/frida/grid/<scale>/results.jsonl (and .../bench/<scale>/results.jsonl if
+present) and writes under <paths.figures_dir>/frida/, each name ending in _<scale>:
+  auc_vs_alpha              ROC-AUC of every detector against the partition, one panel per free-rider
+  f1_by_round               per-round F1 of every detector's flags at Dirichlet alpha 0.1
+  accuracy_mitigation       final test accuracy: no free-riders / free-riders / with mitigation
+  overhead                  detector seconds per round against the round's client training time
   auc_table.md              the full AUC table (mean and std over seeds) the README shows
   acceptance.md             the issue's acceptance cell, pass/fail, from the same rows
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from common.plotting import new_figure, save
+import papers.frida.config  # noqa: F401 - registers the schemas
+from common.app import entrypoint
+from common.errors import BadInput
+from common.plotting import FigureOut, new_figure, publish, save
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 from papers.frida.config import BASELINE_DETECTORS, FRIDA_DETECTORS
 
 PAPER = "frida"
+log = logging.getLogger(__name__)
 PARTITION_ORDER = ["iid", "1.0", "0.5", "0.1"]
 DETECTORS = list(FRIDA_DETECTORS + BASELINE_DETECTORS)
 ACCEPT = {"free_rider": "gradient_noiser", "partition": "0.1", "num_free_riders": 2}
@@ -90,7 +91,7 @@ def acceptance(detect: pd.DataFrame) -> str:
     return "\n".join(lines + ["Flags in that cell (all client-rounds, mean over seeds):", ""] + flags) + "\n"
 
 
-def plot_auc_vs_alpha(detect: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_auc_vs_alpha(detect: pd.DataFrame, out_dir: FigureOut) -> list[Path]:
     n = int(sorted(detect["num_free_riders"].unique())[0])
     rows = detect[detect["num_free_riders"] == n]
     kinds = sorted(rows["free_rider"].unique())
@@ -107,10 +108,10 @@ def plot_auc_vs_alpha(detect: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylim(0, 1.05)
     axes[0][0].set_ylabel(f"ROC-AUC ({n} free-riders)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return save(fig, PAPER, "auc_vs_alpha", out_dir, source=_source(rows))
+    return save(fig, "auc_vs_alpha", out_dir, source=_source(rows))
 
 
-def plot_f1_by_round(detect: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_f1_by_round(detect: pd.DataFrame, out_dir: FigureOut) -> list[Path]:
     n = int(sorted(detect["num_free_riders"].unique())[0])
     part = "0.1" if "0.1" in set(detect["partition"]) else _partitions(detect)[-1]
     rows = detect[(detect["num_free_riders"] == n) & (detect["partition"] == part)]
@@ -127,10 +128,10 @@ def plot_f1_by_round(detect: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylim(0, 1.05)
     axes[0][0].set_ylabel("F1 of flags")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return save(fig, PAPER, "f1_by_round", out_dir, source=_source(rows))
+    return save(fig, "f1_by_round", out_dir, source=_source(rows))
 
 
-def plot_accuracy(rows: pd.DataFrame, out_dir: Path) -> list[Path] | None:
+def plot_accuracy(rows: pd.DataFrame, out_dir: FigureOut) -> list[Path] | None:
     mitigated = rows[rows["mitigate"]]
     if mitigated.empty:
         return None
@@ -155,10 +156,10 @@ def plot_accuracy(rows: pd.DataFrame, out_dir: Path) -> list[Path] | None:
     axes[0][0].set_ylabel("final test accuracy")
     axes[0][-1].legend(loc="lower right")
     fig.subplots_adjust(bottom=0.3)
-    return save(fig, PAPER, "accuracy_mitigation", out_dir, source=_source(rows))
+    return save(fig, "accuracy_mitigation", out_dir, source=_source(rows))
 
 
-def plot_overhead(bench: pd.DataFrame, out_dir: Path) -> list[Path] | None:
+def plot_overhead(bench: pd.DataFrame, out_dir: FigureOut) -> list[Path] | None:
     if bench.empty:
         return None
     dets = [d for d in DETECTORS if f"detect_s.{d}" in bench]
@@ -170,44 +171,39 @@ def plot_overhead(bench: pd.DataFrame, out_dir: Path) -> list[Path] | None:
     ax.set_xlabel("milliseconds per round")
     ax.legend(loc="lower right")
     fig.subplots_adjust(bottom=0.2)
-    return save(fig, PAPER, "overhead", out_dir, source=f"{bench['device'].iloc[0]} | in-process runtime | "
+    return save(fig, "overhead", out_dir, source=f"{bench['device'].iloc[0]} | in-process runtime | "
                 f"{int(bench['num_clients'].iloc[0])} clients, {int(bench['rounds'].iloc[0])} rounds")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
-    ap.add_argument("--out", "--out-dir", dest="out_dir", default=str(REPO_ROOT / "figures" / PAPER))
-    ap.add_argument("--scale", default="smoke")
-    args = ap.parse_args(argv)
-    grid_path = Path(args.results_dir) / PAPER / "grid" / args.scale / "results.jsonl"
+@entrypoint("frida/figures")
+def main(cfg, run):
+    results = Path(cfg.results)
+    grid_path = results / "grid" / cfg.scale.name / "results.jsonl"
     if not grid_path.exists():
-        print(f"error: no grid results at {grid_path}; run `python -m papers.frida.run_grid` first",
-              file=sys.stderr)
-        return 2
+        raise BadInput(f"no grid results at {grid_path}; run `python -m papers.frida.grid` first")
     store = ResultStore(grid_path)
     rows = store.load()
     # a store can hold cells of earlier configs (another digest of the fixed settings): figures show
     # the config of the most recently finished cell only
     latest = store.rows()[-1]["cell"]["base"]
     rows = rows[rows["base"] == latest]
-    out = Path(args.out_dir)
+    out = FigureOut(Path(cfg.out), cfg.scale.name)
     detect = rows[(~rows["mitigate"]) & (rows["free_rider"] != "none")]
     written = plot_auc_vs_alpha(detect, out) + plot_f1_by_round(detect, out)
     written += plot_accuracy(rows, out) or []
-    bench_path = Path(args.results_dir) / PAPER / "bench" / args.scale / "results.jsonl"
+    bench_path = results / "bench" / cfg.scale.name / "results.jsonl"
     bench_store = ResultStore(bench_path)
     bench = bench_store.load()
     if len(bench):
         bench = bench[bench["base"] == bench_store.rows()[-1]["cell"]["base"]]
     written += plot_overhead(bench, out) or []
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "auc_table.md").write_text(markdown(auc_table(detect)))
-    (out / "acceptance.md").write_text(acceptance(detect))
-    written += [out / "auc_table.md", out / "acceptance.md"]
-    print(json.dumps({"figures": [str(p) for p in written]}, indent=1))
-    return 0
+    written += [out.write_text("auc_table", "md", markdown(auc_table(detect))),
+                out.write_text("acceptance", "md", acceptance(detect))]
+    for path in written:
+        log.info("figures: %s", path)
+    publish(run, written, cfg.scale.name)
+    return [str(p) for p in written]
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -1,88 +1,77 @@
-"""The experiment grid: free-rider kinds x partitions x numbers of free-riders x seeds, plus the
-mitigation runs and their free-rider-free references. Every detector scores every run, so detectors
-are not a grid axis: they are columns of each cell's metrics.
+"""Run the FRIDA experiment grid through the result store (resumable; a failed cell is recorded and
+the rest goes on). Federations run on the in-process runtime (local_grid.py), `workers` at a time.
 
-A cell's key holds its own parameters and a digest of the rest of the federation config, so changing
-any setting (rounds, learning rate, ...) re-runs the cells instead of reusing stale results.
+    python -m papers.frida.grid [scale=paper] [workers=1] [seeds=[0,1]] ...
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import multiprocessing as mp
 import time
-from dataclasses import asdict, replace
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from common.config import BadInput
-from papers.frida.config import FederationConfig, validate
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-AXES = ("free_rider", "partition", "num_free_riders", "seed", "mitigate")
+from common.app import entrypoint
+from common.errors import BadInput
+from papers.frida.config import DETECTORS, federation_from_cfg, federation_to_json
+from papers.frida.cells import cell_federation, grid_cells, run_cell
 
-
-def partition_fields(label: str) -> dict:
-    """'iid' or a Dirichlet alpha written as a number ('0.1')."""
-    if label == "iid":
-        return {"partition": "iid"}
-    try:
-        alpha = float(label)
-    except ValueError:
-        alpha = -1.0
-    if not alpha > 0:
-        raise BadInput(f"partitions entry {label!r} must be 'iid' or a Dirichlet alpha > 0 such as '0.1'")
-    return {"partition": "dirichlet", "alpha": alpha}
+log = logging.getLogger(__name__)
 
 
-def base_digest(fed: FederationConfig) -> str:
-    axes = {"free_rider", "partition", "alpha", "num_free_riders", "seed", "mitigate", "data_dir"}
-    rest = {k: v for k, v in asdict(fed).items() if k not in axes}
-    return hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:10]
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
-def grid_cells(base: FederationConfig, free_riders, partitions, num_free_riders, seeds,
-               mitigation_partitions=(), mitigation_num_free_riders=()) -> list[dict]:
-    common = {"dataset": base.dataset, "model": base.model, "num_clients": base.num_clients,
-              "rounds": base.rounds, "base": base_digest(base)}
-    cells = []
-
-    def add(free_rider, partition, n, seed, mitigate):
-        cells.append({"free_rider": free_rider, "partition": str(partition), "num_free_riders": int(n),
-                      "seed": int(seed), "mitigate": bool(mitigate), **common})
-
-    for fr in free_riders:
-        for part in partitions:
-            for n in num_free_riders:
-                for seed in seeds:
-                    add(fr, part, n, seed, False)
-    for part in mitigation_partitions:
-        for seed in seeds:
-            add("none", part, 0, seed, False)  # the accuracy a federation without free-riders reaches
-            for fr in free_riders:
-                for n in mitigation_num_free_riders:
-                    add(fr, part, n, seed, True)
-    return cells
-
-
-def cell_federation(base: FederationConfig, cell: dict) -> FederationConfig:
-    return validate(replace(base, free_rider=cell["free_rider"], num_free_riders=cell["num_free_riders"],
-                            seed=cell["seed"], mitigate=cell["mitigate"],
-                            **partition_fields(cell["partition"])))
-
-
-def run_cell(fed_json: str) -> dict:
-    """One federation on the in-process runtime; returns its summary metrics. Runs in worker
-    processes too, so it takes the config as JSON and sets up its own quiet logging."""
-    import torch
-
-    from papers.frida.client_app import make_client_app
-    from papers.frida.config import federation_from_dict
-    from papers.frida.local_grid import InProcessGrid
-    from papers.frida.metrics import summarize
-    from papers.frida.server_app import run_federation
-
+@entrypoint("frida/grid")
+def main(cfg, run):
+    base = federation_from_cfg(cfg.fed)
+    if cfg.workers < 1:
+        raise BadInput(f"workers={cfg.workers} must be >= 1")
+    cells = grid_cells(base, cfg.free_riders, cfg.partitions, cfg.num_free_riders, cfg.seeds,
+                       cfg.mitigation_partitions, cfg.mitigation_num_free_riders)
+    jobs = {json.dumps(c, sort_keys=True): federation_to_json(cell_federation(base, c))
+            for c in cells if not run.results.done(c)}
+    log.info("FRIDA grid: %d cells (%d to run, %d done) of %d clients x %d rounds on %s, %d worker(s), "
+             "in-process runtime", len(cells), len(jobs), len(cells) - len(jobs), base.num_clients,
+             base.rounds, run.info["hardware"]["device"], cfg.workers)
     start = time.perf_counter()
-    torch.set_num_threads(1)
-    logging.getLogger("flwr").setLevel(logging.ERROR)
-    fed = federation_from_dict(json.loads(fed_json))
-    result = run_federation(InProcessGrid(make_client_app(fed), fed.num_clients), fed)
-    return {**summarize(result), "wall_s": time.perf_counter() - start}
+    failed = 0
+    with _progress() as progress:
+        task = progress.add_task("frida grid", total=len(jobs))
+        if cfg.workers == 1:
+            for key, fed_json in jobs.items():
+                row = run.results.run_cell(json.loads(key), lambda f=fed_json: run_cell(f))
+                failed += row["status"] != "ok"
+                progress.advance(task)
+        else:
+            # spawn, not fork: torch and Flower hold threads that a fork would copy half-alive
+            with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(run_cell, fed_json): key for key, fed_json in jobs.items()}
+                for fut in as_completed(futures):
+                    cell = json.loads(futures[fut])
+                    try:
+                        metrics = fut.result()
+                        run.results.append(cell, "ok", metrics, duration_s=metrics["wall_s"])
+                    except Exception as err:  # noqa: BLE001 - a failed cell is data; the grid goes on
+                        failed += 1
+                        run.results.append(cell, "failed", error="".join(
+                            traceback.format_exception_only(type(err), err)).strip())
+                    progress.advance(task)
+    elapsed = time.perf_counter() - start
+    table = run.results.load()
+    keep = [c for c in table.columns if c.split(".")[0] in ("auc", "free_rider", "partition",
+                                                             "num_free_riders", "seed", "mitigate")]
+    run.logger.table("grid", table[keep] if len(table) else table)
+    run.logger.log({"cells": len(cells), "ran": len(jobs), "failed": failed, "grid_s": elapsed})
+    log.info("grid done in %.1f s: %d cells ran, %d failed; results in %s", elapsed, len(jobs), failed,
+             run.results.path)
+    return {"detectors": list(DETECTORS), "elapsed_s": elapsed}
+
+
+if __name__ == "__main__":
+    main()

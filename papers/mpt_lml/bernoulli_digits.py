@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
 from common.data import load_dataset, train_test_split
+from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.bernoulli import BernoulliLatentLinear
 from papers.mpt_lml.summary import write_summary

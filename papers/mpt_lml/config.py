@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from common.config import RunConfig, register_schema
+from common.config import register_schema
+from common.schema import FiguresConfig, RunConfig
 
 PAPER = "mpt_lml"
 
@@ -146,4 +147,21 @@ SCHEMAS = {
     "mlm_glue": MlmGlueConfig,
 }
 for _name, _cls in SCHEMAS.items():
-    register_schema(PAPER, _name, _cls)
+    register_schema(f"{PAPER}/{_name}", _cls)
+
+register_schema(f"{PAPER}/figures", FiguresConfig)
+
+
+@dataclass
+class BenchmarkConfig(RunConfig):
+    """The batched MC MPT estimators against a per-mask loop over the same masks (a timing benchmark)."""
+
+    dim: int = MISSING
+    n: int = MISSING
+    latent: int = MISSING
+    masks: int = MISSING
+    repeats: int = MISSING
+    loop_repeats: int = MISSING
+
+
+register_schema(f"{PAPER}/benchmark", BenchmarkConfig)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.config import entrypoint
+from common.app import entrypoint
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.gaussian import (
     Moments,

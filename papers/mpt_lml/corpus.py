@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from common.config import BadInput
+from common.errors import BadInput
 from papers.mpt_lml.tokens import OFFSET, wrap
 
 

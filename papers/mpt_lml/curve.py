@@ -14,7 +14,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from common.config import entrypoint
+from common.app import entrypoint
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
 from papers.mpt_lml.summary import write_summary

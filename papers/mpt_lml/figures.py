@@ -1,34 +1,38 @@
 """Every mpt_lml figure and the README's results table, rebuilt from saved results only.
 
-Reads results/mpt_lml/<experiment>/<scale>/summary.json (written by each entry point) and the
-authors' curves in reference/; computes nothing but means and the plotted quantities. An experiment
-that has not been run is skipped with a note.
+Reads <paths.results_dir>/mpt_lml/<experiment>/<scale>/summary.json (written by each entry point)
+and the authors' curves in reference/; computes nothing but means and the plotted quantities. An
+experiment that has not been run is skipped with a note. Figures and results_<scale>.md go to
+<paths.figures_dir>/mpt_lml/, each name ending in its scale; with logger=wandb the figures are logged
+as the run's images.
 
-    python -m papers.mpt_lml.figures [--scale smoke] [--results-dir results] [--out figures/mpt_lml]
+    python -m papers.mpt_lml.figures [scale=paper] [paths.results_dir=...] [logger=wandb]
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from common.plotting import new_figure, save
-from common.runinfo import REPO_ROOT
+import papers.mpt_lml.config  # noqa: F401 - registers the schemas
+from common.app import entrypoint
+from common.plotting import FigureOut, new_figure, publish, save
 from papers.mpt_lml.reference import AUTHORS_DIMS, authors_curves
 from papers.mpt_lml.summary import load_summary, ok_rows
 
 PAPER = "mpt_lml"
+log = logging.getLogger(__name__)
 
 
 def stamp(summary: dict, data: str) -> str:
     return f"{summary['device']} | {summary['scale']} scale | data: {data}"
 
 
-def fig_convergence(s: dict, out: Path) -> list[Path]:
+def fig_convergence(s: dict, out: FigureOut) -> list[Path]:
     rows = ok_rows(s)
     dims = sorted({r["dim"] for r in rows})
     estimators = sorted({r["estimator"] for r in rows})
@@ -72,10 +76,10 @@ def fig_convergence(s: dict, out: Path) -> list[Path]:
         axes[1, j].set_ylabel("spread (nats/datapoint); dashed: ∝ 1/√P")
         axes[1, j].legend()
     fig.suptitle("Monte Carlo cumulative MPT converges to the exact LML (PPCA); band: ±1 std")
-    return save(fig, PAPER, "convergence", out, stamp(s, "PPCA samples"))
+    return save(fig, "convergence", out, stamp(s, "PPCA samples"))
 
 
-def fig_curve(s: dict, out: Path) -> list[Path]:
+def fig_curve(s: dict, out: FigureOut) -> list[Path]:
     rows = sorted(ok_rows(s), key=lambda r: (r["latent"], r["masks_per_size"]))
     latents = sorted({r["latent"] for r in rows})
     masks = sorted({r["masks_per_size"] for r in rows})
@@ -102,10 +106,10 @@ def fig_curve(s: dict, out: Path) -> list[Path]:
         f"MPT curves, D = {len(rows[0]['share_masked'])}: the area is the LML; "
         "above the dashed line a fixed rate over-states it"
     )
-    return save(fig, PAPER, "curve", out, stamp(s, "PPCA samples"))
+    return save(fig, "curve", out, stamp(s, "PPCA samples"))
 
 
-def fig_ppca_training(s: dict, out: Path) -> list[Path]:
+def fig_ppca_training(s: dict, out: FigureOut) -> list[Path]:
     rows = ok_rows(s)
     fig, axes = new_figure(1, 2, figsize=(10, 3.6), layout="constrained")
     colors = {}
@@ -124,10 +128,10 @@ def fig_ppca_training(s: dict, out: Path) -> list[Path]:
     axes[1].set_ylim(s["optimum_lml"] - 0.5, s["optimum_lml"] + 0.1)
     axes[1].set_title("zoom near the optimum")
     axes[0].set_title(f"PPCA (D={rows[0]['dim']}, K={rows[0]['latent']}) trained by MPT")
-    return save(fig, PAPER, "ppca_training", out, stamp(s, "PPCA samples"))
+    return save(fig, "ppca_training", out, stamp(s, "PPCA samples"))
 
 
-def fig_noise_to_lml(s: dict, out: Path) -> list[Path]:
+def fig_noise_to_lml(s: dict, out: FigureOut) -> list[Path]:
     r = ok_rows(s)[0]
     fig, axes = new_figure(1, 2, figsize=(10, 3.6), layout="constrained")
     cmap = __import__("matplotlib").colormaps["viridis"]
@@ -153,10 +157,10 @@ def fig_noise_to_lml(s: dict, out: Path) -> list[Path]:
     axes[1].set_ylabel("nats/datapoint")
     axes[1].legend()
     fig.suptitle("From noise to LML: the MPT curve rises as cumulative MPT trains PPCA")
-    return save(fig, PAPER, "noise_to_lml", out, stamp(s, "PPCA samples"))
+    return save(fig, "noise_to_lml", out, stamp(s, "PPCA samples"))
 
 
-def fig_bernoulli(s: dict, out: Path) -> list[Path]:
+def fig_bernoulli(s: dict, out: FigureOut) -> list[Path]:
     rows = ok_rows(s)
     fig, axes = new_figure(1, 2, figsize=(10, 3.6), layout="constrained")
     for i, r in enumerate(rows):
@@ -171,7 +175,7 @@ def fig_bernoulli(s: dict, out: Path) -> list[Path]:
         ax.set_ylim(bottom=min(r["test_lml"][-1] for r in rows) - 8)
         ax.legend()
     fig.suptitle(f"Bernoulli latent-linear model (K={rows[0]['latent']}) on binarised {rows[0]['dataset']}")
-    return save(fig, PAPER, "bernoulli_digits", out, stamp(s, rows[0]["dataset"]))
+    return save(fig, "bernoulli_digits", out, stamp(s, rows[0]["dataset"]))
 
 
 def _mlm_axes(ax, rows: list[dict], key: str, title: str) -> None:
@@ -194,16 +198,16 @@ def _mlm_axes(ax, rows: list[dict], key: str, title: str) -> None:
     ax.legend(fontsize=6)
 
 
-def fig_mlm_hmm(s: dict, out: Path) -> list[Path]:
+def fig_mlm_hmm(s: dict, out: FigureOut) -> list[Path]:
     rows = ok_rows(s)
     fig, axes = new_figure(1, 2, figsize=(10, 3.6), sharey=True, layout="constrained")
     _mlm_axes(axes[0], rows, "curve", "exact-count masks, all [MASK] (theory)")
     _mlm_axes(axes[1], rows, "collator_curve", "HF collator, Bernoulli 80/10/10 (authors)")
     fig.suptitle("Masked LMs on an HMM language (exact LML known)")
-    return save(fig, PAPER, "mlm_hmm", out, stamp(s, "HMM samples"))
+    return save(fig, "mlm_hmm", out, stamp(s, "HMM samples"))
 
 
-def fig_mlm_text(s: dict, out: Path) -> list[Path]:
+def fig_mlm_text(s: dict, out: FigureOut) -> list[Path]:
     rows = ok_rows(s)
     fig, axes = new_figure(1, 3, figsize=(14, 3.8), layout="constrained")
     _mlm_axes(axes[0], rows, "curve", "ours: exact-count masks")
@@ -224,7 +228,7 @@ def fig_mlm_text(s: dict, out: Path) -> list[Path]:
     axes[2].set_ylabel("−eval_loss (nats per masked token)")
     axes[2].legend(fontsize=5, ncol=2)
     fig.suptitle("Character-level masked LMs: tiny BERT on local text (ours) beside the authors' BERT curves")
-    return save(fig, PAPER, "mlm_text", out, stamp(s, "local text") + " | right: authors' A100 results")
+    return save(fig, "mlm_text", out, stamp(s, "local text") + " | right: authors' A100 results")
 
 
 def results_table(summaries: dict[str, dict]) -> str:
@@ -301,24 +305,24 @@ FIGURES = {
 }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
-    parser.add_argument("--out", default=str(REPO_ROOT / "figures" / PAPER))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    summaries = {}
+@entrypoint("mpt_lml/figures")
+def main(cfg, run):
+    out = FigureOut(Path(cfg.out), cfg.scale.name)
+    summaries, made = {}, []
     for name, draw in FIGURES.items():
-        s = load_summary(args.results_dir, name, args.scale)
+        s = load_summary(cfg.paths.results_dir, name, cfg.scale.name)
         if s is None or not ok_rows(s):
-            print(f"figures: {name}: no results at scale={args.scale} (run python -m papers.mpt_lml.{name})")
+            log.info("%s: no results at scale=%s (run python -m papers.mpt_lml.%s)", name, cfg.scale.name,
+                     name)
             continue
         summaries[name] = s
-        print(f"figures: {name} -> {', '.join(str(p) for p in draw(s, out))}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"results_{args.scale}.md").write_text(results_table(summaries))
-    print(f"figures: table -> {out / f'results_{args.scale}.md'}")
+        paths = draw(s, out)
+        made += paths
+        log.info("%s -> %s", name, ", ".join(str(p) for p in paths))
+    table = out.write_text("results", "md", results_table(summaries))
+    log.info("table -> %s", table)
+    publish(run, made, cfg.scale.name)
+    return [str(p) for p in [*made, table]]
 
 
 if __name__ == "__main__":

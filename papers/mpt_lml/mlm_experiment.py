@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.config import BadInput
+from common.errors import BadInput
 from papers.mpt_lml import mlm
 from papers.mpt_lml.masks import rate_to_size
 from papers.mpt_lml.tokens import is_special

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.mlm import bert_logits, collator_curve, integrate_area, rate_curve, rate_grid
 from papers.mpt_lml.reference import authors_areas

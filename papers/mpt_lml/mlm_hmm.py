@@ -15,7 +15,7 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from common.config import entrypoint
+from common.app import entrypoint
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.hmm import HMM, HMMPredictor
 from papers.mpt_lml.mlm import tiny_bert

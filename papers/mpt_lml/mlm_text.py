@@ -15,7 +15,8 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.corpus import char_sequences, read_corpus
 from papers.mpt_lml.mlm import tiny_bert

@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
 from papers.mpt_lml.ppca_training import optimum_lml, train_ppca

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common.config import BadInput, entrypoint
+from common.app import entrypoint
+from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.gaussian import (
     Gaussian,

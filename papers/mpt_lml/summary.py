@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from common.config import write_atomic
+from common.atomic import write_atomic
 from common.results import _clean, cell_key
 
 SUMMARY = "summary.json"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 import papers.slm_energy.config  # noqa: F401 - registers the schemas
-from common.config import entrypoint
+from common.app import entrypoint
 from common.serving.harness import settings_from_config
 from papers.slm_energy.analysis import Settings
 from papers.slm_energy.runner import make_plan, run_benchmark, workload_spec

@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from common.config import RunConfig, register_schema
+from common.config import register_schema
+from common.schema import FiguresConfig, RunConfig
 
 PAPER = "slm_energy"
 
@@ -81,5 +82,7 @@ class ReplicationConfig(ServingConfig):
     instance_timeout_s: float = MISSING
 
 
-register_schema(PAPER, "benchmark", BenchmarkConfig)
-register_schema(PAPER, "replication", ReplicationConfig)
+register_schema(f"{PAPER}/benchmark", BenchmarkConfig)
+register_schema(f"{PAPER}/replication", ReplicationConfig)
+
+register_schema(f"{PAPER}/figures", FiguresConfig)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from common.plotting import new_figure, save
+from common.repo import REPO_ROOT
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 
 PAPER = "slm_energy"
 README = REPO_ROOT / "papers" / PAPER / "README.md"
@@ -123,7 +123,7 @@ def fig_frontier(p: dict, out: Path, cost: str) -> list[Path]:
         ax.legend(fontsize=6)
     name = {"latency": "frontier_latency", "energy": "frontier_energy"}[cost]
     fig.suptitle(f"Throughput vs {'latency' if cost == 'latency' else 'energy per token'} over batch sizes")
-    return save(fig, PAPER, name, out, stamp(p, "pareto.json"))
+    return save(fig, name, out, stamp(p, "pareto.json"))
 
 
 def _wrap(text: str, width: int = 48) -> str:
@@ -173,7 +173,7 @@ def fig_memory(p: dict, out: Path) -> list[Path]:
     ax.set_ylabel("memory at the Pareto batch (% of device)")
     ax.set_title("Memory the Pareto-optimal batch needs (hatched: does not fit the device)")
     ax.legend(fontsize=6, ncol=2)
-    return save(fig, PAPER, "pareto_memory", out, stamp(p, "pareto.json; roofline: spec sheets"))
+    return save(fig, "pareto_memory", out, stamp(p, "pareto.json; roofline: spec sheets"))
 
 
 def fig_roofline(p: dict, out: Path) -> list[Path]:
@@ -205,7 +205,7 @@ def fig_roofline(p: dict, out: Path) -> list[Path]:
         ax.set_ylabel("predicted decode throughput (tok/s)")
         ax.legend(fontsize=5)
     fig.suptitle("Roofline: Pareto batch (star; red edge: does not fit) and memory limit (dotted)")
-    return save(fig, PAPER, "roofline_pareto", out, PREDICTED)
+    return save(fig, "roofline_pareto", out, PREDICTED)
 
 
 def fig_replication(r: dict, rows: list[dict], out: Path) -> list[Path]:
@@ -236,7 +236,7 @@ def fig_replication(r: dict, rows: list[dict], out: Path) -> list[Path]:
     right.set_ylabel("ratio at each setting's best batch")
     right.set_title("k instances vs one instance at its best batch", fontsize=8)
     right.legend(fontsize=6)
-    return save(fig, PAPER, "replication", out, stamp(r, "replication.json, results.jsonl"))
+    return save(fig, "replication", out, stamp(r, "replication.json, results.jsonl"))
 
 
 def _fmt_bytes(b) -> str:

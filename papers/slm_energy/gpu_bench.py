@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from common.config import write_atomic
+from common.atomic import write_atomic
+from common.repo import REPO_ROOT
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 from common.serving.bench.gpu_check import device_slug
 from common.serving.bench.record import provenance
 from common.serving.models import get_config

@@ -18,7 +18,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import papers.slm_energy.config  # noqa: F401 - registers the schemas
-from common.config import BadInput, entrypoint, write_atomic
+from common.app import entrypoint
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.serving.models import get_config, resolve_device
 from common.serving.workloads import sweep_requests
 from papers.slm_energy.replicas import Group, replication_summary, run_group

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import BadInput, write_atomic
+from common.atomic import write_atomic
+from common.errors import BadInput
 from common.hardware import DTYPES as SPEC_DTYPES
 from common.hardware import SPECS
 from common.results import ResultStore

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import CONF_DIR
+from common.repo import CONF_DIR
 
 DEMO_YAML = """\
 # @package _global_
@@ -25,7 +25,11 @@ DEMO_APP = '''\
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import BadInput, RunConfig, entrypoint, register_schema
+from common.errors import BadInput
+
+from common.app import entrypoint
+from common.config import register_schema
+from common.schema import RunConfig
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Exp(RunConfig):
     n: int = 1
 
 
-register_schema("demo", "exp", Exp)
+register_schema("demo/exp", Exp)
 
 
 @entrypoint("demo/exp", config_dir=Path(__file__).parent / "conf")

@@ -11,7 +11,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from common.config import PAPERS, REPO_ROOT, compose, experiment_configs, run_task
+from common.config import compose, experiment_configs, run_task
+from common.repo import PAPERS, REPO_ROOT
 
 PY = sys.executable
 

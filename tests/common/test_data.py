@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 from scipy.stats import binom, norm
 
-from common.config import BadInput
 from common.data import (
     DatasetUnavailable,
     available,
@@ -20,6 +19,7 @@ from common.data import (
 )
 from common.data import hub as hub_module
 from common.data.dataset import cache_path
+from common.errors import BadInput
 
 OFFLINE_SHAPES = {"digits": (1797, (1, 8, 8)), "mnist": (5000, (1, 28, 28)), "mnist1d": (5000, (1, 40)),
                   "synthetic_gaussian": (1000, (8,))}

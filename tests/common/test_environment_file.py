@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import yaml
 
-from common.config import REPO_ROOT
+from common.repo import REPO_ROOT
 
 
 def _env():

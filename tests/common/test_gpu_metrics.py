@@ -15,7 +15,7 @@ import pynvml
 import pytest
 from scipy.integrate import quad
 
-from common.config import BadInput
+from common.errors import BadInput
 from common.gpu_metrics import (
     TIMELINE_COLUMNS,
     BackendUnavailable,

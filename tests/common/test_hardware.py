@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from common.config import REPO_ROOT, BadInput
+from common.errors import BadInput
 from common.hardware import (
     DTYPES,
     SPECS,
@@ -22,6 +22,7 @@ from common.hardware import (
 )
 from common.hardware.__main__ import main as cli_main
 from common.hardware.__main__ import spec_table
+from common.repo import REPO_ROOT
 
 REQUIRED = ("h100-sxm-80gb", "h100-64gb", "h200", "a100-40gb", "a100-80gb", "l4")
 

@@ -5,15 +5,15 @@ import json
 import pytest
 
 from common.logging import ExperimentLogger
-from common.plotting import new_figure, save
+from common.plotting import FigureOut, new_figure, save
 from tests.wandb_records import read_offline_run
 
 
 def test_jsonl_backend_records_scalars_tables_figures(tmp_path):
     fig, ax = new_figure()
     ax.plot([0, 1], [0, 1])
-    png, pdf = save(fig, "demo", "line", out_dir=tmp_path / "figs", source="CPU test")
-    assert png.stat().st_size > 0 and pdf.read_bytes().startswith(b"%PDF")
+    png, pdf = save(fig, "line", FigureOut(tmp_path / "figs", "smoke"), source="CPU test")
+    assert png.name == "line_smoke.png" and png.stat().st_size > 0 and pdf.read_bytes().startswith(b"%PDF")
     logger = ExperimentLogger.from_config({"backend": "jsonl"}, tmp_path, config={})
     logger.log({"loss": 0.5, "nan": float("nan")}, step=3)
     logger.table("cells", [{"batch": 1, "tput": 2.0}])
@@ -50,3 +50,13 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch, exit_code):
     assert run.history["throughput"] == 123.5
     assert run.run.run_group == "demo/exp/smoke" and run.config["model"] == "opt-tiny"
     assert run.exit_codes == [exit_code]
+
+
+def test_the_same_figure_gives_the_same_bytes(tmp_path):
+    """PNG and PDF carry no date, so figures rebuilt from the same results are byte-identical."""
+    outs = []
+    for run in ("a", "b"):
+        fig, ax = new_figure()
+        ax.plot([0, 1], [1, 0])
+        outs.append([p.read_bytes() for p in save(fig, "line", FigureOut(tmp_path / run, "smoke"))])
+    assert outs[0] == outs[1]

@@ -17,7 +17,7 @@ import logging
 
 import pandas as pd
 
-from common.runinfo import REPO_ROOT
+from common.repo import REPO_ROOT
 from common.serving import roofline as rl
 from common.serving.bench.record import write_json
 

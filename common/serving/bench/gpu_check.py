@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from common.repo import REPO_ROOT
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 from common.serving import roofline as rl
 from common.serving.bench.generate_ratio import generate_ratio
 from common.serving.bench.overhead import timing_overhead

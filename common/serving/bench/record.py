@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.runinfo import REPO_ROOT, git_state, hardware_summary, package_versions
+from common.repo import REPO_ROOT
+from common.runinfo import git_state, hardware_summary, package_versions
 
 DEFAULT_DIR = REPO_ROOT / "results" / "serving" / "bench"
 

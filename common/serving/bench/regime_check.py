@@ -18,8 +18,8 @@ import math
 import sys
 from pathlib import Path
 
+from common.repo import REPO_ROOT
 from common.results import ResultStore
-from common.runinfo import REPO_ROOT
 from common.serving import roofline as rl
 from common.serving.bench.record import write_json
 

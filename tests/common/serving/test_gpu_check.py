@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from common.runinfo import REPO_ROOT
+from common.repo import REPO_ROOT
 from common.serving.bench import gpu_check
 
 FILES = {"env.json", "sweep.jsonl", "breakdown.json", "roofline.json", "bench.json", "summary.json"}

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from common.runinfo import REPO_ROOT
+from common.repo import REPO_ROOT
 from common.serving import roofline as rl
 from common.serving.bench import calibrate_mindgap
 from common.serving.bench.regime_check import check, dense_crossover_batch

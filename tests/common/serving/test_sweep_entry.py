@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from common.config import REPO_ROOT, compose, run_task
+from common.config import compose, run_task
+from common.repo import REPO_ROOT
 from common.results import ResultStore
 from papers.batching.sweep import main
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.runinfo import REPO_ROOT
+from common.repo import REPO_ROOT
 from common.serving.workloads import (
     PAPER_FILTER,
     SHAREGPT_MEAN_OUTPUT,

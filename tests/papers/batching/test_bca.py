@@ -9,22 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.config import BadInput
+from common.errors import BadInput
 from common.results import ResultStore
-from papers.batching import advise, bca
+from papers.batching import advise, advisor
 
-GiB = bca.GiB
+GiB = advisor.GiB
 REF = advise.REFERENCE
 
 
 def curve(batch, throughput, latency, cap=None, **kw):
-    return bca.make_curve("test", batch, throughput, latency, cap=cap, **kw)
+    return advisor.make_curve("test", batch, throughput, latency, cap=cap, **kw)
 
 
 # ---- the rule ----------------------------------------------------------------------------------
 def test_highest_throughput_within_the_slo():
     c = curve([1, 2, 4, 8, 16], [100, 190, 350, 600, 700], [10, 11, 13, 18, 30])
-    choice = bca.choose_batch(c, slo_ms=20, epsilon=0)
+    choice = advisor.choose_batch(c, slo_ms=20, epsilon=0)
     assert choice.batch == 8 and choice.throughput == 600
     assert choice.fraction_of_best == pytest.approx(600 / 700)
     assert list(choice.meets_slo) == [True, True, True, True, False]
@@ -32,16 +32,16 @@ def test_highest_throughput_within_the_slo():
 
 def test_equal_throughput_goes_to_the_smaller_batch():
     c = curve([1, 2, 4, 8, 16], [100, 190, 400, 400, 400], [10, 11, 12, 13, 14])
-    assert bca.choose_batch(c, slo_ms=100, epsilon=0).batch == 4
+    assert advisor.choose_batch(c, slo_ms=100, epsilon=0).batch == 4
     # the order rows arrive in does not matter
     c = curve([16, 4, 8, 2, 1], [400, 400, 400, 190, 100], [14, 12, 13, 11, 10])
-    assert bca.choose_batch(c, slo_ms=100, epsilon=0).batch == 4
+    assert advisor.choose_batch(c, slo_ms=100, epsilon=0).batch == 4
 
 
 def test_non_monotone_throughput_picks_the_peak_not_the_last_feasible_batch():
     # throughput dips at 16 (e.g. preemption), recovers at 32 beyond the SLO
     c = curve([1, 2, 4, 8, 16, 32], [100, 190, 350, 520, 480, 900], [10, 10, 11, 12, 14, 40])
-    choice = bca.choose_batch(c, slo_ms=15, epsilon=0)
+    choice = advisor.choose_batch(c, slo_ms=15, epsilon=0)
     assert choice.batch == 8  # not 16, the largest batch within the SLO
     assert choice.fraction_of_best == pytest.approx(520 / 900)
 
@@ -49,10 +49,10 @@ def test_non_monotone_throughput_picks_the_peak_not_the_last_feasible_batch():
 def test_epsilon_zero_turns_the_efficiency_filter_off():
     # T(B)/(B T(1)): 1, 0.95, 0.875, 0.5, 0.3125
     c = curve([1, 2, 4, 8, 16], [100, 190, 350, 400, 500], [10, 10, 11, 12, 13])
-    assert bca.choose_batch(c, slo_ms=100, epsilon=0).batch == 16
-    assert bca.choose_batch(c, slo_ms=100, epsilon=0.4).batch == 8
-    assert bca.choose_batch(c, slo_ms=100, epsilon=0.5).batch == 4  # strictly greater than epsilon
-    choice = bca.choose_batch(c, slo_ms=100, epsilon=0.4)
+    assert advisor.choose_batch(c, slo_ms=100, epsilon=0).batch == 16
+    assert advisor.choose_batch(c, slo_ms=100, epsilon=0.4).batch == 8
+    assert advisor.choose_batch(c, slo_ms=100, epsilon=0.5).batch == 4  # strictly greater than epsilon
+    choice = advisor.choose_batch(c, slo_ms=100, epsilon=0.4)
     np.testing.assert_allclose(choice.efficiencies, [1, 0.95, 0.875, 0.5, 0.3125])
     assert choice.t1 == 100
 
@@ -60,21 +60,21 @@ def test_epsilon_zero_turns_the_efficiency_filter_off():
 def test_no_batch_meets_the_slo():
     c = curve([1, 2, 4], [100, 190, 350], [10, 11, 13])
     with pytest.raises(BadInput, match="no batch meets the latency SLO of 9 ms.*10 ms, at batch 1"):
-        bca.choose_batch(c, slo_ms=9, epsilon=0)
+        advisor.choose_batch(c, slo_ms=9, epsilon=0)
 
 
 def test_no_batch_within_the_slo_is_efficient_enough():
     # batch 1 (efficiency 1) misses the SLO; batches 2 and 4 meet it at efficiency 0.6 and 0.325
     c = curve([1, 2, 4, 8], [100, 120, 130, 140], [50, 11, 13, 30])
     with pytest.raises(BadInput, match="above epsilon = 0.9.*the best is 0.6"):
-        bca.choose_batch(c, slo_ms=20, epsilon=0.9)
+        advisor.choose_batch(c, slo_ms=20, epsilon=0.9)
 
 
 def test_a_sweep_without_batch_one_fails_only_when_the_filter_needs_it():
     c = curve([2, 4, 8], [190, 350, 600], [10, 11, 12])
     with pytest.raises(BadInput, match="no batch-1 run"):
-        bca.choose_batch(c, slo_ms=100, epsilon=0.1)
-    choice = bca.choose_batch(c, slo_ms=100, epsilon=0)
+        advisor.choose_batch(c, slo_ms=100, epsilon=0.1)
+    choice = advisor.choose_batch(c, slo_ms=100, epsilon=0)
     assert choice.batch == 8 and choice.efficiency is None
 
 
@@ -82,20 +82,20 @@ def test_a_sweep_without_batch_one_fails_only_when_the_filter_needs_it():
 def test_epsilon_outside_zero_one_is_refused(epsilon):
     c = curve([1, 2], [100, 190], [10, 11])
     with pytest.raises(BadInput, match=r"epsilon must be in \[0, 1\)"):
-        bca.choose_batch(c, slo_ms=100, epsilon=epsilon)
+        advisor.choose_batch(c, slo_ms=100, epsilon=epsilon)
 
 
 def test_absolute_and_factor_slo():
     c = curve([1, 2, 4, 8, 16], [100, 190, 350, 600, 700], [10, 11, 13, 18, 30])
-    assert bca.slo_threshold(c, slo_ms=25)[0] == 25
-    assert bca.slo_threshold(c, slo_factor=2, ref_batch=1)[0] == 20
-    assert bca.slo_threshold(c, slo_factor=2, ref_batch=7)[0] == 36  # nearest batch to 7 is 8
-    assert bca.slo_threshold(c, slo_factor=2, ref_batch=3)[0] == 22  # 2 and 4 tie: the smaller
-    assert bca.choose_batch(c, *bca.slo_threshold(c, slo_factor=2, ref_batch=1)[:1], epsilon=0).batch == 8
+    assert advisor.slo_threshold(c, slo_ms=25)[0] == 25
+    assert advisor.slo_threshold(c, slo_factor=2, ref_batch=1)[0] == 20
+    assert advisor.slo_threshold(c, slo_factor=2, ref_batch=7)[0] == 36  # nearest batch to 7 is 8
+    assert advisor.slo_threshold(c, slo_factor=2, ref_batch=3)[0] == 22  # 2 and 4 tie: the smaller
+    assert advisor.choose_batch(c, *advisor.slo_threshold(c, slo_factor=2, ref_batch=1)[:1], epsilon=0).batch == 8
     with pytest.raises(BadInput, match="exactly one"):
-        bca.slo_threshold(c, slo_ms=25, slo_factor=2)
+        advisor.slo_threshold(c, slo_ms=25, slo_factor=2)
     with pytest.raises(BadInput, match="exactly one"):
-        bca.slo_threshold(c)
+        advisor.slo_threshold(c)
 
 
 def _authors_like_frame():
@@ -109,18 +109,18 @@ def test_cap_and_running_batch_columns_give_their_own_answers():
     frame = _authors_like_frame()
     kw = dict(label="t", source="frame", throughput_col="total_token_throughput_tok_s",
               latency_col="mean_tpot_ms", cap_col="max_num_seqs")
-    by_cap = bca.curve_from_frame(frame, batch_col="max_num_seqs", **kw)
-    by_run = bca.curve_from_frame(frame, batch_col="mean_running_batch", **kw)
+    by_cap = advisor.curve_from_frame(frame, batch_col="max_num_seqs", **kw)
+    by_run = advisor.curve_from_frame(frame, batch_col="mean_running_batch", **kw)
     # efficiency of cap 64: 1010 / (64 x 100) = 0.16 by cap, 1010 / (12.5 x 100) = 0.81 by running batch
-    assert bca.choose_batch(by_cap, 100, 0.5).cap == 16
-    pick = bca.choose_batch(by_run, 100, 0.5)
+    assert advisor.choose_batch(by_cap, 100, 0.5).cap == 16
+    pick = advisor.choose_batch(by_run, 100, 0.5)
     assert pick.cap == 64 and pick.batch == 12.5
 
 
 def test_empty_rows_are_skipped_not_read_as_zero():
     frame = _authors_like_frame()
     frame.loc[2, ["total_token_throughput_tok_s", "mean_tpot_ms"]] = np.nan
-    c = bca.curve_from_frame(frame, label="t", source="frame", batch_col="max_num_seqs",
+    c = advisor.curve_from_frame(frame, label="t", source="frame", batch_col="max_num_seqs",
                              throughput_col="total_token_throughput_tok_s", latency_col="mean_tpot_ms")
     assert list(c.cap) == [1, 4, 64]
     assert len(c.skipped) == 1 and "max_num_seqs=16" in c.skipped[0] and "mean_tpot_ms" in c.skipped[0]
@@ -128,7 +128,7 @@ def test_empty_rows_are_skipped_not_read_as_zero():
 
 def test_a_missing_column_is_named():
     with pytest.raises(BadInput, match="no column 'mean_itl_ms'.*max_num_seqs"):
-        bca.curve_from_frame(_authors_like_frame(), label="t", source="sweep.csv", batch_col="max_num_seqs",
+        advisor.curve_from_frame(_authors_like_frame(), label="t", source="sweep.csv", batch_col="max_num_seqs",
                              throughput_col="total_token_throughput_tok_s", latency_col="mean_itl_ms")
 
 
@@ -137,8 +137,8 @@ def test_kv_usage_percent_needs_the_pool_and_converts_with_it():
               throughput_col="total_token_throughput_tok_s", latency_col="mean_tpot_ms",
               kv_col="max_kv_cache_usage_pct")
     with pytest.raises(BadInput, match="--kv-pool-gib"):
-        bca.curve_from_frame(_authors_like_frame(), **kw)
-    c = bca.curve_from_frame(_authors_like_frame(), kv_pool_bytes=50 * GiB, **kw)
+        advisor.curve_from_frame(_authors_like_frame(), **kw)
+    c = advisor.curve_from_frame(_authors_like_frame(), kv_pool_bytes=50 * GiB, **kw)
     np.testing.assert_allclose(c.kv_bytes / GiB, [1.0, 4.0, 12.0, 12.5])
 
 
@@ -148,8 +148,8 @@ def test_kv_bytes_per_token_and_the_authors_pool():
 
     kv = rl.kv_bytes_per_token(rl.model_shape("opt-1.3b"), "fp16")
     assert kv == 196_608 == 2 * 24 * 2048 * 2  # K and V, 24 layers, d_model 2048, fp16
-    assert bca.kv_pool_bytes(18573, 16, kv) / GiB == pytest.approx(54.41, abs=0.005)
-    assert bca.kv_bound_bytes(128, 242, 260, kv) == 128 * 502 * 196_608
+    assert advisor.kv_pool_bytes(18573, 16, kv) / GiB == pytest.approx(54.41, abs=0.005)
+    assert advisor.kv_bound_bytes(128, 242, 260, kv) == 128 * 502 * 196_608
 
 
 def test_vllm_logged_pools_match_blocks_times_kv_per_token():
@@ -158,14 +158,14 @@ def test_vllm_logged_pools_match_blocks_times_kv_per_token():
     kib = {"opt-1.3b": 192, "opt-2.7b": 320, "llama-2-7b": 512, "llama-2-13b": 800}  # 2 x layers x d x 2 B
     frame = pd.read_csv(REF / "server_memory.csv")
     for r in frame.itertuples():
-        pool = bca.kv_pool_bytes(r.num_gpu_blocks, r.block_size, kib[r.model] * 1024) / GiB
-        block = bca.kv_pool_bytes(1, r.block_size, kib[r.model] * 1024) / GiB
+        pool = advisor.kv_pool_bytes(r.num_gpu_blocks, r.block_size, kib[r.model] * 1024) / GiB
+        block = advisor.kv_pool_bytes(1, r.block_size, kib[r.model] * 1024) / GiB
         assert pool - 0.005 <= r.kv_cache_gib <= pool + block + 0.005, r.model
 
 
 def test_vllm_profile_reproduces_its_pools_and_a_consistent_non_torch_share():
     frame = pd.read_csv(REF / "server_memory.csv")
-    profiles = [bca.vllm_profile(frame, m, "advisor", "server_memory.csv") for m in kib_models()]
+    profiles = [advisor.vllm_profile(frame, m, "advisor", "server_memory.csv") for m in kib_models()]
     non_torch = [p.non_torch_bytes / GiB for p in profiles]
     # vLLM's identity util x total = peak torch + non-torch + KV leaves the same small remainder for
     # every model (rounding of the logged GiB values aside), below the measured CUDA runtime
@@ -175,7 +175,7 @@ def test_vllm_profile_reproduces_its_pools_and_a_consistent_non_torch_share():
         assert p.pool_bytes(1) == pytest.approx(p.pool_bytes_at_1)
         assert p.pool_bytes(p.cap_min) == pytest.approx(p.pool_bytes_min)
     with pytest.raises(BadInput, match="2 rows.*--server-memory-sweep"):
-        bca.vllm_profile(frame, "opt-1.3b", None, "server_memory.csv")
+        advisor.vllm_profile(frame, "opt-1.3b", None, "server_memory.csv")
 
 
 def kib_models():
@@ -183,8 +183,8 @@ def kib_models():
 
 
 def test_memory_plan_by_hand():
-    ov = bca.fixed_overhead(1 * GiB, "test")
-    plan = bca.plan_memory(10 * GiB, 2 * GiB, ov, cap=128, device_bytes=64 * GiB, kv_source="test")
+    ov = advisor.fixed_overhead(1 * GiB, "test")
+    plan = advisor.plan_memory(10 * GiB, 2 * GiB, ov, cap=128, device_bytes=64 * GiB, kv_source="test")
     assert plan.footprint_bytes == plan.budget_bytes == 13 * GiB
     assert plan.gpu_memory_utilization == 0.204  # 13 / 64 = 0.203125, rounded up
     assert plan.freed_bytes / GiB == pytest.approx((0.9 - 0.204) * 64)
@@ -195,23 +195,23 @@ def test_memory_plan_by_hand():
 
 
 def test_replicas_also_fit_their_out_of_budget_runtime():
-    ov = bca.Overhead(runtime_bytes=10 * GiB, in_budget_bytes=0, act_bytes_at_1=0, act_bytes_per_seq=0,
+    ov = advisor.Overhead(runtime_bytes=10 * GiB, in_budget_bytes=0, act_bytes_at_1=0, act_bytes_per_seq=0,
                       source="test")
-    plan = bca.plan_memory(10 * GiB, 2 * GiB, ov, cap=1, device_bytes=64 * GiB, kv_source="test")
+    plan = advisor.plan_memory(10 * GiB, 2 * GiB, ov, cap=1, device_bytes=64 * GiB, kv_source="test")
     assert plan.budget_bytes == 12 * GiB and plan.footprint_bytes == 22 * GiB
     assert plan.replicas == 2  # 0.9 / 0.188 would give 4, but 3 x 22 GiB > 64 GiB
 
 
 def test_a_plan_that_does_not_fit_the_device_is_refused():
     with pytest.raises(BadInput, match="more than the device"):
-        bca.plan_memory(70 * GiB, 2 * GiB, bca.fixed_overhead(0, "t"), 1, 64 * GiB, "t")
+        advisor.plan_memory(70 * GiB, 2 * GiB, advisor.fixed_overhead(0, "t"), 1, 64 * GiB, "t")
 
 
 def test_the_utilization_given_makes_vllm_allocate_at_least_the_kv_needed():
     frame = pd.read_csv(REF / "server_memory.csv")
-    p = bca.vllm_profile(frame, "opt-1.3b", "advisor", "server_memory.csv")
+    p = advisor.vllm_profile(frame, "opt-1.3b", "advisor", "server_memory.csv")
     for cap, kv in [(1, 0.1 * GiB), (128, 10.87 * GiB), (512, 40 * GiB)]:
-        plan = bca.plan_memory(kv, p.weights_bytes, p.overhead, cap, p.total_bytes, "t")
+        plan = advisor.plan_memory(kv, p.weights_bytes, p.overhead, cap, p.total_bytes, "t")
         assert kv <= p.vllm_pool_bytes(plan.gpu_memory_utilization, cap) <= kv + p.overhead.runtime_bytes
     # the default utilization gives back the logged pool
     assert p.vllm_pool_bytes(0.9, 1) / GiB == pytest.approx(54.48)
@@ -229,7 +229,7 @@ def _oracle_b_opt(frame, model, out_len, factor=3.0, ref=32, eps=0.1):
 
 
 def test_all_authors_prints_b_opt_per_model_and_output_length(tmp_path, capsys):
-    out, md = tmp_path / "bca.json", tmp_path / "bca.md"
+    out, md = tmp_path / "advisor.json", tmp_path / "advisor.md"
     assert advise.main(["--all-authors", "--json", str(out), "--markdown", str(md)]) == 0
     text = capsys.readouterr().out
     results = json.loads(out.read_text())["results"]

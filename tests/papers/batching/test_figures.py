@@ -2,7 +2,7 @@
 
 import pytest
 
-from papers.batching import bca_runs, breakdown, figures, ncu, study
+from papers.batching import bca, breakdown, figures, ncu, study
 from tests.papers.batching.helpers import run_entry
 
 DRAWN = ("fig2_throughput_vs_itl", "fig3_throughput_vs_kv", "fig4_prefill_decode",
@@ -17,7 +17,7 @@ def saved(tiny_results):
     run_entry(breakdown, "batching/breakdown", results, "models=[opt-tiny]", "batch_sizes=[1,4]",
               "prompt_len=4", "decode_steps=2", "progress=false")
     run_entry(ncu, "batching/ncu", results)
-    run_entry(bca_runs, "batching/bca", results)
+    run_entry(bca, "batching/bca", results)
     return results
 
 

@@ -131,7 +131,7 @@ def test_vllm_route_end_to_end_against_a_fake_openai_server(tmp_path, monkeypatc
     import sys
     from types import SimpleNamespace
 
-    from common.config import REPO_ROOT
+    from common.repo import REPO_ROOT
     from common.serving import vllm_server
     from common.serving.workloads import WorkloadSpec, build_requests
 

@@ -10,15 +10,16 @@ import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from common.config import REPO_ROOT, compose
+from common.config import compose
+from common.repo import REPO_ROOT
 from common.results import ResultStore
 from jobs.render import experiment_module
-from papers.batching import bca_runs, breakdown, ncu, study
+from papers.batching import bca, breakdown, ncu, study
 from tests.papers.batching.helpers import run_entry
 
 REF = REPO_ROOT / "papers" / "batching" / "reference"
 EXPERIMENTS = {"study": "papers.batching.study", "breakdown": "papers.batching.breakdown",
-               "ncu": "papers.batching.ncu", "bca": "papers.batching.bca_runs",
+               "ncu": "papers.batching.ncu", "bca": "papers.batching.bca",
                "replicate": "papers.batching.replicate"}
 
 
@@ -151,7 +152,7 @@ def _rule(frame: pd.DataFrame, slo_factor=3.0, ref=32.0, epsilon=0.1) -> int:
 
 
 def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
-    summary = run_entry(bca_runs, "batching/bca", tiny_results)
+    summary = run_entry(bca, "batching/bca", tiny_results)
     out = tiny_results / "batching" / "bca" / "smoke"
     assert set(summary["runs"]) == {"own_sweep", "advisor", "advisor_eps0", "advisor_no_preempted",
                                     "background"}
@@ -174,7 +175,7 @@ def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
 
 
 def test_bca_step_skips_a_missing_own_sweep_but_still_advises_the_authors(tmp_path):
-    summary = run_entry(bca_runs, "batching/bca", tmp_path)
+    summary = run_entry(bca, "batching/bca", tmp_path)
     assert summary["runs"]["own_sweep"]["status"] == "missing"
     assert "papers.batching.sweep" in summary["runs"]["own_sweep"]["reason"]
     assert summary["runs"]["advisor"]["status"] == "ok"
@@ -182,5 +183,5 @@ def test_bca_step_skips_a_missing_own_sweep_but_still_advises_the_authors(tmp_pa
 
 def test_bca_step_bad_epsilon_exits_2(tiny_results):
     with pytest.raises(SystemExit) as exc:
-        run_entry(bca_runs, "batching/bca", tiny_results, "epsilon=1.5")
+        run_entry(bca, "batching/bca", tiny_results, "epsilon=1.5")
     assert exc.value.code == 2

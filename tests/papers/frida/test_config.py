@@ -3,7 +3,8 @@
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from common.config import BadInput, compose, run_task
+from common.config import compose, run_task
+from common.errors import BadInput
 from papers.frida import detect
 from papers.frida.config import federation_from_dict
 

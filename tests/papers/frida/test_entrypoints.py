@@ -7,7 +7,7 @@ import pytest
 
 from common.config import compose, run_task
 from common.results import ResultStore
-from papers.frida import bench, detect, figures, run_grid
+from papers.frida import bench, detect, figures, grid
 
 TINY = ["fed.num_clients=4", "fed.rounds=2", "fed.num_free_riders=1", "logger=none"]
 
@@ -29,34 +29,38 @@ def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
                  "free_riders=[plain,gradient_noiser]",
                  "partitions=['iid','0.1','1e-9']", "num_free_riders=[1]", "seeds=[0]",
                  "mitigation_partitions=['0.1']", "mitigation_num_free_riders=[1]", "workers=1"]
-    run_task(run_grid.main.task, compose("frida/grid", overrides), tmp_path / "run1")
+    run_task(grid.main.task, compose("frida/grid", overrides), tmp_path / "run1")
     store = ResultStore(tmp_path / "frida" / "grid" / "smoke" / "results.jsonl")
     all_rows = store.load(status=None)
     assert len(all_rows) == 2 * 3 + 1 + 2  # detection cells + clean reference + mitigated cells
     failed = all_rows[all_rows["status"] == "failed"]
     assert set(failed["partition"]) == {"1e-9"} and failed["error"].str.contains("dirichlet").all()
     finished = len(store.rows())
-    run_task(run_grid.main.task, compose("frida/grid", overrides), tmp_path / "run2")
+    run_task(grid.main.task, compose("frida/grid", overrides), tmp_path / "run2")
     rows = store.rows()
     assert len(rows) == finished + len(failed)  # only the failed cells ran again
     out = tmp_path / "figs"
-    assert figures.main(["--results-dir", str(tmp_path), "--out-dir", str(out)]) == 0
-    for name in ("auc_vs_alpha.png", "f1_by_round.png", "accuracy_mitigation.png", "auc_table.md"):
-        assert (out / name).stat().st_size > 0
-    table = (out / "auc_table.md").read_text()
+    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}", "logger=none"])
+    run_task(figures.main.task, cfg, tmp_path / "run3")
+    for name in ("auc_vs_alpha", "f1_by_round", "accuracy_mitigation"):
+        assert (out / "frida" / f"{name}_smoke.png").stat().st_size > 0
+    table = (out / "frida" / "auc_table_smoke.md").read_text()
     assert "gradient_noiser" in table and "mia_loss" in table
 
 
 def test_a_malformed_partition_label_is_bad_input(tmp_path):
     cfg = compose("frida/grid", [f"paths.results_dir={tmp_path}", *TINY, "partitions=['0.1','dense']"])
     with pytest.raises(SystemExit) as err:
-        run_task(run_grid.main.task, cfg, tmp_path / "run")
+        run_task(grid.main.task, cfg, tmp_path / "run")
     assert err.value.code == 2 and not (tmp_path / "run").exists()
 
 
-def test_figures_without_results_exit_2(tmp_path, capsys):
-    assert figures.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "f")]) == 2
-    assert "run_grid" in capsys.readouterr().err
+def test_figures_without_results_exit_2(tmp_path, caplog):
+    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'f'}",
+                                    "logger=none"])
+    with pytest.raises(SystemExit) as err:
+        run_task(figures.main.task, cfg, tmp_path / "run")
+    assert err.value.code == 2 and "grid" in caplog.text and not (tmp_path / "run").exists()
 
 
 def test_bench_reports_overhead_against_training(tmp_path):

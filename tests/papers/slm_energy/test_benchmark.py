@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from common.config import REPO_ROOT, compose, run_task
+from common.config import compose, run_task
 from common.gpu_metrics import Monitor
+from common.repo import REPO_ROOT
 from common.results import ResultStore
 from common.serving import harness
 from papers.slm_energy import benchmark, figures

@@ -75,23 +75,40 @@ def test_guard_names_a_missing_environment_variable(tmp_path, site):
     assert proc.returncode == 2 and "HF_TOKEN_FOR_TEST is required" in proc.stderr, proc.stderr
 
 
-def test_override_that_an_experiment_lacks_exits_2_naming_it(tmp_path):
-    proc = subprocess.run([PY, "-m", "jobs.render", "batching", "--out", str(tmp_path), "engine=vllm"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "batching/bca" in proc.stderr and "'engine'" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_overrides_reach_the_experiments_that_have_their_key(tmp_path):
+    proc = subprocess.run([PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engine=vllm"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    sweep, study = (tmp_path / "sweep.sbatch").read_text(), (tmp_path / "study.sbatch").read_text()
+    assert ".venv-vllm/bin/python -m papers.batching.sweep scale=paper engine=vllm" in sweep
+    assert ".venv/bin/python -m papers.batching.study scale=paper" in study and "engine" not in study
+
+
+def test_an_override_no_experiment_has_exits_2_naming_it(tmp_path):
+    proc = subprocess.run([PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engnie=vllm"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "engnie" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("*.sbatch"))
 
 
 @pytest.mark.parametrize("launcher,profile", [("slurm_cpu", "cpu"), ("slurm_1gpu", "gpu1"),
                                               ("slurm_4gpu", "gpu4")])
-def test_launcher_profiles_ask_for_what_the_sbatch_profiles_do(launcher, profile):
-    """A multirun through submitit and a generated script of the same profile get the same node share."""
-    import yaml
+def test_launcher_profiles_ask_for_what_the_sbatch_profiles_do(launcher, profile, tmp_path, site):
+    """A multirun through submitit and a generated script of the same profile get the same node share:
+    both read conf/slurm/profiles.yaml."""
+    import papers.batching.config  # noqa: F401 - registers the schema
+    from common import slurm
+    from common.config import compose
 
-    folder = REPO_ROOT / "conf" / "hydra" / "launcher"
-    conf = yaml.safe_load((folder / "slurm_cpu.yaml").read_text())
-    conf.update(yaml.safe_load((folder / f"{launcher}.yaml").read_text()))
-    want = yaml.safe_load((REPO_ROOT / "jobs" / "profiles.yaml").read_text())[profile]
-    hours, minutes, _ = (int(x) for x in want["time"].split(":"))
-    assert (conf["cpus_per_task"], conf["gpus_per_node"], f"{conf['mem_gb']}G", conf["timeout_min"]) == \
-        (want["cpus_per_task"], want["gpus"], want["mem"], 60 * hours + minutes)
+    cfg = compose("batching/sweep", [f"hydra/launcher={launcher}"], hydra_config=True)
+    launched = cfg.hydra.launcher
+    site("{}\n")
+    script = render_experiment("batching", "sweep", [f"job.profile={profile}"], tmp_path).path
+    lines = _sbatch_lines(script)
+    want = slurm.profile(profile)
+    assert (launched.cpus_per_task, launched.gpus_per_node, launched.mem_gb, launched.timeout_min) == \
+        (want["cpus_per_task"], want["gpus"], want["mem_gb"], want["time_min"])
+    assert f"#SBATCH --cpus-per-task={want['cpus_per_task']}" in lines
+    assert f"#SBATCH --mem={want['mem_gb']}G" in lines
+    assert f"#SBATCH --time={slurm.sbatch_time(want['time_min'])}" in lines
+    assert (f"#SBATCH --gres=gpu:{want['gpus']}" in lines) == bool(want["gpus"])

@@ -72,7 +72,7 @@ def _test_only(script: Path) -> subprocess.CompletedProcess:
 def test_make_jobs_scripts_pass_sbatch_test_only(paper, tmp_path, local_site):
     # what `make jobs-<paper>` runs, at each experiment's own profile: the local node poses as an
     # 80-core, 4-GPU node, so the gpu1 scripts are judged at their real size
-    proc = subprocess.run([PY, "-m", "jobs.render", paper, "--out", str(tmp_path)], cwd=REPO_ROOT,
+    proc = subprocess.run([PY, "-m", "jobs.render", f"paper={paper}", f"out={tmp_path}"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     scripts = sorted(tmp_path.glob("*.sbatch"))
@@ -156,7 +156,8 @@ def test_crashing_job_fails_the_launchers_within_a_minute(tmp_path):
                                  ["scale=smoke", *_tiny(tmp_path), "torch_threads=0"], tmp_path)
     job = _sbatch(rendered.path)
     start = time.time()
-    waiter = subprocess.run([PY, "-m", "jobs.submit", "wait", job, "--timeout-min", "2"], cwd=REPO_ROOT,
+    wait = f"import sys; from jobs.submit import wait; sys.exit(wait([{job!r}], timeout_min=2))"
+    waiter = subprocess.run([PY, "-c", wait], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=150)
     assert waiter.returncode == 1 and time.time() - start < 60
     assert f"job {job}" in waiter.stderr and f"_{job}.out" in waiter.stderr

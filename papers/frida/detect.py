@@ -17,14 +17,14 @@ from dataclasses import asdict
 from common.app import entrypoint
 from common.errors import BadInput
 from papers.frida.config import RUNTIMES, federation_from_cfg
-from papers.frida.metrics import summarize
-from papers.frida.server_app import JsonlSink, read_result
 
 log = logging.getLogger(__name__)
 
 
 def run_federation_on(runtime: str, fed, out_dir, cfg):
     """The same ServerApp/ClientApp on one of three runtimes; records end up under out_dir."""
+    from papers.frida.server_app import JsonlSink, read_result  # flwr and torch: imported where work starts
+
     if runtime == "inprocess":
         from papers.frida.client_app import make_client_app
         from papers.frida.local_grid import InProcessGrid
@@ -54,6 +54,8 @@ def main(cfg, run):
     cell = {"runtime": cfg.runtime, **{k: v for k, v in asdict(fed).items() if k != "data_dir"}}
 
     def task():
+        from papers.frida.metrics import summarize
+
         result = run_federation_on(cfg.runtime, fed, run.dir, cfg)
         for summary in result.rounds:
             run.logger.log({k: v for k, v in summary.items() if isinstance(v, (int, float))},

@@ -20,6 +20,7 @@ import numpy as np
 
 import papers.mpt_lml.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
+from common.errors import BadInput
 from common.plotting import FigureOut, new_figure, publish, save
 from papers.mpt_lml.reference import AUTHORS_DIMS, authors_curves
 from papers.mpt_lml.summary import load_summary, ok_rows
@@ -319,6 +320,9 @@ def main(cfg, run):
         paths = draw(s, out)
         made += paths
         log.info("%s -> %s", name, ", ".join(str(p) for p in paths))
+    if not summaries:
+        raise BadInput(f"no mpt_lml results under {cfg.paths.results_dir}/mpt_lml at scale={cfg.scale.name}: "
+                       "run `make reproduce-mpt_lml` (or its experiments) first")
     table = out.write_text("results", "md", results_table(summaries))
     log.info("table -> %s", table)
     publish(run, made, cfg.scale.name)

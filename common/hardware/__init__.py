@@ -1,7 +1,10 @@
-"""Accelerator spec sheets and this machine's measured profile, the inputs of the roofline models.
+"""Accelerator spec sheets, this machine's measured profile, and the memory of the device a run uses.
 
-`get_spec("h100-64gb")` gives a vendor sheet; `get_spec("local")` the profile that
-`python -m common.hardware probe` measured on this host and saved under results/hardware/.
+`get_spec("h100-64gb")` gives a vendor sheet; `get_spec("local", profile_dir)` the profile that
+`python -m common.hardware.probe` measured on this host and saved as <profile_dir>/<hostname>.json.
+The profiles live under the results directory (`profile_dir(cfg.paths.results_dir)`), which only the
+config (conf/paths) names. `python -m common.hardware.table` prints the sheets; the probe itself is
+`common.hardware.probe.probe` (not imported here, so `python -m common.hardware.probe` runs cleanly).
 """
 
 from __future__ import annotations
@@ -12,24 +15,27 @@ from pathlib import Path
 
 from common.atomic import write_atomic
 from common.errors import BadInput
-from common.hardware.probe import probe
-from common.hardware.specs import DTYPES, SPECS, DeviceSpec, hbm_bandwidth
-from common.repo import REPO_ROOT
+from common.hardware.memory import DeviceMemory, device_memory, host_memory_bytes
+from common.hardware.specs import DTYPES, SPECS, DeviceSpec, hbm_bandwidth, spec_for_device
 
-PROFILE_DIR = REPO_ROOT / "results" / "hardware"
-
-__all__ = ["DTYPES", "SPECS", "DeviceSpec", "default_profile_path", "get_spec", "hbm_bandwidth",
-           "load_profile", "probe", "save_profile"]
+__all__ = ["DTYPES", "SPECS", "DeviceMemory", "DeviceSpec", "device_memory", "get_spec", "hbm_bandwidth",
+           "host_memory_bytes", "load_profile", "profile_dir", "profile_path", "save_profile",
+           "spec_for_device"]
 
 
-def default_profile_path(host: str | None = None) -> Path:
-    return PROFILE_DIR / f"{host or socket.gethostname()}.json"
+def profile_dir(results_dir: str | Path) -> Path:
+    """Where measured profiles are kept under a results directory (`paths.results_dir`)."""
+    return Path(results_dir) / "hardware"
 
 
-def save_profile(spec: DeviceSpec, path: str | Path | None = None) -> Path:
-    path = Path(path) if path is not None else default_profile_path()
+def profile_path(folder: str | Path, host: str | None = None) -> Path:
+    """A host's profile in `folder` (a `profile_dir`); this host by default."""
+    return Path(folder) / f"{host or socket.gethostname()}.json"
+
+
+def save_profile(spec: DeviceSpec, path: str | Path) -> Path:
     write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n")
-    return path
+    return Path(path)
 
 
 def load_profile(path: str | Path) -> DeviceSpec:
@@ -48,13 +54,16 @@ def load_profile(path: str | Path) -> DeviceSpec:
 
 
 def get_spec(name: str, profile_dir: str | Path | None = None) -> DeviceSpec:
-    """A vendor sheet by key, or "local": this host's measured profile."""
+    """A vendor sheet by key, or "local": this host's measured profile in `profile_dir`."""
     key = name.strip().lower().replace("_", "-")
     if key == "local":
-        path = Path(profile_dir) / f"{socket.gethostname()}.json" if profile_dir else default_profile_path()
+        if profile_dir is None:
+            raise FileNotFoundError("the local profile needs its folder (profile_dir: normally "
+                                    "${paths.results_dir}/hardware); none was given")
+        path = profile_path(profile_dir)
         if not path.exists():
             raise FileNotFoundError(f"no measured profile for this host at {path}; "
-                                    f"run `python -m common.hardware probe` first")
+                                    f"run `python -m common.hardware.probe` first")
         return load_profile(path)
     if key not in SPECS:
         raise KeyError(f"unknown device {name!r}; known: {', '.join(SPECS)}, local")

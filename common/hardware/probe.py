@@ -2,19 +2,31 @@
 
 Both are best-of-repeats of large kernels (the copy arrays far exceed any cache), so they bound what
 real kernels can reach here, the way vendor peaks bound them on a GPU. They are measurements on a
-possibly shared machine: the load average at the start is recorded with them.
+possibly shared machine: the load average at the start is recorded with them. The profile is saved as
+<profile_dir>/<hostname>.json, where `get_spec("local", profile_dir)` (the roofline of "this device")
+finds it.
+
+    python -m common.hardware.probe [threads=2] [device=cuda] [mem_mib=256] [size=2048] [repeats=10]
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional
 
+from common.app import entrypoint
+from common.errors import BadInput
 from common.hardware.specs import DeviceSpec
 from common.runinfo import cpu_model
+from common.schema import MISSING, RunConfig
+
+log = logging.getLogger(__name__)
 
 CPU_DTYPES = ("fp32", "bf16")
 CUDA_DTYPES = ("fp32", "tf32", "bf16", "fp16")  # fp8 needs scaled matmuls: not probed, see "missing"
@@ -149,6 +161,55 @@ def _measure(device: str, dtypes, size: int, mem_mib: int, repeats: int, progres
             meta["missing"][dtype] = f"{type(e).__name__}: {e}"
             continue
         peak[dtype] = meta["matmul"][dtype]["flops"]
-    source = (f"measured by `python -m common.hardware probe` on {host} ({device}) at {meta['date']}: "
+    source = (f"measured by `python -m common.hardware.probe` on {host} ({device}) at {meta['date']}: "
               f"best of {repeats}, copy of {mem_mib} MiB, matmul {size}^3, {meta['torch_threads']} threads")
     return DeviceSpec(name, peak, meta["copy"]["bandwidth"], int(mem_bytes), source, meta)
+
+
+@dataclass
+class ProbeConfig(RunConfig):
+    """conf/common/hardware/probe.yaml: what to measure, and where the profile goes."""
+
+    profile_dir: str = MISSING  # where get_spec("local") looks: ${paths.results_dir}/hardware
+    out: Optional[str] = None  # the profile's path; None: <profile_dir>/<hostname>.json
+    device: Optional[str] = None  # cpu | cuda; None: cuda where available
+    threads: Optional[int] = None  # torch threads while measuring; None: torch_threads
+    mem_mib: Optional[int] = None  # copy array size; None: 256 on a CPU, 2048 on a GPU
+    size: Optional[int] = None  # matmul size; None: 2048 on a CPU, 8192 on a GPU
+    repeats: int = 10  # best of this many timed repeats
+
+
+def _check(cfg) -> None:
+    if cfg.device not in (None, "cpu", "cuda"):
+        raise BadInput(f"device: {cfg.device!r} is not cpu or cuda (or null: cuda where available)")
+    for key in ("threads", "mem_mib", "size", "repeats"):
+        value = getattr(cfg, key)
+        if value is not None and value < 1:
+            raise BadInput(f"{key}: must be >= 1, got {value}")
+
+
+@entrypoint("common/hardware/probe", schema=ProbeConfig)
+def main(cfg, run):
+    from common import hardware
+
+    _check(cfg)
+    try:
+        spec = probe(device=cfg.device, threads=cfg.threads, mem_mib=cfg.mem_mib, matmul_size=cfg.size,
+                     repeats=cfg.repeats, progress=lambda msg: log.info("probe: %s", msg))
+    except ValueError as err:  # cuda asked for but absent
+        raise BadInput(f"device: {err}") from None
+    path = hardware.save_profile(spec, cfg.out or hardware.profile_path(cfg.profile_dir))
+    m = spec.measured
+    log.info("%s: torch %s, %d threads, load average %.2f at start", spec.name, m["torch"],
+             m["torch_threads"], m["load_avg_1m_at_start"])
+    log.info("  copy bandwidth: %.2f GB/s (read + write)", spec.mem_bandwidth / 1e9)
+    for dtype, flops in spec.peak_flops.items():
+        log.info("  matmul %s: %.1f GFLOP/s; ridge %.1f FLOP/B", dtype, flops / 1e9, spec.ridge_point(dtype))
+    for dtype, why in m["missing"].items():
+        log.info("  %s: missing (%s)", dtype, why)
+    log.info("saved %s", path)
+    return str(path)
+
+
+if __name__ == "__main__":
+    main()

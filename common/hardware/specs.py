@@ -1,5 +1,7 @@
 """Vendor spec sheets of the accelerators the papers ran on or that we may run on.
 
+    python -m common.hardware.table     # the sheets as a table, with this host's measured profile
+
 Peak FLOP/s are DENSE tensor-core numbers (NVIDIA's datasheets print sparse ones with an asterisk;
 dense is half of those); fp32 is the non-tensor FP32 rate. Memory sizes are the nominal "GB" of the
 datasheet taken as GiB, which is what nvidia-smi shows up to the ECC/driver reserve (MareNostrum 5's
@@ -83,3 +85,18 @@ SPECS: dict[str, DeviceSpec] = {
         "NVIDIA L4 Tensor Core GPU datasheet (24 GB GDDR6, 300 GB/s; FP8 485, BF16/FP16 242, TF32 "
         "120 TFLOPS with sparsity, halved for dense; FP32 30.3)"),
 }
+
+# device name as torch or NVML reports it -> SPECS key; the first match wins. PCIe and NVL H100s have
+# other memory systems and no sheet here (None): better no roofline than the wrong one.
+SPEC_BY_NAME = (("H100 80GB HBM3", "h100-sxm-80gb"), ("H100 PCIe", None), ("H100 NVL", None),
+                ("H100", "h100-64gb"), ("H200", "h200"), ("A100-SXM4-80GB", "a100-80gb"),
+                ("A100", "a100-40gb"), ("L4", "l4"))
+
+
+def spec_for_device(device_name: str) -> tuple[str | None, DeviceSpec | None]:
+    """(SPECS key, sheet) of a GPU by its reported name, or (None, None) where no sheet matches."""
+    for needle, key in SPEC_BY_NAME:
+        if needle.lower() in device_name.lower():
+            return (key, SPECS[key]) if key else (None, None)
+    return None, None
+

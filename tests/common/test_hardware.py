@@ -1,5 +1,5 @@
-"""Spec sheets (sanity against each other and the HBM arithmetic), the probe on tiny sizes, the
-profile's JSON round trip, and the CLI's exit codes."""
+"""Spec sheets (sanity against each other and the HBM arithmetic), sheets by device name, device memory,
+the probe on tiny sizes, the profile's JSON round trip, and the commands' exit codes."""
 
 import json
 import math
@@ -9,19 +9,24 @@ import sys
 
 import pytest
 
+from common.config import compose, register_schema, run_task
 from common.errors import BadInput
 from common.hardware import (
     DTYPES,
     SPECS,
     DeviceSpec,
+    device_memory,
     get_spec,
     hbm_bandwidth,
+    host_memory_bytes,
     load_profile,
-    probe,
+    profile_dir,
     save_profile,
+    spec_for_device,
 )
-from common.hardware.__main__ import main as cli_main
-from common.hardware.__main__ import spec_table
+from common.hardware import probe as probe_command
+from common.hardware.probe import probe
+from common.hardware.table import spec_table
 from common.repo import REPO_ROOT
 
 REQUIRED = ("h100-sxm-80gb", "h100-64gb", "h200", "a100-40gb", "a100-80gb", "l4")
@@ -73,8 +78,28 @@ def test_get_spec_names_and_errors(tmp_path):
     with pytest.raises(KeyError) as err:
         get_spec("h100")
     assert all(key in str(err.value) for key in REQUIRED) and "local" in str(err.value)
-    with pytest.raises(FileNotFoundError, match="common.hardware probe"):
+    with pytest.raises(FileNotFoundError, match="common.hardware.probe"):
         get_spec("local", profile_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="paths.results_dir"):  # no folder: no default to guess
+        get_spec("local")
+    assert profile_dir(tmp_path) == tmp_path / "hardware"
+
+
+@pytest.mark.parametrize("name,key", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm-80gb"), ("NVIDIA H100", "h100-64gb"), ("NVIDIA H200", "h200"),
+    ("NVIDIA H100 PCIe", None), ("NVIDIA H100 NVL", None), ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+    ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA L4", "l4"), ("Tesla T4", None),
+])
+def test_spec_sheet_by_device_name(name, key):
+    """An H100 PCIe or NVL has other memory systems than the sheets here: no sheet rather than a wrong one."""
+    found, spec = spec_for_device(name)
+    assert found == key and (spec is None) == (key is None)
+
+
+def test_cpu_device_memory_is_the_hosts_ram():
+    mem = device_memory("cpu")
+    assert mem.total_bytes == host_memory_bytes() > 2**30
+    assert mem.name == "host RAM" and "sysconf" in mem.source
 
 
 @pytest.fixture(scope="module")
@@ -116,46 +141,65 @@ def test_bad_profile_names_the_file(tmp_path, content, match):
     assert str(path) in str(err.value)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "common.hardware", *args], capture_output=True,
-                          text=True, cwd=REPO_ROOT, timeout=120)
+def _cli(tmp_path, command, *args):
+    return subprocess.run([sys.executable, "-m", f"common.hardware.{command}",
+                           f"paths.results_dir={tmp_path}", *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
 
 
-def test_cli_list_prints_every_device():
-    out = _cli("list")
+def test_table_prints_every_device(tmp_path):
+    out = _cli(tmp_path, "table")
     assert out.returncode == 0, out.stderr
     assert all(key in out.stdout for key in REQUIRED) and "ridge" in out.stdout
 
 
-def test_cli_probe_saves_a_loadable_profile(tmp_path):
+def test_probe_saves_a_loadable_profile_where_the_table_finds_it(tmp_path):
     path = tmp_path / "sub" / "p.json"
-    out = _cli("probe", "--out", str(path), "--threads", "1", "--mem-mib", "4", "--size", "64",
-               "--repeats", "2", "--device", "cpu")
+    tiny = ("threads=1", "mem_mib=4", "size=64", "repeats=2", "device=cpu")
+    out = _cli(tmp_path, "probe", f"out={path}", *tiny)
     assert out.returncode == 0, out.stderr
-    assert "copy bandwidth" in out.stdout and str(path) in out.stdout
+    assert "copy bandwidth" in out.stderr and str(path) in out.stderr
     assert load_profile(path).measured["torch_threads"] == 1
+    out = _cli(tmp_path, "probe", *tiny)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "hardware" / f"{socket.gethostname()}.json").is_file()  # ${paths.results_dir}/hardware
+    assert "local" in _cli(tmp_path, "table").stdout
 
 
-def test_cli_without_a_command_exits_2():
-    out = _cli()
-    assert out.returncode == 2 and "usage" in out.stderr
+def test_an_unknown_key_exits_2(tmp_path):
+    out = _cli(tmp_path, "table", "bogus=1")
+    assert out.returncode == 2 and "bogus" in out.stderr
 
 
-@pytest.mark.parametrize("args", [("bogus",), ("probe", "--threads", "0"), ("probe", "--size", "x"),
-                                  ("probe", "--device", "tpu"), ("probe", "--repeats", "-1")])
-def test_cli_bad_arguments_exit_2(args, capsys):
+def _probe_run(tmp_path, *overrides):
+    register_schema("common/hardware/probe", probe_command.ProbeConfig)
+    cfg = compose("common/hardware/probe", ["logger=none", f"paths.results_dir={tmp_path}", *overrides])
+    return run_task(probe_command.main.task, cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize("args", [("bogus=1",), ("size=x",)])
+def test_overrides_that_do_not_compose_name_the_key(tmp_path, args):
+    with pytest.raises(Exception, match=args[0].split("=")[0]):
+        _probe_run(tmp_path, *args)
+
+
+@pytest.mark.parametrize("args, key", [(("threads=0",), "threads"), (("device=tpu",), "device"),
+                                       (("repeats=-1",), "repeats"), (("mem_mib=0",), "mem_mib")])
+def test_bad_values_exit_2_naming_the_key(tmp_path, caplog, args, key):
     with pytest.raises(SystemExit) as exit_:
-        cli_main(list(args))
-    assert exit_.value.code == 2 and "error" in capsys.readouterr().err
+        _probe_run(tmp_path, *args)
+    assert exit_.value.code == 2 and f"bad input: {key}" in caplog.text
+    assert not (tmp_path / "run").exists()
 
 
-def test_cli_cuda_without_a_gpu_exits_2(tmp_path, capsys):
+def test_cuda_without_a_gpu_exits_2(tmp_path, caplog):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert cli_main(["probe", "--device", "cuda", "--out", str(tmp_path / "p.json")]) == 2
-    assert "cuda" in capsys.readouterr().err and not (tmp_path / "p.json").exists()
+    with pytest.raises(SystemExit) as exit_:
+        _probe_run(tmp_path, "device=cuda", f"out={tmp_path / 'p.json'}")
+    assert exit_.value.code == 2 and "cuda" in caplog.text and not (tmp_path / "p.json").exists()
 
 
 @pytest.mark.gpu

@@ -50,8 +50,10 @@ def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR, schem
                 from common.help import print_help
 
                 raise SystemExit(print_help(task, config_name, config_dir, argv))
-            from common.config import hydra_main
+            from common.config import hydra_main, preflight
 
+            if not any(a.startswith("-") for a in argv):  # not a multirun or a hydra flag (--cfg, ...)
+                preflight(config_name, config_dir, argv)
             hydra_main(task, config_name, config_dir)
 
         main.task = task

@@ -9,7 +9,9 @@ once hydra is needed, so importing a command (or asking for its --help) stays ch
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from common import run as run_mod
-from common.errors import EXIT_BAD_INPUT
+from common.errors import EXIT_BAD_INPUT, BadInput
 from common.repo import CONF_DIR, PAPERS, REPO_ROOT
 from common.schema import RunConfig  # noqa: F401 - the base every paper's schema subclasses
 
@@ -64,17 +66,78 @@ def experiment_configs(papers: tuple[str, ...] = PAPERS) -> list[str]:
     return sorted(f"{p.parent.name}/{p.stem}" for paper in papers for p in (CONF_DIR / paper).glob("*.yaml"))
 
 
-# ---- running ------------------------------------------------------------------------------------
-def run_task(task: Callable[[DictConfig, run_mod.Run], Any], cfg: DictConfig, run_dir: Path) -> Any:
-    """Run a task in `run_dir`: artefacts, logging, results, and the exit-status contract."""
-    created = run_mod.owns(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+# ---- validating and running --------------------------------------------------------------------
+def validate(cfg: DictConfig) -> dict:
+    """The config as plain data, checked key by key against its schema (common.validation); BadInput
+    names the first bad key. Returns the resolved data."""
+    from common.validation import build
+
+    missing = _missing(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise BadInput(f"{missing[0]}: a value is required (give {missing[0]}=...)")
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except Exception as err:  # noqa: BLE001 - a missing value or bad interpolation is bad input
-        run_mod.discard(run_dir, created)
-        print(f"error: config: {err}", file=sys.stderr)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as err:  # noqa: BLE001 - a bad interpolation is bad input
+        raise BadInput(f"config: {' '.join(str(err).split())}") from None
+    schema = OmegaConf.get_type(cfg)
+    if schema is not None and dataclasses.is_dataclass(schema):
+        build(schema, resolved)
+    return resolved
+
+
+def composing_error(err: Exception) -> BadInput:
+    """Hydra's and omegaconf's several-line messages as one line that starts with the key."""
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if key and "not in" in str(cause).splitlines()[0]:
+        return BadInput(f"{key}: not a key of this config")
+    if key:
+        return BadInput(f"{key}: {str(cause).splitlines()[0]}")
+    text = str(err)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if missing:
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
+        return BadInput(f"{group}: no option {option!r} (choices: {', '.join(options)})")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return BadInput("; ".join(lines[:3]))
+
+
+def _missing(data, prefix: str = "") -> list[str]:
+    """Keys whose value is still omegaconf's '???', without resolving anything."""
+    if isinstance(data, dict):
+        return [k for key, value in data.items() for k in _missing(value, f"{prefix}{key}.")]
+    if isinstance(data, list):
+        return [k for i, value in enumerate(data) for k in _missing(value, f"{prefix[:-1]}[{i}].")]
+    return [prefix[:-1]] if data == "???" else []
+
+
+def preflight(config_name: str, config_dir: str | os.PathLike, argv: list[str]) -> None:
+    """Compose and validate a command's config before hydra makes its run directory: bad input is one
+    line naming the key, exit 2, nothing written."""
+    from hydra.errors import HydraException
+
+    try:
+        try:
+            cfg = compose(config_name, argv, config_dir)
+        except HydraException as err:
+            raise composing_error(err) from None
+        validate(cfg)
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+def run_task(task: Callable[[DictConfig, run_mod.Run], Any], cfg: DictConfig, run_dir: Path) -> Any:
+    """Run a task in `run_dir`: validation, artefacts, logging, results, and the exit-status contract."""
+    created = run_mod.owns(run_dir)
+    try:
+        resolved = validate(cfg)
+    except BadInput as err:
+        run_mod.discard(run_dir, created)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    run_dir.mkdir(parents=True, exist_ok=True)
     return run_mod.execute(task, cfg, run_dir, resolved, OmegaConf.to_yaml(cfg), created)
 
 

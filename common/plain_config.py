@@ -10,16 +10,14 @@ is refused, naming it, so the two readers cannot silently disagree (tests compar
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 from common.errors import EXIT_BAD_INPUT, BadInput
 from common.repo import REPO_ROOT
-from common.schema import MISSING
+from common.validation import build
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 SHARED = {"paths": "default", "logger": "jsonl", "scale": "smoke"}  # what conf/base.yaml selects
@@ -131,50 +129,6 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str]) -> dict
     return _resolve(data, data)
 
 
-def _check(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if value == MISSING:
-        raise BadInput(f"{key}: a value is required")
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return None if value is None else _check(value, args[0], key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise BadInput(f"{key}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint) or (Any,)
-        return [_check(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise BadInput(f"{key}: expected a mapping, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, key + ".")
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not
-                                                 (hint is int and isinstance(value, bool))):
-        raise BadInput(f"{key}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
-def build(schema: type, data: dict, prefix: str = "") -> Any:
-    """A schema instance from plain data: unknown keys, missing values and wrong types name the key."""
-    if not isinstance(data, dict):
-        raise BadInput(f"{prefix.rstrip('.') or 'config'}: expected a mapping")
-    hints = typing.get_type_hints(schema)
-    names = {f.name for f in dataclasses.fields(schema)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise BadInput(f"{prefix}{unknown[0]}: not a key of this config (keys: {', '.join(sorted(names))})")
-    kwargs = {}
-    for f in dataclasses.fields(schema):
-        if f.name in data:
-            kwargs[f.name] = _check(data[f.name], hints[f.name], prefix + f.name)
-        elif f.default is MISSING:
-            raise BadInput(f"{prefix}{f.name}: a value is required")
-    return schema(**kwargs)
-
-
 def plain_main(task, config_name: str, config_dir: str | Path, schema: type, argv: list[str]) -> None:
     """`main()` of a command where hydra is absent: same files, same schema, same run artefacts."""
     import time
@@ -189,7 +143,7 @@ def plain_main(task, config_name: str, config_dir: str | Path, schema: type, arg
         raise SystemExit(0)
     try:
         data = load(config_name, config_dir, argv)
-        cfg = build(schema, data)
+        cfg = build(schema, data)  # every key checked, as for hydra apps
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None

@@ -33,18 +33,148 @@ not count) would not fit the device together.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
 
+from common.cli import check_choices, option
 from common.errors import BadInput
 
+if TYPE_CHECKING:  # pandas is imported where a table is read, so `advise --help` stays fast
+    import pandas as pd
+
+log = logging.getLogger(__name__)
 GiB = 2**30
 GB = 1e9
 VLLM_DEFAULT_UTIL = 0.9  # vLLM's default gpu_memory_utilization; the authors ran with it
+REFERENCE = Path(__file__).resolve().parent / "reference"
+AUTHORS_SWEEP = REFERENCE / "advisor_sweep.csv"
+AUTHORS_MEMORY = REFERENCE / "server_memory.csv"
+DEFAULT_SLO_FACTOR = 3.0  # x the latency at the batch nearest the reference batch (the authors' script)
+ANALYTIC_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
+
+
+# ---- the settings ------------------------------------------------------------------------------
+# One definition of every BCA setting: `python -m papers.batching.advise` generates its flags from these
+# dataclasses (common.cli), and the `bca` experiment composes SweepSettings in conf/batching/bca.yaml.
+# A new field is a new flag and a new config key; its checks go in __post_init__, which runs for both.
+@dataclass
+class RuleSettings:
+    """The rule and the memory plan: the settings of every BCA run, with a sweep or without."""
+
+    slo_ms: Optional[float] = option(None, group="rule", help="absolute latency SLO in ms")
+    slo_factor: Optional[float] = option(
+        None, group="rule", help="SLO = factor x the latency at the batch nearest --ref-batch "
+        f"(default {DEFAULT_SLO_FACTOR:g} when --slo-ms is not given)")
+    ref_batch: float = option(32.0, group="rule", help="the batch whose latency --slo-factor "
+                            "multiplies (the authors' BCA script: 32)")
+    epsilon: float = option(0.1, group="rule",
+                            help="keep batches with T(B)/(B T(1)) > epsilon; 0 turns the filter off")
+    device: Optional[str] = option(None, group="memory", help="device spec for the memory "
+                                   "(common.hardware.SPECS key, e.g. h100-64gb)")
+    device_mem_gib: Optional[float] = option(None, group="memory",
+                                             help="device memory in GiB (overrides --device's)")
+    baseline_util: float = option(VLLM_DEFAULT_UTIL, group="memory", help="the gpu_memory_utilization the "
+                                  "engine runs with by default (vLLM's)")
+    overhead_gib: Optional[float] = option(None, group="memory", help="memory besides weights and KV, per "
+                                           "replica (default: vLLM's start-up accounting)")
+    dtype: Optional[str] = option(None, group="memory",
+                                  help="weights and KV-cache dtype (default: the sweep's, else fp16)")
+
+    def __post_init__(self):
+        check_choices(self)
+        check_epsilon(self.epsilon)
+        if self.slo_ms is None and self.slo_factor is None:
+            self.slo_factor = DEFAULT_SLO_FACTOR
+
+
+@dataclass
+class SweepSettings(RuleSettings):
+    """The BCA on a measured sweep: which file and curve, which columns, then the rule and memory."""
+
+    sweep: Optional[str] = option(None, group="input", positional=True,
+                                  help="results.jsonl, or a CSV in the authors' layout")
+    all_authors: bool = option(False, group="input", help="every model x output length of the authors' "
+                               "advisor sweep (papers/batching/reference)")
+    model: Optional[str] = option(None, group="which curve", help="the model's curve only")
+    output_len: Optional[int] = option(None, group="which curve",
+                                       help="the authors' output length (130, 260, 390, 520)")
+    workload: Optional[str] = option(None, group="which curve",
+                                     help="this project's workload label, e.g. fixed-161-338")
+    batch_col: str = option("cap", group="columns", help="the batch axis: cap (max_num_seqs / batch_size), "
+                            "running (mean_running_batch), or a column name")
+    latency: str = option("tpot", group="columns", help="itl, tpot, or a column name (ms)")
+    throughput_col: Optional[str] = option(None, group="columns", help="default: total tokens/s")
+    kv_col: Optional[str] = option(None, group="columns", help="peak KV usage column (default: the "
+                                   "format's); 'none' uses the bound")
+    kv_unit: Optional[str] = option(None, group="columns", choices=("pct", "bytes"),
+                                    help="of --kv-col (default: the format's)")
+    kv_pool_gib: Optional[float] = option(None, group="columns",
+                                          help="size of the KV pool a usage % refers to, GiB")
+    server_memory: Optional[str] = option(None, group="columns",
+                                          help="vLLM start-up accounting (reference/server_memory.csv)")
+    server_memory_sweep: Optional[str] = option(None, group="columns",
+                                                help="its row for this sweep: advisor or background")
+    kv_bytes_per_token: Optional[int] = option(None, group="columns",
+                                               help="for a model without a built-in config")
+    prompt_tokens: Optional[float] = option(None, group="columns",
+                                            help="for the KV bound (default: the sweep's mean)")
+    output_tokens: Optional[float] = option(None, group="columns",
+                                            help="for the KV bound (default: the sweep's mean)")
+    exclude_preempted: bool = option(False, group="columns", help="leave out runs that preempted")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.all_authors and self.sweep is not None:
+            raise BadInput("--all-authors reads the authors' sweep; give no sweep file with it")
+
+    def inputs(self) -> SweepSettings:
+        """These settings with --all-authors spelt out as the files it reads; bad input without a sweep."""
+        if self.all_authors:
+            return replace(self, all_authors=False, sweep=str(AUTHORS_SWEEP),
+                           server_memory=self.server_memory or str(AUTHORS_MEMORY),
+                           server_memory_sweep=self.server_memory_sweep or "advisor")
+        if self.sweep is None:
+            raise BadInput("give a sweep file (results.jsonl or CSV), --all-authors, or the analytic command")
+        return self
+
+
+@dataclass(kw_only=True)
+class AnalyticSettings(RuleSettings):
+    """The BCA on the roofline's predicted curve for a model on a device (no sweep)."""
+
+    model: str = option(group="model", help="a built-in architecture (common.serving.models.ARCHS)")
+    prompt: int = option(group="model", help="prompt tokens per request")
+    output: int = option(group="model", help="output tokens per request")
+    batches: str = option(ANALYTIC_BATCHES, group="model", help="batch grid, comma-separated")
+    dtype: str = option("fp16", group="memory", help="weights and KV-cache dtype")
+
+
+RECORDED = ("batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch", "epsilon",
+            "kv_col", "kv_pool_gib", "server_memory", "server_memory_sweep", "device", "device_mem_gib",
+            "baseline_util", "overhead_gib", "exclude_preempted", "prompt", "output", "batches", "dtype")
+PATHS = ("server_memory",)
+
+
+def settings_record(s: RuleSettings) -> dict:
+    """The settings a result was computed with, as saved beside it (paths as typed in the repository)."""
+    return {k: (shown(v) if k in PATHS else v) for k in RECORDED
+            if (v := getattr(s, k, None)) is not None and v is not False}
+
+
+def shown(path: str | Path) -> str:
+    """A path as a user in the repository would type it."""
+    from common.repo import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 # ---- the curve ---------------------------------------------------------------------------------
@@ -113,6 +243,8 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
     kv_pool_bytes (bytes, or a function of the cap: vLLM's pool shrinks as the cap grows) converts it;
     "bytes": kv_col holds bytes already (this project's kv_cache_bytes).
     """
+    import pandas as pd
+
     if kv_unit not in ("pct", "bytes"):
         raise BadInput(f"kv unit must be pct or bytes, not {kv_unit!r}")
     if kv_col and kv_unit == "pct" and kv_pool_bytes is None:
@@ -455,3 +587,371 @@ def analytic_curve(label: str, shape, device, prompt_len: int, output_len: int, 
     kv = np.array([kv_bound_bytes(x, prompt_len, output_len, kv_per_token) for x in keep])
     return make_curve(label, b, b / steps, steps * 1e3, cap=b, kv_bytes=kv, prompt_len=float(prompt_len),
                       output_len=float(output_len), skipped=skipped)
+
+
+# ---- the BCA on a sweep ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Where a sweep format keeps each quantity."""
+
+    name: str
+    group_cols: tuple[str, ...]  # one curve per distinct value of these (those present)
+    cap: str
+    running: str | None
+    throughput: str
+    latency: dict[str, str]
+    kv_col: str
+    kv_unit: str
+    peak_batch: str | None
+    preemptions: str | None
+    input_tokens: str
+    output_tokens: str
+    requests: str
+
+
+AUTHORS = Layout("authors", ("model", "output_len"), cap="max_num_seqs", running="mean_running_batch",
+                 throughput="total_token_throughput_tok_s",
+                 latency={"itl": "mean_itl_ms", "tpot": "mean_tpot_ms"},
+                 kv_col="max_kv_cache_usage_pct", kv_unit="pct", peak_batch="max_running_batch",
+                 preemptions="num_preemptions", input_tokens="total_input_tokens",
+                 output_tokens="total_output_tokens", requests="num_prompts")
+PROJECT = Layout("project", ("model", "workload", "engine", "engine_options", "dtype", "device"),
+                 cap="batch_size", running=None, throughput="total_throughput_tok_s",
+                 latency={"itl": "itl_ms_mean", "tpot": "tpot_ms_mean"}, kv_col="kv_cache_bytes",
+                 kv_unit="bytes", peak_batch=None, preemptions=None, input_tokens="input_tokens",
+                 output_tokens="output_tokens", requests="n_requests")
+
+
+def read_sweep(path: Path) -> tuple[pd.DataFrame, Layout]:
+    """A results.jsonl (failed cells kept, to be reported as skipped) or a CSV in the authors' layout."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise BadInput(f"{path}: no such sweep file")
+    if path.suffix == ".jsonl":
+        from common.results import ResultStore, ResultStoreError
+
+        try:
+            frame = ResultStore(path).load(status=None)
+        except ResultStoreError as err:
+            raise BadInput(str(err)) from None
+        if frame.empty:
+            raise BadInput(f"{path}: the result store has no rows")
+        return frame, PROJECT
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise BadInput(f"{path}: not a readable CSV ({err})") from None
+    return frame, (PROJECT if "batch_size" in frame.columns and "max_num_seqs" not in frame.columns
+                   else AUTHORS)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    return pd.read_csv(path)
+
+
+def _groups(frame: pd.DataFrame, layout: Layout, s: SweepSettings) -> list[tuple[str, pd.DataFrame]]:
+    for col, value in (("model", s.model), ("output_len", s.output_len), ("workload", s.workload)):
+        if value is None:
+            continue
+        if col not in frame.columns:
+            raise BadInput(f"{s.sweep}: --{col.replace('_', '-')} given but the sweep has no {col!r} column")
+        keep = frame[col].astype(str) == str(value)
+        if not keep.any():
+            raise BadInput(f"{s.sweep}: no rows with {col} = {value} (it has "
+                           f"{', '.join(map(str, frame[col].drop_duplicates()))})")
+        frame = frame[keep]
+    cols = [c for c in layout.group_cols if c in frame.columns]
+    if not cols:
+        return [(Path(s.sweep).stem, frame)]
+    return [(" ".join(str(v) for v in (key if isinstance(key, tuple) else (key,)) if str(v)), g)
+            for key, g in frame.groupby(cols, sort=False)]
+
+
+def _column(choice: str, aliases: dict[str, str | None], what: str) -> str:
+    col = aliases.get(choice, choice)
+    if col is None:
+        raise BadInput(f"--{what} {choice}: this sweep format has no such column")
+    return col
+
+
+def _mean_length(group: pd.DataFrame, layout: Layout, col: str) -> float | None:
+    import pandas as pd
+
+    if col not in group.columns or layout.requests not in group.columns:
+        return None
+    per = pd.to_numeric(group[col], errors="coerce") / pd.to_numeric(group[layout.requests], errors="coerce")
+    per = per.dropna()
+    return float(per.median()) if len(per) else None
+
+
+def _kv_per_token(model: str, dtype: str, given: int | None) -> int | None:
+    """KV bytes per token from the model's config (common.serving.roofline); None for an unknown model."""
+    if given:
+        return int(given)
+    from common.serving import roofline as rl
+    from common.serving.models import ModelUnavailable
+
+    try:
+        return rl.kv_bytes_per_token(rl.model_shape(model), dtype)
+    except (ModelUnavailable, KeyError, ValueError) as err:
+        log.warning("no KV bytes per token for %s (%s): the KV bound is unavailable", model, err)
+        return None
+
+
+def _weights_bytes(model: str, group: pd.DataFrame, dtype: str, profile: VllmProfile | None) -> float:
+    if profile is not None:
+        return profile.weights_bytes
+    from common.serving import roofline as rl
+
+    if "n_params" in group.columns and group["n_params"].notna().any():
+        n_params = float(group["n_params"].dropna().iloc[0])
+    else:
+        try:
+            n_params = rl.model_shape(model).n_params
+        except Exception as err:  # noqa: BLE001 - any failure to build the config is the user's to fix
+            raise BadInput(f"model {model!r}: cannot count its weights ({err}); give --server-memory") \
+                from None
+    return n_params * rl.DTYPE_BYTES[dtype]
+
+
+def _dtype(group: pd.DataFrame, s: SweepSettings) -> str:
+    if s.dtype:
+        return s.dtype
+    for col in ("precision", "dtype"):
+        if col in group.columns and group[col].notna().any():
+            return str(group[col].dropna().iloc[0])
+    return "fp16"  # the authors' runs (server_memory.csv: float16)
+
+
+def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettings) -> dict:
+    """The BCA on one curve of a sweep: B_opt, its memory plan, and every point with its verdict."""
+    import pandas as pd
+
+    source = str(s.sweep)
+    model = str(group["model"].iloc[0]) if "model" in group.columns else (s.model or label)
+    dtype = _dtype(group, s)
+    ok_rows = group
+    skipped: list[str] = []
+    if "status" in group.columns:
+        failed = group["status"] != "ok"
+        skipped += [f"{layout.cap}={r[layout.cap]}: failed ({r.get('error')})"
+                    for _, r in group[failed].iterrows()]
+        ok_rows = group[~failed]
+    measured = ok_rows  # every run that produced a result, for "fraction of the best measured"
+    if s.exclude_preempted and layout.preemptions and layout.preemptions in ok_rows.columns:
+        pre = pd.to_numeric(ok_rows[layout.preemptions], errors="coerce") > 0
+        skipped += [f"{layout.cap}={c}: preempted (--exclude-preempted)"
+                    for c in ok_rows.loc[pre, layout.cap]]
+        ok_rows = ok_rows[~pre]
+
+    profile = None
+    if s.server_memory:
+        profile = vllm_profile(read_csv(Path(s.server_memory)), model, s.server_memory_sweep,
+                               str(Path(s.server_memory)))
+    kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
+    kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
+    pool = None
+    if kv_col and kv_unit == "pct":
+        pool = s.kv_pool_gib * GiB if s.kv_pool_gib else (profile.pool_bytes if profile else None)
+    throughput_col = s.throughput_col or layout.throughput
+    curve = curve_from_frame(
+        ok_rows, label=label, source=source,
+        batch_col=_column(s.batch_col, {"cap": layout.cap, "running": layout.running}, "batch-col"),
+        throughput_col=throughput_col, latency_col=_column(s.latency, layout.latency, "latency"),
+        cap_col=layout.cap, kv_col=kv_col, kv_unit=kv_unit, kv_pool_bytes=pool,
+        peak_batch_col=layout.peak_batch if layout.peak_batch in group.columns else None,
+        preemptions_col=layout.preemptions if layout.preemptions in group.columns else None,
+        prompt_len=s.prompt_tokens or _mean_length(ok_rows, layout, layout.input_tokens),
+        output_len=s.output_tokens or _mean_length(ok_rows, layout, layout.output_tokens))
+    curve = replace(curve, skipped=tuple(skipped) + curve.skipped)
+    warnings = [f"skipped {x}" for x in curve.skipped]
+
+    slo, rule = slo_threshold(curve, s.slo_ms, s.slo_factor, s.ref_batch)
+    choice = choose_batch(curve, slo, s.epsilon, rule)
+    i = choice.index
+
+    kv_per_token = _kv_per_token(model, dtype, s.kv_bytes_per_token)
+    peak = curve.peak_batch[i] if curve.peak_batch is not None else curve.batch[i]
+    bound = None
+    if kv_per_token and curve.prompt_len is not None and curve.output_len is not None:
+        bound = kv_bound_bytes(np.ceil(peak), curve.prompt_len, curve.output_len, kv_per_token)
+    if curve.kv_bytes is not None:
+        kv, kv_source = float(curve.kv_bytes[i]), f"measured ({kv_col})"
+    elif bound is not None:
+        kv = bound
+        kv_source = f"bound: {np.ceil(peak):g} x ({curve.prompt_len:g} + {curve.output_len:g}) tokens"
+    else:
+        raise BadInput(f"{label}: no KV measurement and no bound (give --kv-bytes-per-token and "
+                       "--prompt-tokens/--output-tokens)")
+
+    weights = _weights_bytes(model, ok_rows, dtype, profile)
+    overhead = _overhead(s, profile, ok_rows, curve, i, weights, kv, model)
+    device = _device_bytes(s, profile)
+    plan = plan_memory(kv, weights, overhead, choice.cap, device, kv_source, s.baseline_util)
+
+    if curve.preemptions is not None and curve.preemptions[i] > 0:
+        warnings.append(f"the B_opt run was preempted {curve.preemptions[i]:g} times: its KV pool was full, "
+                        "so the KV it needs is at least what was measured")
+    for w in warnings:
+        log.warning("%s: %s", label, w)
+    best = pd.to_numeric(measured[throughput_col], errors="coerce").max()
+    return {"label": label, "model": model, "dtype": dtype, "cap_column": layout.cap,
+            **_choice_dict(choice, curve, float(best)),
+            "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / GiB,
+            "kv_bound_gib": None if bound is None else bound / GiB, "kv_bytes_per_token": kv_per_token,
+            "prompt_tokens": curve.prompt_len, "output_tokens": curve.output_len,
+            "memory": plan.to_dict(), "points": _points(curve, choice), "warnings": warnings}
+
+
+def _overhead(s: RuleSettings, profile: VllmProfile | None, rows: pd.DataFrame, curve: Curve, i: int,
+              weights: float, kv: float, model: str) -> Overhead:
+    """In order: the user's number; vLLM's start-up accounting; a measured peak; the vLLM fit."""
+    import pandas as pd
+
+    if s.overhead_gib is not None:
+        return fixed_overhead(s.overhead_gib * GiB, "--overhead-gib")
+    if profile is not None:
+        return profile.overhead
+    if "peak_memory_bytes" in rows.columns:
+        at = rows[pd.to_numeric(rows[PROJECT.cap], errors="coerce") == curve.cap[i]]
+        peak = pd.to_numeric(at["peak_memory_bytes"], errors="coerce").dropna()
+        if len(peak):
+            return fixed_overhead(max(float(peak.iloc[0]) - weights - kv, 0.0),
+                                  "measured peak memory at B_opt - weights - KV")
+    return vllm_fit_for(model)
+
+
+def vllm_fit_for(model: str) -> Overhead:
+    """The authors' vLLM overhead (advisor rows of reference/server_memory.csv) scaled to this model."""
+    from common.serving.models import get_config
+
+    frame = read_csv(AUTHORS_MEMORY)
+    rows = frame[frame["sweep"] == "advisor"]
+    profiles = [vllm_profile(frame, m, "advisor", str(AUTHORS_MEMORY)) for m in rows["model"]]
+    fit = fit_overhead(profiles, [get_config(m).vocab_size for m in rows["model"]])
+    try:
+        vocab = get_config(model).vocab_size
+    except Exception as err:  # noqa: BLE001 - an unknown model: the user gives the overhead instead
+        raise BadInput(f"model {model!r}: no config to scale vLLM's overhead by ({err}); "
+                       "give --overhead-gib") from None
+    return fit.for_vocab(vocab)
+
+
+def _device_bytes(s: RuleSettings, profile: VllmProfile | None) -> float:
+    if s.device_mem_gib:
+        return s.device_mem_gib * GiB
+    if s.device:
+        return _spec(s.device).mem_bytes
+    if profile is not None:
+        return profile.total_bytes  # the device memory vLLM saw on the authors' GPU
+    raise BadInput("the device memory is unknown: give --device (e.g. h100-64gb) or --device-mem-gib")
+
+
+def _spec(name: str):
+    from common.hardware import get_spec
+
+    try:
+        return get_spec(name)
+    except (KeyError, FileNotFoundError) as err:
+        raise BadInput(f"--device: {err}") from None
+
+
+def _choice_dict(c: Choice, curve: Curve, best: float | None = None) -> dict:
+    """best: the highest throughput measured, runs left out by --exclude-preempted included."""
+    best = max(best or 0.0, float(curve.throughput.max()))
+    return {"b_opt": c.batch, "b_opt_cap": c.cap, "throughput": c.throughput, "latency_ms": c.latency_ms,
+            "fraction_of_best": c.throughput / best, "efficiency": c.efficiency, "slo_ms": c.slo_ms,
+            "slo_rule": c.slo_rule, "epsilon": c.epsilon, "t1": c.t1, "best_throughput": best,
+            "preempted": None if curve.preemptions is None else float(curve.preemptions[c.index])}
+
+
+def _points(curve: Curve, c: Choice) -> list[dict]:
+    return [{"batch": float(curve.batch[j]), "cap": float(curve.cap[j]),
+             "throughput": float(curve.throughput[j]), "latency_ms": float(curve.latency_ms[j]),
+             "efficiency": None if c.efficiencies is None else float(c.efficiencies[j]),
+             "kv_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[j]) / GiB,
+             "meets_slo": bool(c.meets_slo[j]), "efficient": bool(c.efficient[j]), "chosen": j == c.index}
+            for j in range(len(curve.batch))]
+
+
+def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
+    """The BCA on every curve of a sweep: (one result per curve, the settings record). A curve that fails
+    is reported as {"label", "error"}; BadInput when the input is bad or every curve fails."""
+    s = settings.inputs()
+    record = settings_record(s)
+    frame, layout = read_sweep(Path(s.sweep))
+    groups = _groups(frame, layout, s)
+    log.info("BCA on %s (%s layout): %d curve(s)", s.sweep, layout.name, len(groups))
+    results = []
+    for label, group in groups:
+        try:
+            results.append(advise_group(label, group, layout, s))
+        except BadInput as err:
+            if len(groups) == 1:
+                raise
+            message = str(err).removeprefix(f"{label}: ")
+            log.warning("%s: %s", label, message)
+            results.append({"label": label, "error": message})
+    if all("error" in r for r in results):
+        raise BadInput("no curve could be advised: "
+                       + "; ".join(f"{r['label']}: {r['error']}" for r in results))
+    record["sweep"] = shown(s.sweep)
+    return results, record
+
+
+# ---- the BCA without a sweep -------------------------------------------------------------------
+def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
+    """The roofline's curve for a model on a device (no sweep), then the same rule and memory plan."""
+    from common.serving import roofline as rl
+    from common.serving.models import ModelUnavailable
+
+    record = settings_record(s)
+    try:
+        shape = rl.model_shape(s.model)
+    except ModelUnavailable as err:
+        raise BadInput(f"--model: {err}") from None
+    if not s.device:
+        raise BadInput("analytic: --device is needed (its bandwidth and FLOP/s drive the roofline)")
+    spec = _spec(s.device)
+    if s.dtype not in spec.peak_flops or s.dtype not in rl.DTYPE_BYTES:
+        raise BadInput(f"--dtype {s.dtype}: {s.device} has {', '.join(spec.peak_flops)}")
+    try:
+        batches = sorted({int(b) for b in s.batches.split(",")})
+    except ValueError:
+        raise BadInput(f"--batches {s.batches!r}: a comma-separated list of integers") from None
+    if not batches or batches[0] < 1:
+        raise BadInput(f"--batches {s.batches!r}: batch sizes must be >= 1")
+    if s.prompt < 1 or s.output < 1:
+        raise BadInput("--prompt and --output must be >= 1 token")
+    device = s.device_mem_gib * GiB if s.device_mem_gib else spec.mem_bytes
+    kv_per_token = rl.kv_bytes_per_token(shape, s.dtype)
+    weights = shape.n_params * rl.DTYPE_BYTES[s.dtype]
+    overhead = (fixed_overhead(s.overhead_gib * GiB, "--overhead-gib")
+                if s.overhead_gib is not None else vllm_fit_for(s.model))
+
+    def kv(b):
+        return kv_bound_bytes(b, s.prompt, s.output, kv_per_token)
+
+    def fits(b):  # the default engine (baseline util) must hold B sequences at full length
+        return weights + kv(b) + overhead.budget_bytes(b) <= s.baseline_util * device
+
+    label = f"{s.model} {s.prompt}+{s.output} on {s.device} (roofline)"
+    curve = analytic_curve(label, shape, spec, s.prompt, s.output, batches, s.dtype, fits)
+    for x in curve.skipped:
+        log.warning("%s: left out %s", label, x)
+    slo, rule = slo_threshold(curve, s.slo_ms, s.slo_factor, s.ref_batch)
+    choice = choose_batch(curve, slo, s.epsilon, rule)
+    source = f"bound: {choice.cap:g} x ({s.prompt} + {s.output}) tokens"
+    plan = plan_memory(kv(choice.cap), weights, overhead, choice.cap, device, source, s.baseline_util)
+    result = {"label": label, "model": s.model, "dtype": s.dtype, "cap_column": "max_num_seqs",
+              **_choice_dict(choice, curve),
+              "kv_measured_gib": None, "kv_bound_gib": kv(choice.cap) / GiB,
+              "kv_bytes_per_token": kv_per_token, "prompt_tokens": s.prompt, "output_tokens": s.output,
+              "device_spec": spec.name, "memory": plan.to_dict(), "points": _points(curve, choice),
+              "warnings": [f"left out {x}" for x in curve.skipped]}
+    return [result], record

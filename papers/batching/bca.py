@@ -1,13 +1,16 @@
 """The Batching Configuration Advisor on this project's sweep and on the authors' sweeps, as one step.
 
-    python -m papers.batching.bca                 # after python -m papers.batching.sweep
-    python -m papers.batching.bca epsilon=0       # any advise setting, for every run
+    python -m papers.batching.bca                        # after python -m papers.batching.sweep
+    python -m papers.batching.bca advise.epsilon=0       # any advise setting, for every run
+    python -m papers.batching.bca authors_runs.advisor.model=opt-1.3b   # or for one run
 
-A thin hydra wrapper around `python -m papers.batching.advise` (the practitioner's command, whose rule
-and memory plan live in bca.py), so the reproduction can run it locally or as a SLURM step like the
-other experiments. Each run prints the advisor's table and writes <result_dir>/bca_<name>.json (every
-point, the settings) and bca_<name>.md (the summary table the README shows); summary.json lists B_opt,
-the memory to allocate and the memory freed per curve of every run.
+Each run is a papers.batching.advisor.SweepSettings, the dataclass `python -m papers.batching.advise`
+generates its flags from: `advise` holds the settings every run starts from, and each entry of
+`authors_runs` only what differs (conf/batching/bca.yaml). All runs are checked before the first is
+computed. Each run prints the advisor's table and writes <result_dir>/bca_<name>.json (every point, the
+settings) and bca_<name>.md (the summary table the README shows); summary.json lists, per run, the
+equivalent advise command line, the settings, and per curve B_opt, the memory to allocate and the
+memory freed.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 import papers.batching.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.atomic import write_atomic
+from common.cli import from_mapping, to_argv
 from common.errors import BadInput
-from papers.batching import advise
-from papers.batching.study import device_memory
+from papers.batching.advisor import SweepSettings
 
 log = logging.getLogger(__name__)
 OWN = "own_sweep"
@@ -34,11 +35,16 @@ MEMORY_KEYS = ("kv_gib", "footprint_gib", "gpu_memory_utilization", "freed_gib",
 
 def own_device_gib(sweep: Path, given: float | None) -> tuple[float, str]:
     """The memory the own sweep's plan divides: the user's, else the sweep device's (host RAM on a CPU)."""
+    import pandas as pd
+
+    from papers.batching.advisor import read_sweep
+    from papers.batching.study import device_memory
+
     if given is not None:
         if not given > 0:
             raise BadInput(f"device_mem_gib: {given} must be positive")
         return float(given), "device_mem_gib"
-    frame, _ = advise.read_sweep(sweep)
+    frame, _ = read_sweep(sweep)
     names = frame.get("device_name", pd.Series(dtype=str)).dropna().unique()
     if len(names) != 1:
         raise BadInput(f"device_mem_gib: {sweep} has devices {list(names)}; give the memory explicitly")
@@ -46,11 +52,6 @@ def own_device_gib(sweep: Path, given: float | None) -> tuple[float, str]:
     if nbytes is None:
         raise BadInput(f"device_mem_gib: {source}; give the device memory in GiB")
     return nbytes / 2**30, f"{names[0]}: {source}"
-
-
-def settings_args(cfg) -> list[str]:
-    return ["--latency", cfg.latency, "--slo-factor", str(cfg.slo_factor), "--ref-batch", str(cfg.ref_batch),
-            "--epsilon", str(cfg.epsilon)]
 
 
 def brief(results: list[dict]) -> list[dict]:
@@ -65,9 +66,13 @@ def brief(results: list[dict]) -> list[dict]:
     return out
 
 
-def advise_run(name: str, argv: list[str], out_dir: Path) -> dict:
+def advise_run(name: str, options: dict, out_dir: Path) -> dict:
+    """One run: the advisor on `options` (SweepSettings fields), its table printed and saved."""
+    from papers.batching import advise, advisor
+
+    argv = to_argv(SweepSettings, options)
     log.info("BCA %s: python -m papers.batching.advise %s", name, " ".join(argv))
-    results, settings, _ = advise.run(argv)
+    results, settings = advisor.advise_sweep(from_mapping(SweepSettings, options, name))
     advise.print_results(results, settings)
     body = json.dumps({"settings": settings, "results": results}, indent=2)
     write_atomic(out_dir / f"bca_{name}.json", body + "\n")
@@ -75,22 +80,37 @@ def advise_run(name: str, argv: list[str], out_dir: Path) -> dict:
     return {"status": "ok", "argv": argv, "settings": settings, "curves": brief(results)}
 
 
+def runs_of(cfg) -> dict[str, dict]:
+    """name -> the SweepSettings fields of each authors' run, every one checked by the dataclass."""
+    from omegaconf import OmegaConf
+
+    runs = {name: OmegaConf.to_container(node, resolve=True) for name, node in cfg.authors_runs.items()}
+    for name, options in runs.items():
+        from_mapping(SweepSettings, options, f"authors_runs.{name}").inputs()
+    return runs
+
+
 @entrypoint("batching/bca")
 def main(cfg, run):
-    common = settings_args(cfg)
+    from omegaconf import OmegaConf
+
+    shared = OmegaConf.to_container(cfg.advise, resolve=True)
+    from_mapping(SweepSettings, shared, "advise")
+    authors = runs_of(cfg)
     summary = {"hardware": run.info["hardware"]["device"], "runs": {}}
     own = Path(cfg.own_sweep)
     if own.is_file():
         gib, source = own_device_gib(own, cfg.device_mem_gib)
-        summary["runs"][OWN] = advise_run(OWN, [str(own), *common, "--device-mem-gib", f"{gib:.3f}"],
-                                          run.result_dir)
+        # to 0.001 GiB, as the plan has always been given it (the settings record shows this number)
+        options = {**shared, "sweep": str(own), "device_mem_gib": float(f"{gib:.3f}")}
+        summary["runs"][OWN] = advise_run(OWN, options, run.result_dir)
         summary["runs"][OWN]["device_memory_source"] = source
     else:
         reason = f"{own} does not exist: run python -m papers.batching.sweep first (same scale)"
         log.warning("BCA on this project's sweep skipped: %s", reason)
         summary["runs"][OWN] = {"status": "missing", "reason": reason}
-    for name, extra in cfg.authors_runs.items():
-        summary["runs"][name] = advise_run(name, [*common, *extra], run.result_dir)
+    for name, options in authors.items():
+        summary["runs"][name] = advise_run(name, options, run.result_dir)
     write_atomic(run.result_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     for name, r in summary["runs"].items():
         for c in r.get("curves", []):

@@ -6,6 +6,8 @@ only fix names and types, so a misspelt key or a wrong type fails at compose tim
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -13,6 +15,7 @@ from omegaconf import MISSING
 
 from common.config import register_schema
 from common.schema import FiguresConfig, RunConfig
+from papers.batching.advisor import SweepSettings
 
 PAPER = "batching"
 
@@ -82,17 +85,28 @@ class NcuConfig(RunConfig):
     timeout_s: float = MISSING
 
 
+def _inheriting(settings: type, node: str) -> type:
+    """`settings` with every field typed as before but defaulting to the same key of the config's `node`:
+    a run entry names only what differs from the shared settings, and is checked key by key."""
+    hints = typing.get_type_hints(settings)
+    fields = [(f.name, hints[f.name], field(default=f"${{{node}.{f.name}}}"))
+              for f in dataclasses.fields(settings)]
+    made = dataclasses.make_dataclass(f"{settings.__name__}Run", fields)
+    made.__module__ = __name__
+    return made
+
+
+SweepSettingsRun = _inheriting(SweepSettings, "advise")
+
+
 @dataclass
 class BcaConfig(RunConfig):
-    """The BCA (papers.batching.advise) on this project's sweep and on the authors' sweeps."""
+    """The BCA (papers.batching.advisor) on this project's sweep and on the authors' sweeps."""
 
     own_sweep: str = MISSING
     device_mem_gib: Optional[float] = None  # None: this host's RAM (a CPU sweep) or the GPU's
-    latency: str = MISSING
-    slo_factor: float = MISSING
-    ref_batch: float = MISSING
-    epsilon: float = MISSING
-    authors_runs: dict[str, list[str]] = field(default_factory=dict)  # name -> advise arguments
+    advise: SweepSettings = field(default_factory=SweepSettings)  # the settings every run starts from
+    authors_runs: dict[str, SweepSettingsRun] = field(default_factory=dict)  # name -> its own settings
 
 
 @dataclass

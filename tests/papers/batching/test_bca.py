@@ -14,7 +14,7 @@ from common.results import ResultStore
 from papers.batching import advise, advisor
 
 GiB = advisor.GiB
-REF = advise.REFERENCE
+REF = advisor.REFERENCE
 
 
 def curve(batch, throughput, latency, cap=None, **kw):

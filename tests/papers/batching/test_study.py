@@ -11,9 +11,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from common.config import compose
-from common.repo import REPO_ROOT
+from common.repo import CONF_DIR, REPO_ROOT
 from common.results import ResultStore
-from jobs.render import experiment_module
+from common.schema import module_of
 from papers.batching import bca, breakdown, ncu, study
 from tests.papers.batching.helpers import run_entry
 
@@ -26,8 +26,10 @@ EXPERIMENTS = {"study": "papers.batching.study", "breakdown": "papers.batching.b
 # ---- configs -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
 def test_config_header_names_its_entry_point(experiment):
-    """jobs/render.py parses the `# Run:` header; it must name the module whose main runs this config."""
-    assert experiment_module("batching", experiment) == EXPERIMENTS[experiment]
+    """The module is named as the config; the `# Run:` header a reader copies names that module."""
+    assert module_of(f"batching/{experiment}") == EXPERIMENTS[experiment]
+    header = (CONF_DIR / "batching" / f"{experiment}.yaml").read_text().splitlines()[1]
+    assert header.startswith(f"# Run: python -m {EXPERIMENTS[experiment]} "), header
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
@@ -172,6 +174,13 @@ def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
     for name in ("own_sweep", "advisor"):
         assert (out / f"bca_{name}.json").is_file()
         assert (out / f"bca_{name}.md").read_text().startswith("| curve")
+    # each run's recorded command line gives the practitioner's command the same answer
+    from papers.batching import advise
+
+    for name, r in summary["runs"].items():
+        results, settings, _ = advise.run(r["argv"])
+        saved = json.loads((out / f"bca_{name}.json").read_text())
+        assert json.loads(json.dumps({"settings": settings, "results": results})) == saved, name
 
 
 def test_bca_step_skips_a_missing_own_sweep_but_still_advises_the_authors(tmp_path):
@@ -183,5 +192,32 @@ def test_bca_step_skips_a_missing_own_sweep_but_still_advises_the_authors(tmp_pa
 
 def test_bca_step_bad_epsilon_exits_2(tiny_results):
     with pytest.raises(SystemExit) as exc:
-        run_entry(bca, "batching/bca", tiny_results, "epsilon=1.5")
+        run_entry(bca, "batching/bca", tiny_results, "advise.epsilon=1.5")
     assert exc.value.code == 2
+
+
+def test_bca_runs_follow_the_shared_settings_unless_they_set_their_own():
+    from omegaconf import OmegaConf
+
+    import papers.batching.config  # noqa: F401
+
+    cfg = compose("batching/bca", ["advise.epsilon=0.3", "authors_runs.background.ref_batch=64"])
+    runs = OmegaConf.to_container(cfg.authors_runs, resolve=True)
+    assert runs["advisor"]["epsilon"] == 0.3 and runs["advisor_eps0"]["epsilon"] == 0.0
+    assert runs["background"]["ref_batch"] == 64 and runs["advisor"]["ref_batch"] == 32
+    assert runs["advisor_no_preempted"]["exclude_preempted"] and not runs["advisor"]["exclude_preempted"]
+    # an entry is typed by the advisor's settings dataclass: a misspelt key or a wrong type fails composing
+    for override, key in (("authors_runs.advisor.epslion=0", "epslion"),
+                          ("authors_runs.advisor.output_len=long", "output_len"),
+                          ("+authors_runs.new.sweep_file=x.csv", "sweep_file")):
+        with pytest.raises(ConfigCompositionException) as err:
+            compose("batching/bca", [override])
+        assert key in str(err.value) + str(err.value.__cause__), override
+
+
+def test_bca_step_checks_every_run_before_computing_any(tmp_path):
+    """A bad value in the last run exits 2 before the first run writes anything."""
+    with pytest.raises(SystemExit) as exc:
+        run_entry(bca, "batching/bca", tmp_path, "authors_runs.background.kv_unit=percent")
+    assert exc.value.code == 2
+    assert not list(tmp_path.rglob("bca_*.json")) and not any((tmp_path / "runs").iterdir())

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from common import run as run_mod
 from common.errors import EXIT_BAD_INPUT, BadInput
 from common.repo import CONF_DIR, PAPERS, REPO_ROOT
+from common.runinfo import scrub
 from common.schema import RunConfig  # noqa: F401 - the base every paper's schema subclasses
 
 
@@ -138,7 +139,8 @@ def run_task(task: Callable[[DictConfig, run_mod.Run], Any], cfg: DictConfig, ru
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_mod.execute(task, cfg, run_dir, resolved, OmegaConf.to_yaml(cfg), created)
+    written = OmegaConf.to_yaml(OmegaConf.create(scrub(OmegaConf.to_container(cfg, resolve=False))))
+    return run_mod.execute(task, cfg, run_dir, resolved, written, created)
 
 
 def hydra_main(task: Callable, config_name: str, config_dir: str | os.PathLike) -> None:

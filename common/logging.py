@@ -77,9 +77,16 @@ class WandbBackend:
                  group: str | None, mode: str, name: str | None, tags: list[str]):
         import wandb  # imported only when asked for: it is slow to import
 
+        from common.runinfo import scrub_override
+
         self._wandb = wandb
-        self.run = wandb.init(project=project, entity=entity, group=group, name=name, tags=tags,
-                              mode=mode, dir=str(run_dir), config=config, reinit="create_new")
+        argv = sys.argv
+        sys.argv = [scrub_override(a) for a in argv]  # wandb records the command line of the run
+        try:
+            self.run = wandb.init(project=project, entity=entity, group=group, name=name, tags=tags,
+                                  mode=mode, dir=str(run_dir), config=config, reinit="create_new")
+        finally:
+            sys.argv = argv
 
     def log(self, scalars: Mapping[str, Any], step: int | None) -> None:
         self.run.log(dict(scalars), step=step)

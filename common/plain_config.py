@@ -17,6 +17,7 @@ from typing import Any
 
 from common.errors import EXIT_BAD_INPUT, BadInput
 from common.repo import REPO_ROOT
+from common.runinfo import scrub
 from common.validation import build
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
@@ -149,4 +150,4 @@ def plain_main(task, config_name: str, config_dir: str | Path, schema: type, arg
         raise SystemExit(EXIT_BAD_INPUT) from None
     run_dir = Path(cfg.result_dir) / "runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
     created = run_mod.owns(run_dir)
-    run_mod.execute(task, cfg, run_dir, data, yaml.safe_dump(data, sort_keys=False), created)
+    run_mod.execute(task, cfg, run_dir, data, yaml.safe_dump(scrub(data), sort_keys=False), created)

@@ -4,21 +4,33 @@ Rows are appended to a JSONL file under an exclusive lock (SLURM array tasks may
 one write per row followed by fsync. A process killed mid-write can leave a partial last line; readers
 skip such a torn tail and the next writer cuts it off before appending, so no torn row is ever read.
 The last row of a key wins, so a failed cell that is retried and succeeds reads as finished.
+
+Before a cell is computed it is claimed: a claim file beside the store names the process (host, pid)
+and is kept fresh while the cell runs, so two runs (or SLURM array tasks) on one store never compute a
+cell twice. A claim whose process is gone (same host) or that has not been refreshed for `lease_s`
+(another host) is stale and taken over. Values of keys that name a secret never reach a row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
+import logging
 import math
 import os
+import socket
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from common.runinfo import scrub
+
+log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -47,11 +59,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ResultStore:
-    def __init__(self, path: str | os.PathLike, on_append: Callable[[dict], None] | None = None):
+    """One sweep's rows (results.jsonl): read, append, claim and run cells."""
+
+    def __init__(self, path: str | os.PathLike, on_append: Callable[[dict], None] | None = None,
+                 lease_s: float = 600.0):
         self.path = Path(path)
         self.on_append = on_append  # e.g. mirror each finished cell to the experiment logger
-
+        self.lease_s = lease_s  # a claim not refreshed this long is stale (its process is gone)
+        self.appended: list[dict] = []  # the rows this process wrote: what a run reports on
+        self.claimed_elsewhere: list[dict] = []  # cells left to another live run
     # ---- reading -------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
         """All complete rows, validated; a torn last line (no newline) is skipped."""
@@ -92,8 +119,11 @@ class ResultStore:
             return False
         return row["status"] == STATUS_OK or include_failed
 
-    def load(self, status: str | None = STATUS_OK) -> pd.DataFrame:
-        """Latest row per cell as a flat table: cell parameters, metrics, status and error."""
+    def load(self, status: str | None = STATUS_OK):
+        """Latest row per cell as a flat table (a pandas DataFrame): cell parameters, metrics, status
+        and error."""
+        import pandas as pd
+
         records = []
         for row in self.latest().values():
             if status is not None and row["status"] != status:
@@ -109,9 +139,10 @@ class ResultStore:
     # ---- writing -------------------------------------------------------------------------------
     def append(self, cell: Mapping[str, Any], status: str, metrics: Mapping | None = None,
                error: str | None = None, duration_s: float | None = None) -> dict:
+        cell = scrub(dict(cell))
         row = {
             "key": cell_key(cell),
-            "cell": _clean(dict(cell)),
+            "cell": _clean(cell),
             "status": status,
             "metrics": _clean(dict(metrics or {})),
             "error": error,
@@ -130,9 +161,65 @@ class ResultStore:
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
+        self.appended.append(row)
         if self.on_append is not None:
             self.on_append(row)
         return row
+
+    # ---- claims --------------------------------------------------------------------------------
+    @property
+    def claims_dir(self) -> Path:
+        return self.path.parent / f".{self.path.name}.claims"  # hidden: never read as results
+
+    def _claim_path(self, cell: Mapping[str, Any]) -> Path:
+        return self.claims_dir / (hashlib.sha1(cell_key(scrub(dict(cell))).encode()).hexdigest() + ".claim")
+
+    def _stale(self, path: Path) -> bool:
+        try:
+            owner = json.loads(path.read_text())
+            age = time.time() - path.stat().st_mtime
+        except (OSError, json.JSONDecodeError):
+            return True  # unreadable or gone: nobody holds it
+        if owner.get("host") == socket.gethostname():
+            return not _alive(int(owner.get("pid", -1)))
+        return age > self.lease_s
+
+    @contextlib.contextmanager
+    def claim(self, cell: Mapping[str, Any]) -> Iterator[bool]:
+        """Hold the cell while the block runs: yields False (and holds nothing) when a live process
+        already holds it. The claim is refreshed in the background and removed on exit."""
+        path = self._claim_path(cell)
+        self.claims_dir.mkdir(parents=True, exist_ok=True)
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        lock = os.open(self.claims_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists() and not self._stale(path):
+                got = False
+            else:
+                path.write_text(json.dumps(me))
+                got = True
+        finally:
+            os.close(lock)
+        if not got:
+            yield False
+            return
+        stop = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(self.lease_s / 4):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+
+        beat = threading.Thread(target=refresh, daemon=True)
+        beat.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            with contextlib.suppress(OSError, json.JSONDecodeError):
+                if json.loads(path.read_text()).get("pid") == me["pid"]:
+                    path.unlink()
 
     @staticmethod
     def _cut_torn_tail(fd: int) -> None:
@@ -159,15 +246,23 @@ class ResultStore:
                  skip_done: bool = True) -> dict | None:
         """Run one cell and record it. A raising cell is stored as failed and the sweep goes on.
 
-        Returns the stored row, or None when the cell was already finished and skipped.
+        Returns the stored row, or None when the cell was already finished, or is being computed by
+        another live run (it is claimed), and was skipped.
         """
         if skip_done and self.done(cell):
             return None
-        start = time.perf_counter()
-        try:
-            metrics = fn() or {}
-        except Exception as err:  # noqa: BLE001 - any cell failure (OOM included) is data
-            summary = "".join(traceback.format_exception_only(type(err), err)).strip()
-            return self.append(cell, STATUS_FAILED, error=summary,
-                               duration_s=time.perf_counter() - start)
-        return self.append(cell, STATUS_OK, metrics=metrics, duration_s=time.perf_counter() - start)
+        with self.claim(cell) as mine:
+            if not mine:
+                log.info("cell %s is being computed by another run: left to it", cell_key(cell))
+                self.claimed_elsewhere.append(dict(cell))
+                return None
+            if skip_done and self.done(cell):  # finished by another run between the check and the claim
+                return None
+            start = time.perf_counter()
+            try:
+                metrics = fn() or {}
+            except Exception as err:  # noqa: BLE001 - any cell failure (OOM included) is data
+                summary = "".join(traceback.format_exception_only(type(err), err)).strip()
+                return self.append(cell, STATUS_FAILED, error=summary,
+                                   duration_s=time.perf_counter() - start)
+            return self.append(cell, STATUS_OK, metrics=metrics, duration_s=time.perf_counter() - start)

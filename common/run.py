@@ -97,7 +97,9 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
     exit_code = 1
     try:
         out = task(cfg, run)
-        exit_code = 0
+        exit_code = report_cells(run.results)
+        if exit_code:
+            raise SystemExit(exit_code)
         return out
     except BadInput as err:
         exit_code = EXIT_BAD_INPUT
@@ -107,6 +109,23 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
         raise SystemExit(EXIT_BAD_INPUT) from None
     finally:
         logger.finish(exit_code)
+
+
+def report_cells(results: ResultStore) -> int:
+    """One line on the cells this run computed: a run whose every cell failed exits 1 (so SLURM says
+    FAILED and a pipeline stops); a partly failed run says how many and where to look."""
+    rows = results.appended
+    failed = [r for r in rows if r["status"] != "ok"]
+    if rows and len(failed) == len(rows):
+        log.error("every cell of this run failed (%d of %d); first error: %s; rows in %s", len(failed),
+                  len(rows), failed[0].get("error"), results.path)
+        return 1
+    if failed:
+        log.warning("%d of %d cells failed; their errors are in %s", len(failed), len(rows), results.path)
+    if results.claimed_elsewhere:
+        log.info("%d cells were being computed by another run and were left to it",
+                 len(results.claimed_elsewhere))
+    return 0
 
 
 def discard(run_dir: Path, created: bool) -> None:

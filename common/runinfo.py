@@ -1,7 +1,9 @@
 """What a reader needs to trust a result: code version, packages, machine and scheduler of the run.
 
-Environment variables are never copied wholesale: only SLURM ids and an allow-list, and anything whose
-name looks like a secret is dropped, because run directories get shared and uploaded to wandb.
+Environment variables are never copied wholesale: only SLURM ids and an allow-list. A value whose key
+names a secret (token, key, password, secret, credential as a whole word of the name: `hf_token`,
+`WANDB_API_KEY`, but not `warmup_tokens`) is replaced wherever a config or record is written, because
+run directories get shared and uploaded to wandb.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from common.repo import REPO_ROOT
 
-SECRET_PATTERN = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
+REDACTED = "<redacted>"
 PACKAGES = ("torch", "transformers", "datasets", "flwr", "flwr-datasets", "hydra-core", "omegaconf",
             "submitit", "wandb", "nvidia-ml-py", "numpy", "pandas", "scikit-learn", "vllm", "zeus")
 ENV_ALLOW = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "WANDB_MODE", "HF_HUB_OFFLINE",
@@ -28,7 +31,10 @@ SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLUR
 
 
 def is_secret(name: str) -> bool:
-    return bool(SECRET_PATTERN.search(name))
+    """Whether a key names a secret: one of SECRET_WORDS as a whole word (split at non-letters and at
+    camelCase humps), so `HF_TOKEN`, `engine_options.hf_token` and `apiKey` are, `warmup_tokens` is not."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower()
+    return bool(SECRET_WORDS & set(re.split(r"[^a-z0-9]+", words)))
 
 
 def _git(*args: str) -> str | None:
@@ -87,7 +93,7 @@ def collect(extra: dict | None = None) -> dict:
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ and not is_secret(k)}
     info = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "argv": [a for a in sys.argv if not ("=" in a and is_secret(a.split("=", 1)[0]))],
+        "argv": [scrub_override(a) for a in sys.argv],
         "python": sys.version.split()[0],
         "git": git_state(),
         "packages": package_versions(),
@@ -101,9 +107,15 @@ def collect(extra: dict | None = None) -> dict:
 
 
 def scrub(obj):
-    """Drop every mapping entry whose key looks like a secret, at any depth."""
+    """The same data with the value of every key that names a secret replaced, at any depth."""
     if isinstance(obj, dict):
-        return {k: scrub(v) for k, v in obj.items() if not is_secret(str(k))}
+        return {k: REDACTED if is_secret(k) and v is not None else scrub(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [scrub(v) for v in obj]
     return obj
+
+
+def scrub_override(arg: str) -> str:
+    """A command-line `key=value` with the value replaced where the key names a secret."""
+    key, sep, _ = arg.partition("=")
+    return f"{key}={REDACTED}" if sep and is_secret(key.lstrip("+~")) else arg

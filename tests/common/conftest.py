@@ -19,22 +19,29 @@ defaults:
 paper: demo
 experiment: exp
 n: 3  # paper: 30
+warmup_tokens: 4
+engine_options: {}
+fail_from: -1
 """
 
 DEMO_APP = '''\
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from common.errors import BadInput
 
 from common.app import entrypoint
 from common.config import register_schema
-from common.schema import RunConfig
+from common.schema import RunConfig, spec
 
 
 @dataclass
 class Exp(RunConfig):
-    n: int = 1
+    n: int = spec(1, free="checked by the task: bad input found late")
+    warmup_tokens: int = spec(4, ge=0)
+    engine_options: dict[str, Any] = spec(factory=dict, free="passed through")
+    fail_from: int = spec(-1, ge=-1)  # cells i >= fail_from raise (-1: none)
 
 
 register_schema("demo/exp", Exp)
@@ -44,8 +51,13 @@ register_schema("demo/exp", Exp)
 def main(cfg, run):
     if cfg.n < 0:
         raise BadInput(f"n must be >= 0, got {cfg.n}")
+    def cell(i):
+        if 0 <= cfg.fail_from <= i:
+            raise RuntimeError(f"cell {i} fails on purpose")
+        return {"square": i * i}
+
     for i in range(cfg.n):
-        run.results.run_cell({"i": i}, lambda i=i: {"square": i * i})
+        run.results.run_cell({"i": i, "engine_options": dict(cfg.engine_options)}, lambda i=i: cell(i))
     run.logger.log({"n": cfg.n}, step=0)
 
 

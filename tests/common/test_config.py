@@ -117,3 +117,36 @@ def test_run_task_in_process_resumes(demo_app, tmp_path):
     assert len(first) == 3
     run_task(app.main.task, cfg, tmp_path / "run2")
     assert store.read_text().splitlines() == first  # nothing recomputed
+
+
+def test_a_token_named_override_is_written_nowhere_and_warmup_tokens_is_kept(demo_app, tmp_path):
+    """Secrets are keys that name one as a whole word: redacted in config files, result keys, logs and
+    wandb; `warmup_tokens` (tokens, not a token) is recorded as it is."""
+    results = tmp_path / "results"
+    secret = "hf_s3cr3t_override_value"
+    proc = _run_app(demo_app, results, "logger=wandb", f"+engine_options.hf_token={secret}",
+                    "warmup_tokens=7", env={"WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (results / "demo" / "exp" / "smoke" / "runs").iterdir()
+    written = [p for p in results.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in written) and (run_dir / "config.yaml").is_file()
+    assert not (run_dir / ".hydra").exists()
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
+    for name in ("config.yaml", "config_resolved.yaml"):
+        text = (run_dir / name).read_text()
+        assert "warmup_tokens: 7" in text and "hf_token: <redacted>" in text, name
+    rows = [json.loads(line) for line in (results / "demo/exp/smoke/results.jsonl").open()]
+    assert rows[0]["cell"]["engine_options"] == {"hf_token": "<redacted>"}
+
+
+def test_a_run_whose_every_cell_failed_exits_1(demo_app, tmp_path):
+    proc = _run_app(demo_app, tmp_path, "fail_from=0", "logger=none")
+    assert proc.returncode == 1, proc.stderr
+    assert "every cell of this run failed (3 of 3)" in proc.stderr and "on purpose" in proc.stderr
+
+
+def test_a_partly_failed_run_says_how_many_and_where(demo_app, tmp_path):
+    proc = _run_app(demo_app, tmp_path, "n=3", "fail_from=1", "logger=none")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 3 cells failed; their errors are in" in proc.stderr

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,79 @@ def test_schema_errors_name_file_and_line(tmp_path, line, message):
     with pytest.raises(ResultStoreError) as err:
         ResultStore(path).load()
     assert f"{path}:2" in str(err.value) and message in str(err.value)
+
+
+# ---- claims: a cell is computed once, however many runs share the store ------------------------------
+WORKER = """
+import json, os, sys, time
+from common.results import ResultStore
+store = ResultStore(sys.argv[1])
+log = sys.argv[2]
+def work(i):
+    with open(log, "a") as fh:
+        fh.write(json.dumps({"i": i, "pid": os.getpid()}) + "\\n")
+    time.sleep(0.15)
+    return {"v": i}
+for i in range(10):
+    store.run_cell({"i": i}, lambda i=i: work(i))
+"""
+
+
+def test_two_concurrent_runs_compute_each_cell_once(tmp_path):
+
+    store, log = tmp_path / "results.jsonl", tmp_path / "executions.jsonl"
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(log)]) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(r["i"] for r in runs) == list(range(10))  # every cell once, none twice
+    assert len({r["pid"] for r in runs}) == 2  # and both runs did some of the work
+    rows = ResultStore(store).rows()
+    assert sorted(r["cell"]["i"] for r in rows) == list(range(10))
+    assert not list(ResultStore(store).claims_dir.glob("*.claim"))  # claims are released
+
+
+def _dead_pid() -> int:
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _claim(store: ResultStore, cell: dict, **owner) -> Path:
+    path = store._claim_path(cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(owner))
+    return path
+
+
+def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+    import socket
+
+    store = ResultStore(tmp_path / "results.jsonl")
+    _claim(store, {"i": 1}, host=socket.gethostname(), pid=_dead_pid())
+    row = store.run_cell({"i": 1}, lambda: {"v": 1})
+    assert row is not None and row["status"] == "ok"
+
+
+def test_a_claim_of_a_live_process_is_left_to_it(tmp_path):
+    import socket
+
+    store = ResultStore(tmp_path / "results.jsonl")
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        _claim(store, {"i": 1}, host=socket.gethostname(), pid=holder.pid)
+        assert store.run_cell({"i": 1}, lambda: {"v": 1}) is None
+        assert store.claimed_elsewhere == [{"i": 1}] and store.rows() == []
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_claim_from_another_host_expires_after_its_lease(tmp_path):
+    import os
+
+    store = ResultStore(tmp_path / "results.jsonl", lease_s=60)
+    path = _claim(store, {"i": 1}, host="another-node", pid=1)
+    assert store.run_cell({"i": 1}, lambda: {"v": 1}) is None  # fresh: its owner may be alive
+    os.utime(path, (path.stat().st_mtime - 120,) * 2)  # not refreshed for two leases
+    assert store.run_cell({"i": 1}, lambda: {"v": 1})["status"] == "ok"

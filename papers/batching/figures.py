@@ -1,37 +1,51 @@
 """Every batching figure and the results table, rebuilt from saved results only.
 
-    python -m papers.batching.figures [--scale smoke] [--results-dir results] [--out figures/batching]
+    python -m papers.batching.figures [scale=paper] [paths.results_dir=...] [logger=wandb]
 
-Reads what the entry points wrote under <results-dir>/batching/<experiment>/<scale>/ (the study's tables,
-which already hold the authors' H100 numbers in the same terms, the breakdown's and the replication's
-result stores, the BCA's JSON, the Nsight Compute summary) and draws; it computes nothing but what is
-plotted. A step that has not run is skipped with a note; with no results at all the command exits 2.
-Every panel says which hardware its numbers come from: this project's runs (a CPU unless a GPU sweep was
-committed) or the authors' H100 64 GB with vLLM.
+Reads what the entry points wrote under <paths.results_dir>/batching/<experiment>/<scale>/ (the study's
+tables, which already hold the authors' H100 numbers in the same terms, the breakdown's and the
+replication's result stores, the BCA's JSON, the Nsight Compute summary) and draws; it computes nothing
+but what is plotted. A step that has not run is skipped with a note; with no results at all the command
+exits 2. Figures and results_<scale>.md go to <paths.figures_dir>/batching/, each name ending in its
+scale; with logger=wandb the figures are logged as the run's images. Every panel says which hardware
+its numbers come from: this project's runs (a CPU unless a GPU sweep was committed) or the authors'
+H100 64 GB with vLLM.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+import logging
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+import papers.batching.config  # noqa: F401 - registers the schemas
+from common.app import entrypoint
+from common.errors import BadInput
 
-from common.atomic import write_atomic
-from common.plotting import new_figure, save
-from common.repo import REPO_ROOT
-from common.results import ResultStore
+if TYPE_CHECKING:  # numpy, pandas and matplotlib are imported where a figure is drawn
+    import pandas as pd
+
+    from common.plotting import FigureOut
 
 PAPER = "batching"
 AUTHORS = "authors: 1x H100 64 GB, vLLM, fp16"
 CLASSES = ("attention", "matmul", "other", "gap")
+EXPERIMENTS = ("study", "breakdown", "ncu", "replicate", "bca")
+log = logging.getLogger(__name__)
+
+
+def save(fig, name: str, out: FigureOut, source: str | None = None) -> list[Path]:
+    from common.plotting import save as save_figure
+
+    return save_figure(fig, name, out, source)
 
 
 def _figure(*args, **kwargs):
     """A constrained-layout figure with a strip left free at the bottom for the hardware stamp."""
+    from common.plotting import new_figure
+
     fig, axes = new_figure(*args, layout="constrained", **kwargs)
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
     return fig, axes
@@ -39,11 +53,16 @@ def _figure(*args, **kwargs):
 
 # ---- reading --------------------------------------------------------------------------------------------
 def _dir(results: Path, experiment: str, scale: str) -> Path:
-    return results / PAPER / experiment / scale
+    return results / experiment / scale
 
 
 def load(results: Path, scale: str) -> dict:
-    """Whatever results exist; a missing piece is simply absent from the dict."""
+    """Whatever results exist under `results` (the paper's results dir); a missing piece is simply
+    absent from the dict."""
+    import pandas as pd
+
+    from common.results import ResultStore
+
     found = {}
     study = _dir(results, "study", scale)
     if (study / "summary.json").is_file():
@@ -76,7 +95,7 @@ def _hardware(ours: pd.DataFrame) -> str:
 
 
 # ---- Figs 2-4 -------------------------------------------------------------------------------------------
-def fig_throughput_latency(study: dict, out: Path) -> list[Path]:
+def fig_throughput_latency(study: dict, out: FigureOut) -> list[Path]:
     """Fig. 2: total throughput against mean ITL as the batch grows."""
     ours, bg = study["ours"], study["authors_background"]
     fig, (a, b) = _figure(1, 2, figsize=(10, 3.8))
@@ -111,7 +130,7 @@ def _authors_lines(ax, bg: pd.DataFrame, x: str, y: str) -> None:
     ax.legend(fontsize=6)
 
 
-def fig_throughput_kv(study: dict, out: Path) -> list[Path]:
+def fig_throughput_kv(study: dict, out: FigureOut) -> list[Path]:
     """Fig. 3: throughput against the KV cache's share of the device memory."""
     ours, bg = study["ours"], study["authors_background"]
     fig, (a, b) = _figure(1, 2, figsize=(10, 3.8))
@@ -135,7 +154,7 @@ def fig_throughput_kv(study: dict, out: Path) -> list[Path]:
     return save(fig, "fig3_throughput_vs_kv", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
-def fig_prefill_decode(study: dict, out: Path) -> list[Path]:
+def fig_prefill_decode(study: dict, out: FigureOut) -> list[Path]:
     """Fig. 4: prefill and decode time per batch, and decode time relative to batch 1 beside the authors'."""
     ours, off = study["ours"], study["authors_offline"]
     fig, (a, b) = _figure(1, 2, figsize=(10, 3.8))
@@ -171,8 +190,10 @@ def fig_prefill_decode(study: dict, out: Path) -> list[Path]:
     return save(fig, "fig4_prefill_decode", out, f"{_hardware(ours)} | {AUTHORS}")
 
 
-def fig_scaling(study: dict, out: Path) -> list[Path]:
+def fig_scaling(study: dict, out: FigureOut) -> list[Path]:
     """Decode throughput relative to batch 1, ours beside the authors' offline profiler, against linear."""
+    import numpy as np
+
     ours, off = study["ours"], study["authors_offline"]
     fig, ax = _figure(figsize=(6, 4))
     top = 1
@@ -209,8 +230,10 @@ def fig_scaling(study: dict, out: Path) -> list[Path]:
 
 
 # ---- Fig. 5, Table I / Fig. 6 ----------------------------------------------------------------------------
-def fig_breakdown(frame: pd.DataFrame, out: Path) -> list[Path]:
+def fig_breakdown(frame: pd.DataFrame, out: FigureOut) -> list[Path]:
     """Fig. 5: share of decode time per class, stacked, per batch size."""
+    import numpy as np
+
     groups = list(frame.groupby(["model", "device_name"], sort=False))
     fig, axes = _figure(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
     for ax, ((model, device_name), g) in zip(axes[0], groups):
@@ -233,8 +256,10 @@ def fig_breakdown(frame: pd.DataFrame, out: Path) -> list[Path]:
     return save(fig, "fig5_breakdown", out, " + ".join(frame["device_name"].unique()))
 
 
-def fig_ncu(summary: dict, out: Path) -> list[Path]:
+def fig_ncu(summary: dict, out: FigureOut) -> list[Path]:
     """Table I / Fig. 6: DRAM throughput and occupancy of attention and matmul kernels (GPU runs only)."""
+    import numpy as np
+
     batches = {int(b): r for b, r in summary["batches"].items() if r.get("classes")}
     fig, axes = _figure(1, 2, figsize=(9, 3.4))
     width = 0.8 / max(len(batches), 1)
@@ -256,7 +281,7 @@ def fig_ncu(summary: dict, out: Path) -> list[Path]:
 
 
 # ---- replication and the BCA ------------------------------------------------------------------------------
-def fig_replication(summary: dict, out: Path) -> list[Path]:
+def fig_replication(summary: dict, out: FigureOut) -> list[Path]:
     rows = summary["rows"]
     names = [r["setting"] for r in rows]
     fig, axes = _figure(1, 3, figsize=(11, 3.4))
@@ -281,7 +306,7 @@ def fig_replication(summary: dict, out: Path) -> list[Path]:
     return save(fig, "replication", out, f"{summary['hardware']} | cores {summary['cores']}")
 
 
-def fig_bca(runs: dict, out: Path) -> list[Path]:
+def fig_bca(runs: dict, out: FigureOut) -> list[Path]:
     """B_opt on the throughput-batch curves: this project's sweep and the authors' advisor sweep (260)."""
     panels = []
     if "own_sweep" in runs:
@@ -412,10 +437,10 @@ def results_table(found: dict, scale: str) -> str:
 
 
 def _f(value, spec: str = ".2f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def draw(found: dict, out: Path) -> list[Path]:
+def draw(found: dict, out: FigureOut) -> list[Path]:
     made = []
     if "study" in found:
         for fn in (fig_throughput_latency, fig_throughput_kv, fig_prefill_decode, fig_scaling):
@@ -431,33 +456,29 @@ def draw(found: dict, out: Path) -> list[Path]:
     return made
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "figures" / PAPER)
-    args = parser.parse_args(argv)
-    found = load(args.results_dir, args.scale)
+@entrypoint("batching/figures")
+def main(cfg, run):
+    from common.plotting import FigureOut, publish
+
+    scale = cfg.scale.name
+    results = Path(cfg.results)
+    found = load(results, scale)
     if not found:
-        print(
-            f"error: no batching results under {args.results_dir / PAPER} at scale={args.scale} "
-            "(run bash papers/batching/reproduce.sh)",
-            file=sys.stderr,
-        )
-        return 2
-    for name in ("study", "breakdown", "ncu", "replicate", "bca"):
+        raise BadInput(f"no batching results under {results} at scale={scale}: run make reproduce-batching "
+                       f"(or python -m papers.batching.<experiment> scale={scale}) first")
+    for name in EXPERIMENTS:
         if name not in found:
-            print(f"figures: {name}: no results at scale={args.scale} (skipped)")
+            log.info("%s: no results at scale=%s (skipped)", name, scale)
     if "ncu" in found and found["ncu"]["status"] == "missing":
-        print(f"figures: fig6_ncu not drawn: {found['ncu']['reason']}")
-    made = draw(found, args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table = args.out / f"results_{args.scale}.md"
-    write_atomic(table, results_table(found, args.scale))
+        log.info("fig6_ncu not drawn: %s", found["ncu"]["reason"])
+    out = FigureOut(Path(cfg.out), scale)
+    made = draw(found, out)
+    table = out.write_text("results", "md", results_table(found, scale))
     for path in [*made, table]:
-        print(f"figures: {path}")
-    return 0
+        log.info("figures: %s", path)
+    publish(run, made, scale)
+    return [str(p) for p in [*made, table]]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import papers.batching.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.atomic import write_atomic
 from common.errors import BadInput
+from common.hardware import host_memory_bytes, spec_for_device
 from common.results import ResultStore, ResultStoreError
 from papers.batching import advisor
 
@@ -38,18 +38,11 @@ CURVE = ["model", "workload", "engine", "dtype", "device", "device_name"]
 OFFLINE_STEPS = "decode_steps"
 
 
-def host_memory_bytes() -> int:
-    """Physical memory of this host: the 'device memory' of a CPU run."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def device_memory(device_name: str) -> tuple[float | None, str]:
     """(bytes, where the number comes from) for a sweep row's device."""
     if device_name.startswith("CPU"):
         return float(host_memory_bytes()), "RAM of the host that ran the study"
-    from common.serving.bench.gpu_check import spec_for
-
-    key, spec = spec_for(device_name)
+    key, spec = spec_for_device(device_name)
     if spec is None:
         return None, f"no spec sheet matches {device_name!r}"
     return float(spec.mem_bytes), f"spec sheet {key}"

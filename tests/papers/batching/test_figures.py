@@ -22,33 +22,55 @@ def saved(tiny_results):
 
 
 def _snapshot(root):
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    """Every file the experiments wrote (the figures command's own run record aside)."""
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and "figures" not in p.relative_to(root).parts}
 
 
-def test_every_figure_from_saved_results_only(saved, tmp_path, capsys):
+def draw(results, out, *overrides):
+    return run_entry(figures, "batching/figures", results, f"paths.figures_dir={out}", *overrides)
+
+
+def test_every_figure_from_saved_results_only(saved, tmp_path, caplog):
     before = _snapshot(saved / "batching")
-    assert figures.main(["--results-dir", str(saved), "--out", str(tmp_path)]) == 0
+    with caplog.at_level("INFO", logger="papers.batching.figures"):
+        written = draw(saved, tmp_path)
     assert _snapshot(saved / "batching") == before  # read only: nothing recomputed or rewritten
+    out = tmp_path / "batching"
     for name in DRAWN:
         for ext in ("png", "pdf"):
-            assert (tmp_path / f"{name}.{ext}").stat().st_size > 1000, name
-    table = (tmp_path / "results_smoke.md").read_text()
+            assert (out / f"{name}_smoke.{ext}").stat().st_size > 1000, name  # the scale in every name
+            assert str(out / f"{name}_smoke.{ext}") in written
+    table = (out / "results_smoke.md").read_text()
     assert "opt-tiny fixed-4-3" in table and "| opt-1.3b | 192 (175) |" in table  # ours beside the authors'
     assert "status: missing (no CUDA device" in table
-    out = capsys.readouterr().out
-    if "fig6_ncu.png" not in out:  # no GPU here: the reason is said, not a blank figure drawn
-        assert not (tmp_path / "fig6_ncu.png").exists() and "fig6_ncu not drawn: no CUDA device" in out
+    if not (out / "fig6_ncu_smoke.png").exists():  # no GPU here: the reason is said, not a blank figure drawn
+        assert "fig6_ncu not drawn: no CUDA device" in caplog.text
+    assert "replicate: no results at scale=smoke (skipped)" in caplog.text or (
+        saved / "batching" / "replicate" / "smoke" / "summary.json").exists()
+
+
+def test_the_paper_scale_never_overwrites_the_smoke_figures(saved, tmp_path):
+    """scale=paper reads the paper-scale results (none here), so it draws nothing and exits 2."""
+    draw(saved, tmp_path)
+    smoke = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "batching").iterdir()}
+    with pytest.raises(SystemExit) as exc:
+        draw(saved, tmp_path, "scale=paper")
+    assert exc.value.code == 2
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "batching").iterdir()} == smoke
 
 
 @pytest.mark.slow  # needs the replication run (tiny_replication)
 def test_replication_figure_and_table(saved, tiny_replication, tmp_path):
-    assert figures.main(["--results-dir", str(saved), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "replication.png").stat().st_size > 1000
-    table = (tmp_path / "results_smoke.md").read_text()
+    draw(saved, tmp_path)
+    assert (tmp_path / "batching" / "replication_smoke.png").stat().st_size > 1000
+    table = (tmp_path / "batching" / "results_smoke.md").read_text()
     assert "## Replication on CPU" in table and "- 2x2 vs 1x8: throughput x" in table
 
 
-def test_no_results_exits_2(tmp_path, capsys):
-    assert figures.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "figs")]) == 2
-    assert "no batching results" in capsys.readouterr().err
-    assert not (tmp_path / "figs").exists()
+def test_no_results_exits_2(tmp_path, caplog):
+    with pytest.raises(SystemExit) as exc:
+        draw(tmp_path, tmp_path / "figs")
+    assert exc.value.code == 2
+    assert "bad input: no batching results" in caplog.text
+    assert not (tmp_path / "figs").exists() and not any((tmp_path / "runs").iterdir())

@@ -27,14 +27,16 @@ def _hydra_available() -> bool:
 
 
 def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR, schema: type | None = None,
-               plain: bool = False) -> Callable:
+               plain: bool = False, x_axis: str | None = None) -> Callable:
     """Decorate `task(cfg, run)`; the result is the `main()` of `python -m <module>`.
 
     `schema` registers the command's dataclass where its module cannot (a hydra-free module);
-    `plain=True` runs through `common.plain_config` when hydra is not installed.
+    `plain=True` runs through `common.plain_config` when hydra is not installed; `x_axis` names the
+    cell parameter wandb plots every metric against (`batch_size`, `masks_per_size`).
     """
 
     def decorate(task: Callable[[Any, Any], Any]) -> Callable[[], None]:
+        task.x_axis = x_axis
         @functools.wraps(task)
         def main() -> None:
             argv = sys.argv[1:]

@@ -19,6 +19,19 @@ from typing import Any
 from common.results import _clean
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_SUMMARY_CELLS = 500  # beyond this many cells the table (and the artifact) carry them
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flat(row: Mapping[str, Any]) -> dict:
+    """A result row as one table record: parameters, metrics, status; nested values as JSON text."""
+    out = {**row["cell"], **{f"metrics.{k}": v for k, v in (row.get("metrics") or {}).items()},
+           "status": row["status"], "error": row.get("error") or "", "duration_s": row.get("duration_s")}
+    return {k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v
+            for k, v in _clean(out).items()}
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -67,6 +80,16 @@ class JsonlBackend:
     def figure(self, name: str, path: Path) -> None:
         self._write({"kind": "figure", "name": name, "path": str(path)})
 
+    def define_x(self, axis: str, metrics: str) -> None:
+        self._write({"kind": "define_x", "axis": axis, "metrics": metrics})
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._write({"kind": "summary", "values": dict(values)})
+
+    def artifact(self, name: str, kind: str, files: dict[str, Path], metadata: dict) -> None:
+        self._write({"kind": "artifact", "name": name, "type": kind,
+                     "files": {k: str(v) for k, v in files.items()}})
+
     def finish(self, exit_code: int) -> None:
         self._write({"kind": "finish", "exit_code": exit_code})
         self._fh.close()
@@ -101,6 +124,19 @@ class WandbBackend:
     def figure(self, name: str, path: Path) -> None:
         self.run.log({name: self._wandb.Image(str(path))})
 
+    def define_x(self, axis: str, metrics: str) -> None:
+        self.run.define_metric(axis)
+        self.run.define_metric(metrics, step_metric=axis)
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self.run.summary.update(dict(values))
+
+    def artifact(self, name: str, kind: str, files: dict[str, Path], metadata: dict) -> None:
+        art = self._wandb.Artifact(name, type=kind, metadata=metadata)
+        for arcname, path in files.items():
+            art.add_file(str(path), name=arcname)
+        self.run.log_artifact(art)
+
     def finish(self, exit_code: int) -> None:
         self.run.finish(exit_code=exit_code)
 
@@ -133,12 +169,42 @@ class ExperimentLogger:
             b.log(scalars, step)
 
     def log_cell(self, row: Mapping[str, Any]) -> None:
-        """A finished (or failed) sweep cell: its parameters and numeric metrics, flat, one event."""
-        values = {f"cell/{k}": v for k, v in row["cell"].items()}
-        values.update({f"metrics/{k}": v for k, v in (row.get("metrics") or {}).items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        """A finished (or failed) sweep cell as one event: its numeric parameters (`cell/<key>`, the
+        axes a chart can plot against) and numeric metrics (`metrics/<key>`). Strings and lists go to
+        the run's `cells` table (`log_results`), not to the history."""
+        values = {f"cell/{k}": v for k, v in row["cell"].items() if _number(v)}
+        values.update({f"metrics/{k}": v for k, v in (row.get("metrics") or {}).items() if _number(v)})
         values["cell_failed"] = int(row["status"] != "ok")
         self.log(values)
+
+    def define_x(self, axis: str) -> None:
+        """Plot every metric against the sweep axis `axis` (a cell parameter: `batch_size`, `round`)."""
+        for b in self.backends:
+            b.define_x(f"cell/{axis}", "metrics/*")
+
+    def log_results(self, rows: list[dict], files: dict[str, Path], name: str, metadata: dict) -> None:
+        """What a run computed, for whoever reads it in wandb: its cells as a table (`cells`), every
+        numeric metric in the summary keyed by the axes that vary between cells
+        (`cells/batch_size=8/throughput`), and its result files as one artifact with the config."""
+        if rows:
+            self.table("cells", [_flat(r) for r in rows])
+            def varies(key: str) -> bool:
+                return len({json.dumps(r["cell"].get(key), sort_keys=True, default=str) for r in rows}) > 1
+
+            axes = [k for k in rows[0]["cell"] if varies(k)]
+            summary = {}
+            for r in rows[:MAX_SUMMARY_CELLS]:
+                where = "/".join(f"{k}={r['cell'].get(k)}" for k in axes)
+                for k, v in (r.get("metrics") or {}).items():
+                    if _number(v):
+                        summary["/".join(filter(None, ("cells", where, k)))] = v
+            summary["cells/failed"] = sum(r["status"] != "ok" for r in rows)
+            summary["cells/total"] = len(rows)
+            for b in self.backends:
+                b.summary(_clean(summary))
+        if files:
+            for b in self.backends:
+                b.artifact(name, "results", files, _clean(metadata))
 
     def table(self, name: str, records) -> None:
         if hasattr(records, "to_dict"):

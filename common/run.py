@@ -94,6 +94,8 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
               results=ResultStore(result_dir / "results.jsonl", on_append=logger.log_cell))
     log.info("%s/%s at scale=%s on %s (torch threads %s); results -> %s", cfg.paper, cfg.experiment,
              scale, info["hardware"]["device"], info["hardware"]["torch_threads"], result_dir)
+    if getattr(task, "x_axis", None):
+        logger.define_x(task.x_axis)
     exit_code = 1
     try:
         out = task(cfg, run)
@@ -108,7 +110,18 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
         discard(run_dir, created)
         raise SystemExit(EXIT_BAD_INPUT) from None
     finally:
+        if logger.backends:
+            logger.log_results(run.results.appended, result_files(result_dir),
+                               f"{cfg.paper}-{cfg.experiment}-{scale}", clean)
         logger.finish(exit_code)
+
+
+def result_files(result_dir: Path) -> dict[str, Path]:
+    """The files a run's readers want (store, summaries, tables), by name: the result dir's top level,
+    without run dirs and hidden files (temporaries, claims)."""
+    if not result_dir.is_dir():
+        return {}
+    return {p.name: p for p in sorted(result_dir.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 def report_cells(results: ResultStore) -> int:

@@ -47,7 +47,7 @@ class Exp(RunConfig):
 register_schema("demo/exp", Exp)
 
 
-@entrypoint("demo/exp", config_dir=Path(__file__).parent / "conf")
+@entrypoint("demo/exp", config_dir=Path(__file__).parent / "conf", x_axis="i")
 def main(cfg, run):
     if cfg.n < 0:
         raise BadInput(f"n must be >= 0, got {cfg.n}")

@@ -110,6 +110,16 @@ class BcaConfig(RunConfig):
 
 
 @dataclass
+class CalibrateConfig(RunConfig):
+    """The roofline and the calibrated decode-step model against the authors' H100 data."""
+
+    reference_dir: str = MISSING
+    models: list[str] = MISSING
+    device: str = MISSING  # a common.hardware.SPECS key
+    dtype: str = MISSING
+
+
+@dataclass
 class ReplicateConfig(RunConfig):
     """N replicas of one engine on one device, fed one request stream, against one replica at its
     largest batch."""
@@ -137,6 +147,7 @@ register_schema(f"{PAPER}/study", StudyConfig)
 register_schema(f"{PAPER}/breakdown", BreakdownConfig)
 register_schema(f"{PAPER}/ncu", NcuConfig)
 register_schema(f"{PAPER}/bca", BcaConfig)
+register_schema(f"{PAPER}/calibrate", CalibrateConfig)
 register_schema(f"{PAPER}/replicate", ReplicateConfig)
 
 register_schema(f"{PAPER}/figures", FiguresConfig)

@@ -122,7 +122,7 @@ def authors_background(reference: Path) -> pd.DataFrame:
 def authors_offline(reference: Path) -> pd.DataFrame:
     """Fig. 4's phase times per model, from the experiment the roofline calibration also uses (the
     unprofiled batch_evolution where it exists, else the one with the most batch sizes)."""
-    from common.serving.bench.calibrate_mindgap import MODELS, offline_observations
+    from papers.batching.calibrate import MODELS, offline_observations
 
     frame = _read(reference / "offline_phase_split.csv")
     rows = []

@@ -1,202 +1,430 @@
-"""A static, self-contained HTML report per paper: figures/<paper>/report.html.
+"""A paper's report, built from its result stores and reference tables: one self-contained HTML file
+(and, where wandb is online, a wandb Report of the same runs).
 
-It is the paper's README (its tables hold this project's numbers beside the published ones) with
-every figure embedded as a data URI, plus where the numbers came from: the commit and the hardware
-recorded in the runs' runinfo.json. One file that opens anywhere, offline, and can be attached to
-an e-mail or a wandb report.
-
-    python -m common.report paper=<paper> [wandb=true] [scale=paper]
+Each paper's `report.py` command says what its report holds (`Report`: sections of prose, tables
+computed from the result stores and the authors' published numbers, figures by name); this module
+renders it. Nothing is read from README text, so the numbers follow the results: rerun an experiment
+and the next report shows the new table. Every table says which runs produced it (commit, hardware,
+scale), and the run table lists the newest run of every command with its status, failed cells and
+duration. Figures are embedded as data URIs, so the file opens anywhere, offline.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import logging
 import os
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from common.app import entrypoint
 from common.atomic import write_atomic
 from common.errors import BadInput
 from common.repo import PAPERS, REPO_ROOT
 from common.runinfo import git_state
-from common.schema import RunConfig
+from common.schema import RunConfig, spec
 
-log = logging.getLogger(__name__)
-
-CSS = """
-body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}
-th{background:#f3f3f3}code,pre{background:#f6f6f6;border-radius:3px}pre{padding:.6em;overflow:auto}
-figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:13px}
-.prov{background:#f8f8f0;border:1px solid #e4e4d0;padding:.5em 1em;font-size:13px}
-"""
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"
 
 
-def _inline(text: str, base: Path) -> str:
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+@dataclass
+class Table:
+    """Rows computed from result stores (and reference tables), with where they came from."""
 
-    def image(m: re.Match) -> str:
-        return _img_tag(base / html.unescape(m.group(2)), m.group(1))
-
-    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", image, text)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
-
-
-def _img_tag(path: Path, alt: str) -> str:
-    if not path.is_file():
-        return f"<em>[missing figure: {html.escape(str(path.name))}]</em>"
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    title: str
+    records: list[dict]
+    columns: list[str] | None = None  # None: the keys of the first record, in order
+    note: str = ""  # markdown below the table
+    sources: list[str] = field(default_factory=list)  # the paper's experiments whose runs it reads
+    reference: str = ""  # where the published numbers in it come from
+    formats: dict[str, str] = field(default_factory=dict)  # column -> format spec, e.g. ".3f"
+    empty: str = "run the experiment first"  # shown when there are no records
 
 
-def markdown_to_html(text: str, base: Path) -> tuple[str, set[str]]:
-    """The subset of Markdown our READMEs use: headings, paragraphs, lists, tables, code, images."""
-    out, used = [], set(re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text))
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("```"):
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("```"):
-                j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1:j])) + "</code></pre>")
-            i = j + 1
-        elif m := re.match(r"^(#{1,6})\s+(.*)", line):
-            level = len(m.group(1))
-            out.append(f"<h{level}>{_inline(m.group(2), base)}</h{level}>")
-            i += 1
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells):
-                    rows.append(cells)
-                i += 1
-            head, *body = rows
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c, base)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in r) + "</tr>"
-                                 for r in body) + "</table>")
-        elif re.match(r"^\s*([-*]|\d+\.)\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"^\s*([-*]|\d+\.)\s+|^\s{2,}\S", lines[i]):
-                if re.match(r"^\s*([-*]|\d+\.)\s+", lines[i]):
-                    items.append(re.sub(r"^\s*([-*]|\d+\.)\s+", "", lines[i]))
-                else:
-                    items[-1] += " " + lines[i].strip()
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{_inline(t, base)}</li>" for t in items) + "</ul>")
-        elif not line.strip():
-            i += 1
-        else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\||```|\s*[-*]\s)", lines[i]):
-                para.append(lines[i])
-                i += 1
-            out.append(f"<p>{_inline(' '.join(para), base)}</p>")
-    return "\n".join(out), used
+@dataclass
+class Figure:
+    name: str  # the figure's name without the scale: figures/<paper>/<name>_<scale>.png
+    caption: str = ""
 
 
-def run_hardware(paper: str, results_dir: Path) -> list[str]:
-    """Every device the paper's runs recorded, newest run of each experiment first."""
-    devices: dict[str, None] = {}
-    for info in sorted((results_dir / paper).glob("**/runinfo.json"), reverse=True):
-        try:
-            hw = json.loads(info.read_text()).get("hardware", {})
-        except (OSError, json.JSONDecodeError):
-            continue
-        devices.setdefault(f"{hw.get('device')} ({hw.get('torch_threads')} torch threads, "
-                           f"host {hw.get('host')})", None)
-    return list(devices)
+@dataclass
+class Section:
+    title: str
+    prose: str = ""  # markdown
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
 
 
-def build(paper: str, figures_dir: Path, results_dir: Path, out: Path, readme: Path | None = None) -> Path:
-    """Write the report of `paper` to `out` from its README, the figures and the runs' runinfo."""
-    readme = readme or REPO_ROOT / "papers" / paper / "README.md"
-    figures, results = figures_dir, results_dir
-    body, used = markdown_to_html(readme.read_text(), readme.parent)
-    used_names = {Path(u).name for u in used}
-    extra = [p for p in sorted(figures.glob("*.png")) if p.name not in used_names]
-    git = git_state()
-    hardware = run_hardware(paper, results) or ["no runinfo.json found under results/ (figures only)"]
-    prov = ("<div class='prov'><strong>Provenance.</strong> Commit "
-            f"<code>{html.escape(str(git['sha']))}</code>{' (uncommitted changes)' if git['dirty'] else ''}."
-            " Hardware of the runs: " + "; ".join(html.escape(h) for h in hardware) + ".</div>")
-    gallery = "".join(f"<figure>{_img_tag(p, p.stem)}<figcaption>{html.escape(p.name)}</figcaption></figure>"
-                      for p in extra)
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(paper)}"
-            f" report</title><style>{CSS}</style></head><body>{prov}{body}"
-            + (f"<h2>All figures</h2>{gallery}" if gallery else "") + "</body></html>")
-    write_atomic(out, page)
-    return out
+@dataclass
+class LinePlot:
+    """A wandb Report panel: metric(s) against the experiment's sweep axis (logged by its runs)."""
+
+    experiment: str
+    x: str  # e.g. cell/batch_size (common.logging.ExperimentLogger.define_x)
+    y: list[str]
+    title: str
 
 
-def report_blocks(paper: str, figures: list[str], entity: str, project: str, html_name: str) -> list:
-    """The Report's body: the figures run's images (media keys as `common.figure_log` logs them),
-    then every run of the paper grouped by sweep, so each figure sits one click from its cells."""
-    import wandb_workspaces.reports.v2 as wr
-
-    figures_run = wr.Runset(entity=entity, project=project, name=f"{paper} figures",
-                            filters=f"Config('paper') == '{paper}' and Config('experiment') == 'figures'")
-    runs = wr.Runset(entity=entity, project=project, name=f"{paper} runs",
-                     filters=f"Config('paper') == '{paper}'", groupby=["group"])
-    return [
-        wr.H1(text=f"{paper}: reproduction"),
-        wr.P(text=f"Figures as the latest `reproduce-{paper}` logged them; the static copy with the "
-                  f"published numbers beside ours is {html_name}."),
-        wr.PanelGrid(runsets=[figures_run], panels=[wr.MediaBrowser(title="figures", media_keys=figures,
-                                                                    num_columns=2)]),
-        wr.H2(text="Runs, one group per sweep"),
-        wr.PanelGrid(runsets=[runs], panels=[wr.RunComparer(diff_only="split")]),
-    ]
-
-
-def wandb_report(paper: str, html_path: Path, figures_dir: Path) -> int:
-    """A wandb Report of the paper's logged runs, where wandb is reachable; offline, say so."""
-    mode = os.environ.get("WANDB_MODE", "")
-    if mode in ("offline", "disabled") or not os.environ.get("WANDB_API_KEY"):
-        print(f"wandb is offline here (WANDB_MODE={mode or 'unset'}, no WANDB_API_KEY): "
-              f"the report is {html_path}")
-        return 0
-    import wandb
-    import wandb_workspaces.reports.v2 as wr
-
-    keys = sorted({f"figures/{p.stem.rsplit('_', 1)[0]}" for p in figures_dir.glob("*.png")})
-    project = os.environ.get("WANDB_PROJECT", "mlsys-repro")
-    entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
-    report = wr.Report(entity=entity, project=project, title=f"{paper}: reproduction",
-                       description=f"Runs of papers/{paper}; static copy: {html_path.name}",
-                       blocks=report_blocks(paper, keys, entity, project, html_path.name))
-    report.save()
-    print(f"wandb report: {report.url}")
-    return 0
+@dataclass
+class Report:
+    paper: str
+    title: str
+    intro: str
+    sections: list[Section]
+    plots: list[LinePlot] = field(default_factory=list)
 
 
 @dataclass
 class ReportConfig(RunConfig):
-    """`make report-<paper>`: the HTML report of one paper, and its wandb Report where wandb is online."""
+    """A paper's report command: the HTML report, and a wandb Report where wandb is online."""
 
-    wandb: bool = False  # also build a wandb Report (needs WANDB_API_KEY and wandb online)
-    out: str = "${paths.figures_dir}/${paper}/report.html"
+    wandb: bool = spec(False, free="on or off")  # also build a wandb Report (WANDB_API_KEY, online)
+    out: str = spec("${paths.figures_dir}/${paper}/report_${scale.name}.html", free="a file path")
+
+
+# ---- runs -----------------------------------------------------------------------------------------
+def _events(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a run killed mid-line
+    return out
+
+
+def latest_runs(results_dir: Path, paper: str, scale: str) -> dict[str, dict]:
+    """The newest run of every command of `paper` at `scale`: experiment -> facts about it."""
+    out = {}
+    for runs in sorted((results_dir / paper).glob(f"*/{scale}/runs")):
+        dirs = sorted(d for d in runs.iterdir() if (d / "runinfo.json").is_file())
+        if not dirs:
+            continue
+        run_dir = dirs[-1]
+        info = json.loads((run_dir / "runinfo.json").read_text())
+        events = _events(run_dir)
+        finish = next((e for e in reversed(events) if e.get("kind") == "finish"), None)
+        summary = {k: v for e in events if e.get("kind") == "summary" for k, v in e["values"].items()}
+        started = datetime.strptime(info["time"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        out[runs.parent.parent.name] = {
+            "run_dir": run_dir,
+            "started": info["time"],
+            "commit": (info["git"]["sha"] or "?")[:10] + ("+dirty" if info["git"]["dirty"] else ""),
+            "hardware": info["hardware"]["device"],
+            "overrides": " ".join(a for a in info.get("argv", [])[1:] if "=" in a),
+            "status": "no log (logger=none)"
+            if not events
+            else (
+                "running or killed"
+                if finish is None
+                else ("ok" if finish["exit_code"] == 0 else f"failed (exit {finish['exit_code']})")
+            ),
+            "cells": ""
+            if "cells/total" not in summary
+            else f"{summary['cells/total'] - summary['cells/failed']} ok, {summary['cells/failed']} failed",
+            "duration": "" if finish is None else f"{finish['time'] - started:.0f} s",
+        }
+    return out
+
+
+def _provenance(table: Table, runs: dict[str, dict], scale: str) -> str:
+    parts = []
+    for exp in table.sources:
+        r = runs.get(exp)
+        parts.append(
+            f"{exp}: no run at scale {scale}"
+            if r is None
+            else f"{exp}: run of {r['started']} at commit {r['commit']} on {r['hardware']}"
+        )
+    if table.reference:
+        parts.append(f"published numbers: {table.reference}")
+    return "; ".join(parts) or "computed from the files named above"
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+def _slug(text: str, seen: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+    slug, n = base, 2
+    while slug in seen:
+        slug, n = f"{base}-{n}", n + 1
+    seen.add(slug)
+    return slug
+
+
+def _cell(value: Any, fmt: str | None) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _markdown(base: Path, out_dir: Path):
+    """Markdown to HTML with relative links rewritten from `base` (the paper's folder) to `out_dir`."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    default = md.renderer.rules.get("link_open")
+
+    def link_open(self, tokens, idx, options, env):
+        href = tokens[idx].attrGet("href") or ""
+        if href and not re.match(r"^([a-z]+:|#|/)", href):
+            path, _, anchor = href.partition("#")
+            target = os.path.relpath((base / path).resolve(), out_dir.resolve())
+            tokens[idx].attrSet("href", target + (f"#{anchor}" if anchor else ""))
+        if default is not None:
+            return default(tokens, idx, options, env)
+        return md.renderer.renderToken(tokens, idx, options, env)
+
+    md.add_render_rule("link_open", link_open)
+    return md.render
+
+
+def render(report: Report, results_dir: Path, figures_dir: Path, scale: str, out: Path, base: Path) -> Path:
+    """Write the report to `out`; `base` is the folder relative links in its prose start from."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from markupsafe import Markup
+
+    markdown = _markdown(base, out.parent)
+    env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["j2", "html"]))
+    env.filters["markdown"] = lambda text: Markup(markdown(text or ""))
+    runs = latest_runs(results_dir, report.paper, scale)
+    seen: set[str] = {"top", "contents", "runs"}
+    sections = []
+    for s in report.sections:
+        tables = []
+        for t in s.tables:
+            columns = t.columns or (list(t.records[0]) if t.records else [])
+            tables.append(
+                {
+                    "title": t.title,
+                    "anchor": _slug(t.title, seen),
+                    "columns": columns,
+                    "rows": [[_cell(r.get(c), t.formats.get(c)) for c in columns] for r in t.records],
+                    "note": t.note,
+                    "empty": t.empty,
+                    "provenance": _provenance(t, runs, scale),
+                }
+            )
+        figures = []
+        for f in s.figures:
+            path = figures_dir / f"{f.name}_{scale}.png"
+            figures.append(
+                {
+                    "name": f.name,
+                    "caption": f.caption,
+                    "file": path.name,
+                    "anchor": _slug(f"figure {f.name}", seen),
+                    "data": base64.b64encode(path.read_bytes()).decode() if path.is_file() else None,
+                }
+            )
+        sections.append(
+            {
+                "title": s.title,
+                "anchor": _slug(s.title, seen),
+                "prose": s.prose,
+                "tables": tables,
+                "figures": figures,
+            }
+        )
+    columns = ["command", "started", "commit", "hardware", "status", "cells", "duration", "overrides"]
+    run_rows = [
+        [
+            exp,
+            r["started"],
+            r["commit"],
+            r["hardware"],
+            r["status"],
+            r["cells"],
+            r["duration"],
+            r["overrides"],
+        ]
+        for exp, r in sorted(runs.items())
+    ]
+    page = env.get_template(TEMPLATE.name).render(
+        report=report,
+        sections=sections,
+        runs={"columns": columns, "rows": run_rows},
+        scale=scale,
+        results_dir=results_dir,
+        figures_dir=figures_dir,
+        git=git_state(),
+        built=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    )
+    write_atomic(out, page)
+    return out
+
+
+# ---- wandb ----------------------------------------------------------------------------------------
+def report_blocks(
+    paper: str, figures: list[str], entity: str, project: str, html_name: str, plots: list[LinePlot] = ()
+) -> list:
+    """The wandb Report's body: the figures run's images (media keys `figures/<name>`), a line plot per
+    `LinePlot` over the runs of its experiment, then every run of the paper grouped by sweep."""
+    import wandb_workspaces.reports.v2 as wr
+
+    figures_run = wr.Runset(
+        entity=entity,
+        project=project,
+        name=f"{paper} figures",
+        filters=f"Config('paper') == '{paper}' and Config('experiment') == 'figures'",
+    )
+    runs = wr.Runset(
+        entity=entity,
+        project=project,
+        name=f"{paper} runs",
+        filters=f"Config('paper') == '{paper}'",
+        groupby=["group"],
+    )
+    blocks = [
+        wr.H1(text=f"{paper}: reproduction"),
+        wr.P(
+            text=f"Figures as the latest figures run logged them; the static report with the published "
+            f"numbers beside ours is {html_name}."
+        ),
+        wr.PanelGrid(
+            runsets=[figures_run],
+            panels=[wr.MediaBrowser(title="figures", media_keys=figures, num_columns=2)],
+        ),
+    ]
+    for experiment in dict.fromkeys(p.experiment for p in plots):
+        runset = wr.Runset(
+            entity=entity,
+            project=project,
+            name=f"{paper} {experiment}",
+            filters=f"Config('paper') == '{paper}' and Config('experiment') == '{experiment}'",
+        )
+        panels = [wr.LinePlot(title=p.title, x=p.x, y=list(p.y)) for p in plots if p.experiment == experiment]
+        blocks += [wr.H2(text=experiment), wr.PanelGrid(runsets=[runset], panels=panels)]
+    blocks += [
+        wr.H2(text="Runs, one group per sweep"),
+        wr.PanelGrid(runsets=[runs], panels=[wr.RunComparer(diff_only="split")]),
+    ]
+    return blocks
+
+
+def wandb_report(report: Report, html_path: Path, figures_dir: Path, scale: str) -> str | None:
+    """A wandb Report of the paper's logged runs where wandb is reachable; offline, say so (None)."""
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode in ("offline", "disabled") or not os.environ.get("WANDB_API_KEY"):
+        print(
+            f"wandb is offline here (WANDB_MODE={mode or 'unset'}, no WANDB_API_KEY): "
+            f"the report is {html_path}"
+        )
+        return None
+    import wandb
+    import wandb_workspaces.reports.v2 as wr
+
+    keys = sorted(f"figures/{p.stem.removesuffix('_' + scale)}" for p in figures_dir.glob(f"*_{scale}.png"))
+    project = os.environ.get("WANDB_PROJECT", "mlsys-repro")
+    entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
+    wb = wr.Report(
+        entity=entity,
+        project=project,
+        title=report.title,
+        description=f"Runs of papers/{report.paper}; static copy: {html_path.name}",
+        blocks=report_blocks(report.paper, keys, entity, project, html_path.name, report.plots),
+    )
+    wb.save()
+    print(f"wandb report: {wb.url}")
+    return wb.url
+
+
+def run_report(report: Report, cfg, run) -> Path:
+    """What a paper's report command does once it has built its `Report`: render, log, wandb."""
+    figures_dir = Path(cfg.paths.figures_dir) / cfg.paper
+    out = render(
+        report,
+        Path(cfg.paths.results_dir),
+        figures_dir,
+        cfg.scale.name,
+        Path(cfg.out),
+        REPO_ROOT / "papers" / cfg.paper,
+    )
+    run.logger.log({"report_tables": sum(len(s.tables) for s in report.sections)})
+    if cfg.wandb:
+        wandb_report(report, out, figures_dir, cfg.scale.name)
+    return out
+
+
+# ---- every store as a table: the part of a report no paper has to write ---------------------------
+MAX_COLUMNS = 12
+
+
+def store_tables(results_dir: Path, paper: str, scale: str) -> list[Table]:
+    """One table per result store of `paper` at `scale`: its finished cells, with the parameters that
+    vary between cells and the numeric metrics (the first MAX_COLUMNS columns)."""
+    from common.results import ResultStore
+
+    tables = []
+    for path in sorted((results_dir / paper).glob(f"*/{scale}/results.jsonl")):
+        experiment = path.parent.parent.name
+        rows = list(ResultStore(path).latest().values())
+        ok = [r for r in rows if r["status"] == "ok"]
+        keys = list(dict.fromkeys(k for r in ok for k in r["cell"]))
+        varying = [
+            k
+            for k in keys
+            if len({json.dumps(r["cell"].get(k), sort_keys=True, default=str) for r in ok}) > 1
+        ] or keys[:3]
+        metrics = list(
+            dict.fromkeys(
+                k
+                for r in ok
+                for k, v in (r.get("metrics") or {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            )
+        )
+        columns = (varying + metrics)[:MAX_COLUMNS]
+        records = [{**{k: r["cell"].get(k) for k in varying}, **(r.get("metrics") or {})} for r in ok]
+        failed = len(rows) - len(ok)
+        tables.append(
+            Table(
+                title=f"{experiment}: every finished cell",
+                records=records,
+                columns=columns,
+                sources=[experiment],
+                note=f"{len(ok)} finished cells" + (f", {failed} failed (their errors are in the store)"
+                                                    if failed else "") + f"; the store: `{path}`.",
+            )
+        )
+    return tables
+
+
+def generic_report(paper: str, results_dir: Path, figures_dir: Path, scale: str) -> Report:
+    """A paper's report from what its runs left: every figure at this scale and every store."""
+    figures = [Figure(p.stem.removesuffix(f"_{scale}")) for p in sorted(figures_dir.glob(f"*_{scale}.png"))]
+    return Report(
+        paper=paper,
+        title=f"{paper}: reproduction ({scale} scale)",
+        intro=f"The figures and result stores of `{paper}` at scale {scale}, as the last runs left them.",
+        sections=[
+            Section("Figures", figures=figures),
+            Section("Result stores", tables=store_tables(results_dir, paper, scale)),
+        ],
+    )
 
 
 @entrypoint("common/report", schema=ReportConfig)
 def main(cfg, run):
+    """`make report-<paper>`: the paper's report from its result stores and figures."""
     if cfg.paper not in PAPERS:
-        raise BadInput(f"paper={cfg.paper!r} is not one of {', '.join(PAPERS)}")
-    path = build(cfg.paper, figures_dir=Path(cfg.paths.figures_dir) / cfg.paper,
-                 results_dir=Path(cfg.paths.results_dir), out=Path(cfg.out))
-    log.info("report: %s", path)
-    if cfg.wandb:
-        wandb_report(cfg.paper, path, Path(cfg.paths.figures_dir) / cfg.paper)
-    return str(path)
+        raise BadInput(f"paper: {cfg.paper!r} is not one of {', '.join(PAPERS)}")
+    report = generic_report(
+        cfg.paper, Path(cfg.paths.results_dir), Path(cfg.paths.figures_dir) / cfg.paper, cfg.scale.name
+    )
+    out = run_report(report, cfg, run)
+    run.logger.log({"figures": len(report.sections[0].figures)})
+    return str(out)
 
 
 if __name__ == "__main__":

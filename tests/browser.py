@@ -21,6 +21,27 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--hide-scrollbars", "--window-size=1200,900"]
 IMAGES_OK = ("Array.from(document.images).map(i => ({src: i.src.slice(0, 40), ok: i.complete && "
              "i.naturalWidth > 0}))")
+# every link: its raw href and, for an in-page anchor, whether an element with that id exists
+LINKS = ("Array.from(document.querySelectorAll('a[href]')).map(a => {const h = a.getAttribute('href');"
+         " return {href: h, url: a.href, anchor_ok: h.startsWith('#') ? "
+         "document.getElementById(decodeURIComponent(h.slice(1))) !== null : null};})")
+
+
+def broken_links(seen: dict) -> list[str]:
+    """In-page anchors without a target, and file links whose file does not exist."""
+    from urllib.parse import unquote, urlparse
+
+    broken = []
+    for link in seen["links"]:
+        if link["anchor_ok"] is False:
+            broken.append(link["href"])
+        elif link["anchor_ok"] is None:
+            url = urlparse(link["url"])
+            if url.scheme == "file" and not Path(unquote(url.path)).exists():
+                broken.append(link["href"])
+            elif url.scheme not in ("file", "http", "https", "mailto"):
+                broken.append(link["href"])
+    return broken
 
 
 def chromium() -> str | None:
@@ -86,7 +107,8 @@ def inspect_page(path: Path, screenshot: Path, timeout: float = 30.0) -> dict:
             shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             title = call("Runtime.evaluate", expression="document.title")["result"]["value"]
-            return {"errors": errors, "images": images, "title": title, "ready": state}
+            links = call("Runtime.evaluate", expression=LINKS, returnByValue=True)["result"]["value"]
+            return {"errors": errors, "images": images, "title": title, "ready": state, "links": links}
     finally:
         proc.terminate()
         try:

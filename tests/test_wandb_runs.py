@@ -88,9 +88,13 @@ def test_wandb_report_shows_the_figures_the_figures_run_logged(tmp_path, capsys)
     run_dir, _ = _figures_run(tmp_path, "logger=wandb")
     run = read_offline_run(run_dir)
     keys = ["figures/" + p.stem.removesuffix("_smoke") for p in (tmp_path / "figs" / "mpt_lml").glob("*.png")]
-    blocks = report.report_blocks("mpt_lml", keys, "entity", "project", "report.html")
-    (media,) = [p for b in blocks if isinstance(b, wr.PanelGrid) for p in b.panels
-                if isinstance(p, wr.MediaBrowser)]
+    plots = [report.LinePlot("convergence", "cell/masks_per_size", ["metrics/mean"], "MC estimate vs P")]
+    blocks = report.report_blocks("mpt_lml", keys, "entity", "project", "report.html", plots)
+    panels = [p for b in blocks if isinstance(b, wr.PanelGrid) for p in b.panels]
+    (media,) = [p for p in panels if isinstance(p, wr.MediaBrowser)]
     assert sorted(media.media_keys) == sorted(k for k in run.history if k.startswith("figures/"))
+    (line,) = [p for p in panels if isinstance(p, wr.LinePlot)]
+    assert line.x == "cell/masks_per_size" and line.y == ["metrics/mean"]
     # offline (as here) the Report is not attempted: the HTML report is named instead
-    assert report.wandb_report("mpt_lml", tmp_path / "report.html", tmp_path / "figs" / "mpt_lml") == 0
+    rep = report.Report("mpt_lml", "t", "", [], plots)
+    assert report.wandb_report(rep, tmp_path / "report.html", tmp_path / "figs" / "mpt_lml", "smoke") is None

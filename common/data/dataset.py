@@ -21,6 +21,11 @@ from common.errors import BadInput
 CACHE_VERSION = 1  # bump when a converter changes what it writes, so stale caches are rebuilt
 
 
+class DatasetUnavailable(BadInput):
+    """The dataset exists but cannot be had on this machine (no hub, nothing cached, a wheel or a
+    system package missing); the message says how to get it."""
+
+
 @dataclass
 class Dataset:
     name: str
@@ -99,8 +104,11 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         raise
 
 
-def cached(data_dir: Path, name: str, build) -> tuple[dict[str, np.ndarray], dict]:
-    """Read `name` from the cache, or run `build() -> (arrays, meta)` once and store it."""
+def cached(data_dir: Path | None, name: str, build) -> tuple[dict[str, np.ndarray], dict]:
+    """Read `name` from the cache, or run `build() -> (arrays, meta)` once and store it. Without a
+    data_dir nothing is cached (there is no default directory: `paths.data_dir` is the one source)."""
+    if data_dir is None:
+        return build()
     path = cache_path(data_dir, name)
     if path.exists():
         return read_cache(path)

@@ -18,11 +18,16 @@ from common.data import (
     train_test_split,
 )
 from common.data import hub as hub_module
+from common.data import offline as offline_module
 from common.data.dataset import cache_path
 from common.errors import BadInput
 
-OFFLINE_SHAPES = {"digits": (1797, (1, 8, 8)), "mnist": (5000, (1, 28, 28)), "mnist1d": (5000, (1, 40)),
+OFFLINE_SHAPES = {"digits": (1797, (1, 8, 8)), "mnist": (70000, (1, 28, 28)), "mnist1d": (5000, (1, 40)),
+                  "fashion_mnist": (70000, (1, 28, 28)), "shakespeare": (109028, (80,)),
                   "synthetic_gaussian": (1000, (8,))}
+TEXT = {"shakespeare"}
+# the official MNIST class counts, training and test sets together (LeCun et al.)
+MNIST_COUNTS = [6903, 7877, 6990, 7141, 6824, 6313, 6876, 7293, 6825, 6958]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def data_dir(tmp_path_factory):
 
 def test_available_lists_the_offline_datasets():
     assert available() == sorted(OFFLINE_SHAPES)
-    assert hub_names() == ["cifar10", "cifar100", "fashion_mnist", "shakespeare"]
+    assert hub_names() == ["cifar10", "cifar100", "fashion_mnist", "shakespeare_leaf"]
 
 
 @pytest.mark.parametrize("name", sorted(OFFLINE_SHAPES))
@@ -40,15 +45,51 @@ def test_offline_dataset_shapes_dtypes_ranges(name, data_dir):
     ds = load_dataset(name, data_dir=data_dir)
     n, shape = OFFLINE_SHAPES[name]
     assert ds.name == name and len(ds) == n and ds.x.shape == (n, *shape) and ds.input_shape == shape
-    assert ds.x.dtype == np.float32 and ds.y.dtype == np.int64
+    assert ds.x.dtype == (np.int64 if name in TEXT else np.float32) and ds.y.dtype == np.int64
     assert np.isfinite(ds.x).all()
-    assert set(np.unique(ds.y)) == set(range(ds.num_classes))
-    if name in ("digits", "mnist"):  # raw pixels scaled into [0, 1], using the whole range
+    assert set(np.unique(ds.y)) == set(range(ds.num_classes)) or name in TEXT
+    if name in ("digits", "mnist", "fashion_mnist"):  # raw pixels scaled into [0, 1], using the whole range
         assert ds.x.min() == 0.0 and ds.x.max() == 1.0
     if name == "mnist1d":  # the generator standardises the whole set
         assert abs(ds.x.mean()) < 0.01 and abs(ds.x.std() - 1) < 0.01
-    if name == "mnist":  # 500 real images per digit, and not a blank or constant set
-        assert (np.bincount(ds.y) == 500).all() and 0.05 < ds.x.mean() < 0.3
+    if name == "mnist":  # the official 60,000 + 10,000 images, and not a blank or constant set
+        assert np.bincount(ds.y).tolist() == MNIST_COUNTS and 0.05 < ds.x.mean() < 0.3
+        assert ds.meta["splits"] == {"train": 60000, "test": 10000}
+    if name == "fashion_mnist":  # 7,000 images of each of the 10 classes
+        assert (np.bincount(ds.y) == 7000).all() and ds.meta["splits"] == {"train": 60000, "test": 10000}
+    if name in TEXT:  # character ids inside the vocabulary, one group per (play, speaker)
+        assert ds.x.min() >= 0 and ds.x.max() < ds.num_classes == len(ds.meta["vocab"])
+        assert ds.groups is not None and ds.groups.max() + 1 == len(ds.meta["group_names"])
+
+
+def test_shakespeare_windows_predict_the_next_character_of_one_speaker(data_dir):
+    """LEAF's task: 80 characters of one speaker's lines in, the next character out; consecutive
+    windows of a speaker overlap by half (stride 40), so they agree on the shared characters."""
+    ds = load_dataset("shakespeare", data_dir=data_dir)
+    vocab, names = ds.meta["vocab"], ds.meta["group_names"]
+    text = lambda row: "".join(vocab[i] for i in row)  # noqa: E731
+    hamlet = names.index("hamlet/HAMLET")
+    rows = np.flatnonzero(ds.groups == hamlet)
+    assert len(rows) > 500 and text(ds.x[rows[0]]).startswith("A little more than kin")
+    first, second = text(ds.x[rows[0]]), text(ds.x[rows[1]])
+    assert first[40:] == second[:40] and vocab[ds.y[rows[0]]] == second[40]
+    assert len({n.split("/")[0] for n in names}) == 38  # the 38 plays
+
+
+def test_play_lines_keep_speeches_and_drop_headings_and_stage_directions():
+    text = ("# Hamlet\n\n## ACT I\n\n_Enter BERNARDO_\n\n**BERNARDO**  \nWho's there?\n\n"
+            "**FRANCISCO**  \nNay, answer me:  \n_Aside_ stand, and unfold yourself.\n\n_Exeunt_\n")
+    assert offline_module.play_lines(text) == [
+        ("BERNARDO", "Who's there?"), ("FRANCISCO", "Nay, answer me: stand, and unfold yourself.")]
+
+
+def test_no_default_data_dir_hub_names_need_one(tmp_path, monkeypatch):
+    """paths.data_dir is the one source of the cache directory: without it nothing is cached, and a
+    hub dataset (which must be cached) is refused with a message naming paths.data_dir."""
+    monkeypatch.chdir(tmp_path)
+    assert len(load_dataset("digits")) == 1797 and not any(tmp_path.iterdir())
+    with pytest.raises(DatasetUnavailable, match="paths.data_dir"):
+        load_dataset("cifar10")
 
 
 def test_digits_match_sklearn_pixel_counts(data_dir):
@@ -116,7 +157,7 @@ def test_unknown_name_lists_every_name():
         assert name in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["cifar10", "shakespeare"])
+@pytest.mark.parametrize("name", ["cifar10", "shakespeare_leaf"])
 def test_hub_dataset_offline_fails_fast_listing_offline_choices(name, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -132,6 +173,8 @@ def test_hub_dataset_offline_fails_fast_listing_offline_choices(name, tmp_path, 
 
 
 def test_unreachable_hub_fails_fast_without_offline_flags(tmp_path, monkeypatch):
+    monkeypatch.setattr(offline_module, "FASHION_MNIST_DIRS", ())  # no Debian copy: the hub is the source
+    assert "fashion_mnist" not in available()
     for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", *hub_module.PROXY_VARS):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
@@ -174,14 +217,14 @@ def test_hub_text_encodes_characters_and_speakers(tmp_path, monkeypatch):
     table = datasets.Dataset.from_dict({"x": texts, "y": [" ", "e", "s"],
                                         "character_id": ["HAM", "OPH", "HAM"]})
     _fake_hub(monkeypatch, datasets.DatasetDict({"train": table}))
-    ds = load_dataset("shakespeare", data_dir=tmp_path)
+    ds = load_dataset("shakespeare_leaf", data_dir=tmp_path)
     vocab = ds.meta["vocab"]
     assert vocab == "".join(sorted(set("".join(texts) + " es"))) and ds.num_classes == len(vocab)
     assert ds.x.shape == (3, 8) and ds.x.dtype == np.int64
     assert ["".join(vocab[i] for i in row) for row in ds.x] == texts
     assert "".join(vocab[i] for i in ds.y) == " es"
     assert ds.groups.tolist() == [0, 1, 0]
-    assert load_dataset("shakespeare", data_dir=tmp_path).groups.tolist() == [0, 1, 0]
+    assert load_dataset("shakespeare_leaf", data_dir=tmp_path).groups.tolist() == [0, 1, 0]
 
 
 def test_train_test_split_is_stratified_disjoint_and_seeded():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nsight Compute on one decode step of OPT-1.3B (random fp16 weights, hf engine): DRAM throughput and
 # achieved occupancy of its attention and matmul kernels, at a small and a large batch (paper: Fig. 6-7).
-# GPU node only (needs ncu and a CUDA torch); writes results/gpu/<device>/ncu_decode_B<batch>.{csv,json}.
+# GPU node only (needs ncu and a CUDA torch); writes ncu_decode_B<batch>.{csv,json} to $NCU_OUT_DIR
+# (default results/gpu/<device>/).
 #   bash scripts/ncu_decode.sh [batch ...]      (default: 1 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ NCU="${NCU:-ncu}"
 export WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 command -v "$NCU" >/dev/null || { echo "ncu_decode: $NCU not found (Nsight Compute)" >&2; exit 2; }
 device="$("$PY" -c "import re, torch; print(re.sub(r'[^a-z0-9]+', '-', torch.cuda.get_device_name(0).lower()).strip('-'))")"
-out="results/gpu/$device"
+out="${NCU_OUT_DIR:-results/gpu/$device}"  # python -m papers.batching.ncu passes its result dir
 mkdir -p "$out"
 metrics="dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
 for batch in "${@:-1 64}"; do

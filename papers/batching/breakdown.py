@@ -18,7 +18,6 @@ import papers.batching.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.errors import BadInput
 from common.results import STATUS_FAILED
-from common.serving.models import ARCHS, DTYPES, SMOLLM2, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,8 @@ def cells_for(cfg, device: str) -> dict[str, list[dict]]:
 
 
 def check(cfg) -> None:
+    from common.serving.models import ARCHS, DTYPES, SMOLLM2
+
     unknown = [m for m in cfg.models if m not in ARCHS and m != SMOLLM2 and "/" not in m]
     if unknown:
         raise BadInput(f"models: {unknown} are not built-in ({', '.join(ARCHS)}, {SMOLLM2}) nor hub names")
@@ -49,6 +50,7 @@ def main(cfg, run):
 
     from common.serving.hf_engine import HFEngine
     from common.serving.kernels import kernel_breakdown
+    from common.serving.models import resolve_device
 
     check(cfg)
     device = resolve_device(cfg.device).type

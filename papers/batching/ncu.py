@@ -4,7 +4,8 @@
     python -m papers.batching.ncu scale=paper      # batch 1 and 512, as the paper's OPT-1.3B row
 
 Runs the serving core's job script (scripts/ncu_decode.sh: one decode step of OPT-1.3B in fp16 on the hf
-engine under `ncu`) once per batch size and stores its per-class summary as one result row per batch.
+engine under `ncu`) once per batch size, with its CSV and JSON written to the result dir
+(<paths.results_dir>/batching/ncu/<scale>/), and stores its per-class summary as one result row per batch.
 Nsight Compute reads NVIDIA GPU hardware counters, so on a machine without a CUDA device or without
 `ncu` nothing is measured: <result_dir>/summary.json then says "missing" and why, and the run succeeds
 (the rest of the study does not depend on it).
@@ -24,7 +25,6 @@ import papers.batching.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.atomic import write_atomic
 from common.errors import BadInput
-from common.repo import REPO_ROOT
 from common.results import cell_key
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,12 @@ def missing_reason() -> str | None:
     return None
 
 
-def profile_batch(script: Path, batch: int, timeout_s: float) -> dict:
-    """Run the job script for one batch size; returns its per-class summary."""
-    import torch
-
-    from common.serving.bench.gpu_check import device_slug
-
-    subprocess.run(["bash", str(script), str(batch)], check=True, timeout=timeout_s, cwd=REPO_ROOT,
-                   env={**os.environ, "PYTHON": sys.executable})
-    out = REPO_ROOT / "results" / "gpu" / device_slug(torch.cuda.get_device_name(0))
+def profile_batch(script: Path, batch: int, timeout_s: float, out: Path) -> dict:
+    """Run the job script for one batch size, its Nsight Compute CSV and summary written to `out` (the
+    run's result dir); returns the per-class summary."""
+    out = out.resolve()
+    subprocess.run(["bash", str(script), str(batch)], check=True, timeout=timeout_s, cwd=script.parent,
+                   env={**os.environ, "PYTHON": sys.executable, "NCU_OUT_DIR": str(out)})
     return json.loads((out / f"ncu_decode_B{batch}.json").read_text())
 
 
@@ -79,7 +76,8 @@ def main(cfg, run):
         for batch in cfg.batch_sizes:
             cell = {"model": MODEL, "dtype": "fp16", "device_name": summary["hardware"],
                     "batch_size": int(batch)}
-            row = run.results.run_cell(cell, lambda b=batch: profile_batch(script, int(b), cfg.timeout_s))
+            row = run.results.run_cell(cell, lambda b=batch: profile_batch(script, int(b), cfg.timeout_s,
+                                                                          run.result_dir))
             row = row or run.results.latest()[cell_key(cell)]  # finished by an earlier run
             rows[int(batch)] = {"status": row["status"], "error": row["error"], **(row["metrics"] or {})}
         ok = all(r["status"] == "ok" for r in rows.values())

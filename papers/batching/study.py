@@ -21,9 +21,9 @@ import glob
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 import papers.batching.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
@@ -32,6 +32,9 @@ from common.errors import BadInput
 from common.hardware import host_memory_bytes, spec_for_device
 from common.results import ResultStore, ResultStoreError
 from papers.batching import advisor
+
+if TYPE_CHECKING:  # pandas is imported where the tables are read
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 CURVE = ["model", "workload", "engine", "dtype", "device", "device_name"]
@@ -50,6 +53,8 @@ def device_memory(device_name: str) -> tuple[float | None, str]:
 
 def read_sweeps(patterns: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Finished cells of every result store the patterns name; the files read."""
+    import pandas as pd
+
     paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
     frames = []
     for path in paths:
@@ -71,6 +76,8 @@ def _ratio_to_first(values: pd.Series) -> pd.Series:
 
 def our_curves(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (curve, batch size) in the paper's terms."""
+    import pandas as pd
+
     rows = []
     for _, g in frame.groupby(CURVE, sort=False):
         g = g.sort_values("batch_size").copy()
@@ -101,6 +108,8 @@ def our_curves(frame: pd.DataFrame) -> pd.DataFrame:
 
 def authors_background(reference: Path) -> pd.DataFrame:
     """Figs 2-3's runs with their KV use in GiB and as a share of the GPU (the pool shrinks with the cap)."""
+    import pandas as pd
+
     sweep = _read(reference / "background_sweep.csv")
     memory = _read(reference / "server_memory.csv")
     rows = []
@@ -122,6 +131,8 @@ def authors_background(reference: Path) -> pd.DataFrame:
 def authors_offline(reference: Path) -> pd.DataFrame:
     """Fig. 4's phase times per model, from the experiment the roofline calibration also uses (the
     unprofiled batch_evolution where it exists, else the one with the most batch sizes)."""
+    import pandas as pd
+
     from papers.batching.calibrate import MODELS, offline_observations
 
     frame = _read(reference / "offline_phase_split.csv")
@@ -139,6 +150,8 @@ def authors_offline(reference: Path) -> pd.DataFrame:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise BadInput(f"reference_dir: {path} is missing (the authors' data, papers/batching/reference)")
     return pd.read_csv(path)

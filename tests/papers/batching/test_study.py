@@ -4,6 +4,7 @@ sweep they read, the authors' published tables and an independent re-derivation 
 
 import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,17 @@ def test_ncu_is_recorded_as_missing_with_its_reason_without_a_gpu(tmp_path):
     assert saved == summary and saved["status"] == "missing"
     assert "no CUDA device" in saved["reason"] and saved["hardware"].startswith("CPU")
     assert not (tmp_path / "batching" / "ncu" / "smoke" / "results.jsonl").exists()  # nothing pretends
+
+
+def test_ncu_job_script_writes_into_the_result_dir_it_is_given(tmp_path):
+    """The output dir comes from the run (paths), not from a default the script or the module spells."""
+    script = tmp_path / "fake_ncu.sh"
+    script.write_text('#!/usr/bin/env bash\nset -eu\nmkdir -p "$NCU_OUT_DIR"\n'
+                      'printf \'{"batch": %s, "python": "%s"}\' "$1" "$PYTHON" \\\n'
+                      '  > "$NCU_OUT_DIR/ncu_decode_B$1.json"\n')
+    out = tmp_path / "results" / "batching" / "ncu" / "smoke"
+    assert ncu.profile_batch(script, 4, 30, out) == {"batch": 4, "python": sys.executable}
+    assert [p.name for p in out.iterdir()] == ["ncu_decode_B4.json"]
 
 
 # ---- the BCA step -------------------------------------------------------------------------------------

@@ -2,51 +2,59 @@
 one definition of every setting: its name, type, default, allowed values and help text.
 
 A field becomes `--field-name` (or a positional argument); its help, argparse group and allowed values
-come from the field's metadata, written with `option(...)` (a field whose metadata has `help` and a
-`rule` with `choices`, as `common.schema.spec` may write it, is read the same way). Adding a field adds
-the flag. Parsing builds
-the dataclass itself, so the checks in its `__post_init__` run for the command line and for a config
-alike. No hydra or omegaconf here: the GPU-node path imports this too.
+come from the field's metadata, written with `option(...)`: `common.schema.spec`'s metadata (a `Rule` of
+bounds and choices, and the help text) plus the flag's group and form. Adding a field adds the flag.
+Parsing builds the dataclass itself, so the checks in its `__post_init__` (`check_rules` and any of its
+own) run for the command line and for a config alike; `common.validation` reads the same rules when the
+dataclass is part of a hydra config. No hydra or omegaconf here: the GPU-node path imports this too.
 
     @dataclass
-    class Rule:
-        epsilon: float = option(0.1, help="keep batches with T(B)/(B T(1)) > epsilon", group="rule")
+    class Settings:
+        epsilon: float = option(0.1, ge=0, lt=1, group="rule", help="keep T(B)/(B T(1)) > epsilon")
+
+        def __post_init__(self):
+            check_rules(self)
 
     parser = argparse.ArgumentParser()
-    add_arguments(parser, Rule)
-    rule = from_namespace(Rule, parser.parse_args())
+    add_arguments(parser, Settings)
+    settings = from_namespace(Settings, parser.parse_args())
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import operator
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from common.errors import BadInput
+from common.schema import Rule
 
 _NO_DEFAULT = dataclasses.MISSING
+_BOUNDS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
 def option(default: Any = _NO_DEFAULT, *, help: str, group: str | None = None,  # noqa: A002 - argparse's name
-           choices: Iterable[Any] | None = None, metavar: str | None = None, positional: bool = False) -> Any:
+           metavar: str | None = None, positional: bool = False, **rule: Any) -> Any:
     """A dataclass field that is also a command-line flag. `help` is plain text (a '%' needs no escaping);
-    `choices` are the allowed values (checked by argparse and by `check_choices`); `positional` makes it
-    an optional positional argument instead of `--name`. Without `default` the flag is required."""
-    meta = {"help": help, "group": group, "choices": None if choices is None else tuple(choices),
-            "metavar": metavar, "positional": positional}
+    `rule` is a `common.schema.Rule` (ge, gt, le, lt, choices, nonempty, free: why any value goes), checked
+    by `check_rules` and, in a hydra config, by `common.validation`; choices are argparse's too.
+    `positional` makes it an optional positional argument instead of `--name`. Without `default` the
+    flag is required."""
+    if "choices" in rule:
+        rule["choices"] = tuple(rule["choices"])
+    meta = {"rule": Rule(**rule), "help": help, "group": group, "metavar": metavar, "positional": positional}
     return dataclasses.field(default=default, metadata=meta)
 
 
 def _choices(meta: Mapping[str, Any]) -> tuple | None:
-    """Allowed values: `option(choices=...)`, or the `choices` of a `rule` in the metadata (common.schema)."""
-    if meta.get("choices") is not None:
-        return tuple(meta["choices"])
-    rule_choices = getattr(meta.get("rule"), "choices", None)
-    return None if rule_choices is None else tuple(rule_choices)
+    """The allowed values of the field's rule, if it has any."""
+    choices = getattr(meta.get("rule"), "choices", None)
+    return None if choices is None else tuple(choices)
 
 
 def flag_of(name: str) -> str:
@@ -123,23 +131,40 @@ def from_namespace(cls: type, namespace: argparse.Namespace) -> Any:
 
 
 def from_mapping(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
-    """The dataclass built from a mapping (a config node): an unknown key is bad input naming it."""
+    """The dataclass built from a mapping (a config node): an unknown key, or a value its checks refuse,
+    is bad input prefixed with `where` (the node's key)."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
+    prefix = f"{where}." if where else ""
     if unknown:
-        raise BadInput(f"{where or cls.__name__}: unknown setting(s) {', '.join(unknown)} "
+        raise BadInput(f"{prefix}{unknown[0]}: not a key of {cls.__name__} "
                        f"(known: {', '.join(sorted(names))})")
-    return cls(**dict(values))
+    try:
+        return cls(**dict(values))
+    except BadInput as err:
+        raise BadInput(f"{prefix}{err}" if str(err).split(":")[0] in names else
+                       f"{where or cls.__name__}: {err}") from None
 
 
-def check_choices(obj: Any) -> None:
-    """Bad input unless every field with `choices` metadata holds one of them (None: not set)."""
+def check_rules(obj: Any) -> None:
+    """Bad input, naming the field, unless every set field (not None) keeps its rule: bounds, choices,
+    non-empty; a number must be finite. What `common.validation` checks in a config, for a dataclass
+    built from a command line or in code."""
     for f in dataclasses.fields(obj):
-        allowed = _choices(f.metadata)
-        value = getattr(obj, f.name)
-        if allowed is not None and value is not None and value not in allowed:
-            raise BadInput(f"{f.name} ({flag_of(f.name)}): {value!r} is not one of "
-                           f"{', '.join(map(str, allowed))}")
+        rule, value = f.metadata.get("rule"), getattr(obj, f.name)
+        if rule is None or value is None:
+            continue
+        if rule.nonempty and isinstance(value, (str, list, tuple)) and len(value) == 0:
+            raise BadInput(f"{f.name}: must not be empty")
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                if not math.isfinite(item) and not rule.allow_nan:
+                    raise BadInput(f"{f.name}: must be a finite number (got {item!r})")
+                for word, bound in ((">=", rule.ge), (">", rule.gt), ("<=", rule.le), ("<", rule.lt)):
+                    if bound is not None and not _BOUNDS[word](item, bound):
+                        raise BadInput(f"{f.name}: must be {word} {bound:g} (got {item!r})")
+            if rule.choices is not None and item not in rule.choices:
+                raise BadInput(f"{f.name}: {item!r} is not one of {', '.join(map(str, rule.choices))}")
 
 
 def to_argv(cls: type, values: Mapping[str, Any]) -> list[str]:

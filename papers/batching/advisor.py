@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from common.cli import check_choices, option
+from common.cli import check_rules, option
 from common.errors import BadInput
+from common.hardware.specs import DTYPES
 
 if TYPE_CHECKING:  # pandas is imported where a table is read, so `advise --help` stays fast
     import pandas as pd
@@ -67,28 +68,29 @@ ANALYTIC_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
 class RuleSettings:
     """The rule and the memory plan: the settings of every BCA run, with a sweep or without."""
 
-    slo_ms: Optional[float] = option(None, group="rule", help="absolute latency SLO in ms")
+    slo_ms: Optional[float] = option(None, gt=0, group="rule", help="absolute latency SLO in ms")
     slo_factor: Optional[float] = option(
-        None, group="rule", help="SLO = factor x the latency at the batch nearest --ref-batch "
+        None, gt=0, group="rule", help="SLO = factor x the latency at the batch nearest --ref-batch "
         f"(default {DEFAULT_SLO_FACTOR:g} when --slo-ms is not given)")
-    ref_batch: float = option(32.0, group="rule", help="the batch whose latency --slo-factor "
-                            "multiplies (the authors' BCA script: 32)")
-    epsilon: float = option(0.1, group="rule",
+    ref_batch: float = option(32.0, gt=0, group="rule", help="the batch whose latency --slo-factor "
+                              "multiplies (the authors' BCA script: 32)")
+    epsilon: float = option(0.1, ge=0, lt=1, group="rule",
                             help="keep batches with T(B)/(B T(1)) > epsilon; 0 turns the filter off")
-    device: Optional[str] = option(None, group="memory", help="device spec for the memory "
+    device: Optional[str] = option(None, group="memory", free="a common.hardware.SPECS key, looked up when "
+                                   "the plan needs it", help="device spec for the memory "
                                    "(common.hardware.SPECS key, e.g. h100-64gb)")
-    device_mem_gib: Optional[float] = option(None, group="memory",
+    device_mem_gib: Optional[float] = option(None, gt=0, group="memory",
                                              help="device memory in GiB (overrides --device's)")
-    baseline_util: float = option(VLLM_DEFAULT_UTIL, group="memory", help="the gpu_memory_utilization the "
-                                  "engine runs with by default (vLLM's)")
-    overhead_gib: Optional[float] = option(None, group="memory", help="memory besides weights and KV, per "
-                                           "replica (default: vLLM's start-up accounting)")
-    dtype: Optional[str] = option(None, group="memory",
+    baseline_util: float = option(VLLM_DEFAULT_UTIL, gt=0, le=1, group="memory", help="the "
+                                  "gpu_memory_utilization the engine runs with by default (vLLM's)")
+    overhead_gib: Optional[float] = option(None, ge=0, group="memory", help="memory besides weights and KV, "
+                                           "per replica (default: vLLM's start-up accounting)")
+    dtype: Optional[str] = option(None, choices=DTYPES, group="memory",
                                   help="weights and KV-cache dtype (default: the sweep's, else fp16)")
 
     def __post_init__(self):
-        check_choices(self)
         check_epsilon(self.epsilon)
+        check_rules(self)
         if self.slo_ms is None and self.slo_factor is None:
             self.slo_factor = DEFAULT_SLO_FACTOR
 
@@ -97,36 +99,40 @@ class RuleSettings:
 class SweepSettings(RuleSettings):
     """The BCA on a measured sweep: which file and curve, which columns, then the rule and memory."""
 
-    sweep: Optional[str] = option(None, group="input", positional=True,
-                                  help="results.jsonl, or a CSV in the authors' layout")
-    all_authors: bool = option(False, group="input", help="every model x output length of the authors' "
-                               "advisor sweep (papers/batching/reference)")
-    model: Optional[str] = option(None, group="which curve", help="the model's curve only")
-    output_len: Optional[int] = option(None, group="which curve",
+    sweep: Optional[str] = option(None, group="input", positional=True, free="a file, read when the run "
+                                  "starts", help="results.jsonl, or a CSV in the authors' layout")
+    all_authors: bool = option(False, group="input", free="a switch", help="every model x output length of "
+                               "the authors' advisor sweep (papers/batching/reference)")
+    model: Optional[str] = option(None, group="which curve", free="a model of the sweep, checked against it",
+                                  help="the model's curve only")
+    output_len: Optional[int] = option(None, ge=1, group="which curve",
                                        help="the authors' output length (130, 260, 390, 520)")
-    workload: Optional[str] = option(None, group="which curve",
-                                     help="this project's workload label, e.g. fixed-161-338")
-    batch_col: str = option("cap", group="columns", help="the batch axis: cap (max_num_seqs / batch_size), "
-                            "running (mean_running_batch), or a column name")
-    latency: str = option("tpot", group="columns", help="itl, tpot, or a column name (ms)")
-    throughput_col: Optional[str] = option(None, group="columns", help="default: total tokens/s")
-    kv_col: Optional[str] = option(None, group="columns", help="peak KV usage column (default: the "
-                                   "format's); 'none' uses the bound")
-    kv_unit: Optional[str] = option(None, group="columns", choices=("pct", "bytes"),
+    workload: Optional[str] = option(None, group="which curve", free="a workload of the sweep, checked "
+                                     "against it", help="this project's workload label, e.g. fixed-161-338")
+    batch_col: str = option("cap", nonempty=True, group="columns", help="the batch axis: cap (max_num_seqs "
+                            "/ batch_size), running (mean_running_batch), or a column name")
+    latency: str = option("tpot", nonempty=True, group="columns", help="itl, tpot, or a column name (ms)")
+    throughput_col: Optional[str] = option(None, nonempty=True, group="columns",
+                                           help="default: total tokens/s")
+    kv_col: Optional[str] = option(None, nonempty=True, group="columns", help="peak KV usage column "
+                                   "(default: the format's); 'none' uses the bound")
+    kv_unit: Optional[str] = option(None, choices=("pct", "bytes"), group="columns",
                                     help="of --kv-col (default: the format's)")
-    kv_pool_gib: Optional[float] = option(None, group="columns",
+    kv_pool_gib: Optional[float] = option(None, gt=0, group="columns",
                                           help="size of the KV pool a usage % refers to, GiB")
-    server_memory: Optional[str] = option(None, group="columns",
+    server_memory: Optional[str] = option(None, group="columns", free="a file, read when the run starts",
                                           help="vLLM start-up accounting (reference/server_memory.csv)")
-    server_memory_sweep: Optional[str] = option(None, group="columns",
-                                                help="its row for this sweep: advisor or background")
-    kv_bytes_per_token: Optional[int] = option(None, group="columns",
+    server_memory_sweep: Optional[str] = option(None, group="columns", free="a row of --server-memory, "
+                                                "checked against it", help="its row for this sweep: "
+                                                "advisor or background")
+    kv_bytes_per_token: Optional[int] = option(None, ge=1, group="columns",
                                                help="for a model without a built-in config")
-    prompt_tokens: Optional[float] = option(None, group="columns",
+    prompt_tokens: Optional[float] = option(None, gt=0, group="columns",
                                             help="for the KV bound (default: the sweep's mean)")
-    output_tokens: Optional[float] = option(None, group="columns",
+    output_tokens: Optional[float] = option(None, gt=0, group="columns",
                                             help="for the KV bound (default: the sweep's mean)")
-    exclude_preempted: bool = option(False, group="columns", help="leave out runs that preempted")
+    exclude_preempted: bool = option(False, group="columns", free="a switch",
+                                     help="leave out runs that preempted")
 
     def __post_init__(self):
         super().__post_init__()
@@ -148,11 +154,12 @@ class SweepSettings(RuleSettings):
 class AnalyticSettings(RuleSettings):
     """The BCA on the roofline's predicted curve for a model on a device (no sweep)."""
 
-    model: str = option(group="model", help="a built-in architecture (common.serving.models.ARCHS)")
-    prompt: int = option(group="model", help="prompt tokens per request")
-    output: int = option(group="model", help="output tokens per request")
-    batches: str = option(ANALYTIC_BATCHES, group="model", help="batch grid, comma-separated")
-    dtype: str = option("fp16", group="memory", help="weights and KV-cache dtype")
+    model: str = option(group="model", free="a built-in architecture, checked by name",
+                        help="a built-in architecture (common.serving.models.ARCHS)")
+    prompt: int = option(ge=1, group="model", help="prompt tokens per request")
+    output: int = option(ge=1, group="model", help="output tokens per request")
+    batches: str = option(ANALYTIC_BATCHES, nonempty=True, group="model", help="batch grid, comma-separated")
+    dtype: str = option("fp16", choices=DTYPES, group="memory", help="weights and KV-cache dtype")
 
 
 RECORDED = ("batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch", "epsilon",

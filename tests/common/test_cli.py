@@ -7,24 +7,24 @@ from typing import Optional
 
 import pytest
 
-from common.cli import add_arguments, check_choices, from_mapping, from_namespace, option, to_argv
+from common.cli import add_arguments, check_rules, from_mapping, from_namespace, option, to_argv
 from common.errors import BadInput
 
 
 @dataclass
 class Toy:
-    path: Optional[str] = option(None, positional=True, group="input", help="a file")
-    rate: float = option(0.5, group="rule", help="share in [0, 1]; 100% is 1")
-    count: Optional[int] = option(None, group="rule", help="how many")
+    path: Optional[str] = option(None, positional=True, group="input", free="a path", help="a file")
+    rate: float = option(0.5, ge=0, le=1, group="rule", help="share in [0, 1]; 100% is 1")
+    count: Optional[int] = option(None, ge=1, group="rule", help="how many")
     unit: Optional[str] = option(None, choices=("pct", "bytes"), help="of the column")
-    loud: bool = option(False, help="say more")
-    keep: bool = option(True, help="keep the rest")
+    loud: bool = option(False, free="a switch", help="say more")
+    keep: bool = option(True, free="a switch", help="keep the rest")
     untouched: int = 3  # no option metadata: not a flag
 
     def __post_init__(self):
-        check_choices(self)
-        if not 0 <= self.rate <= 1:
-            raise BadInput(f"rate must be in [0, 1], not {self.rate}")
+        check_rules(self)
+        if self.loud and not self.keep:
+            raise BadInput("--loud needs --keep")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,8 +40,9 @@ def test_every_field_with_help_is_a_flag_with_its_type_default_and_help():
     assert "--untouched" not in text
     assert "share in [0, 1]; 100% is 1 (default: 0.5)" in text  # '%' needs no escaping in the help
     assert text.index("input:") < text.index("rule:")  # group_order first
-    toy = from_namespace(Toy, parser().parse_args(["f.csv", "--count", "4", "--loud", "--no-keep"]))
-    assert toy == Toy(path="f.csv", rate=0.5, count=4, loud=True, keep=False)
+    toy = from_namespace(Toy, parser().parse_args(["f.csv", "--count", "4", "--loud"]))
+    assert toy == Toy(path="f.csv", rate=0.5, count=4, loud=True, keep=True)
+    assert from_namespace(Toy, parser().parse_args(["--no-keep"])).keep is False
     assert from_namespace(Toy, parser().parse_args([])) == Toy()
 
 
@@ -59,16 +60,31 @@ def test_argparse_refuses_a_wrong_type_or_choice(argv, capsys):
 
 
 def test_the_dataclass_checks_what_argparse_cannot():
-    with pytest.raises(BadInput, match="rate must be in"):
+    """Its rules (bounds, choices, finite numbers) and its own checks, naming the field."""
+    with pytest.raises(BadInput, match=r"^rate: must be <= 1 \(got 2.0\)"):
         from_namespace(Toy, parser().parse_args(["--rate", "2"]))
-    with pytest.raises(BadInput, match=r"unit \(--unit\): 'percent' is not one of pct, bytes"):
+    with pytest.raises(BadInput, match="^rate: must be a finite number"):
+        from_namespace(Toy, parser().parse_args(["--rate", "nan"]))
+    with pytest.raises(BadInput, match="^count: must be >= 1"):
+        from_namespace(Toy, parser().parse_args(["--count", "0"]))
+    with pytest.raises(BadInput, match="^unit: 'percent' is not one of pct, bytes"):
         Toy(unit="percent")  # from a config, where argparse never saw it
-    with pytest.raises(BadInput, match="unknown setting.*speed"):
+    with pytest.raises(BadInput, match="needs --keep"):
+        from_namespace(Toy, parser().parse_args(["--loud", "--no-keep"]))
+
+
+def test_from_mapping_names_the_node_and_the_key():
+    with pytest.raises(BadInput, match=r"^runs\.a\.speed: not a key of Toy"):
         from_mapping(Toy, {"rate": 0.1, "speed": 3}, "runs.a")
+    with pytest.raises(BadInput, match=r"^runs\.a\.rate: must be >= 0"):
+        from_mapping(Toy, {"rate": -1.0}, "runs.a")
+    with pytest.raises(BadInput, match="^runs.a: --loud needs --keep"):
+        from_mapping(Toy, {"loud": True, "keep": False}, "runs.a")
+    assert from_mapping(Toy, {"count": 2}, "runs.a") == Toy(count=2)
 
 
-@pytest.mark.parametrize("values", [{}, {"path": "x.csv", "rate": 0.25}, {"loud": True, "keep": False},
-                                    {"count": 7, "unit": "bytes"}])
+@pytest.mark.parametrize("values", [{}, {"path": "x.csv", "rate": 0.25}, {"loud": True},
+                                    {"count": 7, "unit": "bytes", "keep": False}])
 def test_to_argv_is_the_inverse_of_parsing(values):
     argv = to_argv(Toy, values)
     assert from_namespace(Toy, parser().parse_args(argv)) == Toy(**values)

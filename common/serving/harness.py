@@ -1,7 +1,8 @@
 """The serving sweep: models x workloads x batch sizes, each cell measured and stored as one result row.
 
 Both serving papers (batching, slm_energy) call `run_sweep` from their own entry points with their own
-grids; gpu_check calls it without hydra. Each cell runs its requests as static batches of batch_size,
+grids (their configs' shared keys become a SweepSpec through `common.serving.config.sweep_settings`);
+gpu_check calls it where hydra is absent. Each cell runs its requests as static batches of batch_size,
 after a warm-up and for several repeats (the median is stored), with energy read over the whole run
 and over the steady state (the decode steps while the batch is full) through `common.gpu_metrics`.
 Cells go through the result store, so a rerun skips finished cells and a crashing or out-of-memory cell
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 class SweepSpec:
     models: list[str]
     batch_sizes: list[int]
-    workloads: list[WorkloadSpec] = field(default_factory=lambda: [WorkloadSpec()])
+    workloads: list[WorkloadSpec]
     engine: str = "hf"
     engine_options: dict = field(default_factory=dict)  # e.g. cache, compile_mode (hf); max_num_seqs (vllm)
     device: str = "auto"
@@ -51,16 +52,6 @@ class SweepSpec:
             raise ValueError("a sweep needs at least one model, batch size and workload")
         if min(self.batch_sizes) < 1 or self.num_batches < 1 or self.repeats < 1 or self.warmup < 0:
             raise ValueError("batch sizes, num_batches and repeats must be >= 1, warmup >= 0")
-
-
-# SweepSpec settings an experiment config holds under the same names (everything but the grid)
-CONFIG_SETTINGS = ("engine", "device", "dtype", "num_batches", "warmup", "warmup_tokens", "repeats",
-                   "cooldown_s", "monitor", "sample_hz")
-
-
-def settings_from_config(cfg) -> dict:
-    """SweepSpec keyword arguments from a paper's config, so every sweep entry reads them alike."""
-    return {**{k: cfg[k] for k in CONFIG_SETTINGS}, "engine_options": dict(cfg["engine_options"])}
 
 
 def cell_for(spec: SweepSpec, model: str, workload: WorkloadSpec, batch_size: int, device: str) -> dict:

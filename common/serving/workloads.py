@@ -3,7 +3,8 @@
 A workload is only (prompt length, output length) pairs plus made-up prompt token ids: the models are
 random-weight architectures, so token values do not change the work, only the lengths do. The list is
 drawn once per sweep with a seed and stored as JSON next to the results, so every cell and every rerun
-serves exactly the same requests.
+serves exactly the same requests. Lengths and distributions come from the configs (a paper's values
+live in its conf/ files); nothing here is one paper's number.
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-# The paper's offline profiler (benchmarks_simple/decoding_offline_profiler.py): 161 prompt, 338 output.
-PAPER_PROMPT_LEN, PAPER_OUTPUT_LEN = 161, 338
-# Realised ShareGPT means of the paper's background sweep with the OPT tokenizer (data/mindgap README,
-# "Workloads"): input 110.6 tokens, output 282-292 depending on the run; 287 is the middle.
-SHAREGPT_MEAN_PROMPT, SHAREGPT_MEAN_OUTPUT = 110.6, 287.0
-# Spread of the sampled lengths (log-normal sigma). The paper gives means only; these are our choice,
-# giving ShareGPT's long right tail (many short prompts, a few near the 1024 cap).
-SHAREGPT_SIGMA_PROMPT, SHAREGPT_SIGMA_OUTPUT = 1.0, 0.8
 KINDS = ("fixed", "sharegpt", "sharegpt_sampled")
 
 
 @dataclass(frozen=True)
 class LengthFilter:
-    """The paper's client filters (vLLM benchmark_serving.py as run by the authors)."""
+    """The client filters of vLLM's benchmark_serving.py (ShareGPT conversations it keeps)."""
 
     min_prompt: int = 4
     min_output: int = 4
@@ -43,7 +36,17 @@ class LengthFilter:
                 and prompt_len <= self.max_prompt and prompt_len + output_len <= self.max_total)
 
 
-PAPER_FILTER = LengthFilter()
+CLIENT_FILTER = LengthFilter()
+
+
+@dataclass(frozen=True)
+class SampledLengths:
+    """Log-normal (prompt, output) lengths whose means *after* the client filter are the given ones."""
+
+    mean_prompt: float
+    mean_output: float
+    sigma_prompt: float
+    sigma_output: float
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,29 @@ class Request:
 @dataclass(frozen=True)
 class WorkloadSpec:
     kind: str = "fixed"  # fixed | sharegpt (a local JSON file) | sharegpt_sampled (no file needed)
-    prompt_len: int = PAPER_PROMPT_LEN  # fixed only
-    output_len: int = PAPER_OUTPUT_LEN  # fixed only
+    prompt_len: int | None = None  # fixed only
+    output_len: int | None = None  # fixed only
     sharegpt_path: str | None = None  # sharegpt only
     seed: int = 0
+    sampled: SampledLengths | None = None  # sharegpt_sampled only
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"workload kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind == "fixed" and not (self.prompt_len and self.output_len):
+            raise ValueError("workload kind 'fixed' needs prompt_len and output_len")
         if self.kind == "sharegpt" and not self.sharegpt_path:
             raise ValueError("workload kind 'sharegpt' needs sharegpt_path (a ShareGPT JSON file)")
+        if self.kind == "sharegpt_sampled" and self.sampled is None:
+            raise ValueError("workload kind 'sharegpt_sampled' needs sampled (the lengths' distribution)")
+
+    def meta(self) -> dict:
+        """What a stored request list was drawn for (its file's meta): the distribution only where the
+        kind uses it, so request lists of the other kinds keep the meta they were written with."""
+        out = asdict(self)
+        if self.kind != "sharegpt_sampled":
+            del out["sampled"]
+        return out
 
     @property
     def label(self) -> str:
@@ -89,7 +105,7 @@ def gpt2_token_count(text: str) -> int:
 
 def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
                      count_tokens: Callable[[str], int] = gpt2_token_count,
-                     length_filter: LengthFilter = PAPER_FILTER) -> list[tuple[int, int]]:
+                     length_filter: LengthFilter = CLIENT_FILTER) -> list[tuple[int, int]]:
     """(prompt, output) lengths of the first n conversations that pass the filter, after a seeded shuffle.
 
     As the paper's client: the prompt is the first turn, the output length the length of the second
@@ -115,37 +131,35 @@ def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
     raise ValueError(f"{path}: only {len(out)} conversations pass the filters, {n} requested")
 
 
-def _filtered_lognormal(rng: np.random.Generator, n: int, mu_p: float, mu_o: float,
+def _filtered_lognormal(rng: np.random.Generator, n: int, mu_p: float, mu_o: float, shape: SampledLengths,
                         length_filter: LengthFilter) -> np.ndarray:
     out = np.empty((0, 2), dtype=np.int64)
     while len(out) < n:
-        draw = np.stack([np.rint(rng.lognormal(mu_p, SHAREGPT_SIGMA_PROMPT, 2 * n)),
-                         np.rint(rng.lognormal(mu_o, SHAREGPT_SIGMA_OUTPUT, 2 * n))], 1).astype(np.int64)
+        draw = np.stack([np.rint(rng.lognormal(mu_p, shape.sigma_prompt, 2 * n)),
+                         np.rint(rng.lognormal(mu_o, shape.sigma_output, 2 * n))], 1).astype(np.int64)
         keep = np.array([length_filter.keep(int(p), int(o)) for p, o in draw], dtype=bool)
         out = np.concatenate([out, draw[keep]])
     return out[:n]
 
 
-def _calibrated_mus(mean_prompt: float, mean_output: float,
-                    length_filter: LengthFilter) -> tuple[float, float]:
+def _calibrated_mus(shape: SampledLengths, length_filter: LengthFilter) -> tuple[float, float]:
     """Log-normal locations whose *filtered* means hit the targets (the filters cut the tails, so the
     closed-form mean exp(mu + sigma^2/2) would come out low). A few fixed-point passes on a fixed sample."""
-    mu_p = np.log(mean_prompt) - SHAREGPT_SIGMA_PROMPT ** 2 / 2
-    mu_o = np.log(mean_output) - SHAREGPT_SIGMA_OUTPUT ** 2 / 2
+    mu_p = np.log(shape.mean_prompt) - shape.sigma_prompt ** 2 / 2
+    mu_o = np.log(shape.mean_output) - shape.sigma_output ** 2 / 2
     for _ in range(8):
-        sample = _filtered_lognormal(np.random.default_rng(12345), 20000, mu_p, mu_o, length_filter)
-        mu_p += np.log(mean_prompt / sample[:, 0].mean())
-        mu_o += np.log(mean_output / sample[:, 1].mean())
+        sample = _filtered_lognormal(np.random.default_rng(12345), 20000, mu_p, mu_o, shape, length_filter)
+        mu_p += np.log(shape.mean_prompt / sample[:, 0].mean())
+        mu_o += np.log(shape.mean_output / sample[:, 1].mean())
     return float(mu_p), float(mu_o)
 
 
-def sampled_sharegpt_lengths(n: int, seed: int = 0, mean_prompt: float = SHAREGPT_MEAN_PROMPT,
-                             mean_output: float = SHAREGPT_MEAN_OUTPUT,
-                             length_filter: LengthFilter = PAPER_FILTER) -> list[tuple[int, int]]:
-    """ShareGPT-like lengths when no ShareGPT file is at hand: log-normal, filtered as the paper's
-    client filters, with the paper's realised means."""
-    mu_p, mu_o = _calibrated_mus(mean_prompt, mean_output, length_filter)
-    draw = _filtered_lognormal(np.random.default_rng(seed), n, mu_p, mu_o, length_filter)
+def sampled_sharegpt_lengths(n: int, shape: SampledLengths, seed: int = 0,
+                             length_filter: LengthFilter = CLIENT_FILTER) -> list[tuple[int, int]]:
+    """ShareGPT-like lengths when no ShareGPT file is at hand: log-normal with `shape`'s spreads, filtered
+    as the vLLM client filters, with `shape`'s means after filtering."""
+    mu_p, mu_o = _calibrated_mus(shape, length_filter)
+    draw = _filtered_lognormal(np.random.default_rng(seed), n, mu_p, mu_o, shape, length_filter)
     return [(int(p), int(o)) for p, o in draw]
 
 
@@ -162,7 +176,7 @@ def build_requests(spec: WorkloadSpec, n: int, vocab_size: int) -> list[Request]
     elif spec.kind == "sharegpt":
         lengths = sharegpt_lengths(spec.sharegpt_path, n, spec.seed)
     else:
-        lengths = sampled_sharegpt_lengths(n, spec.seed)
+        lengths = sampled_sharegpt_lengths(n, spec.sampled, spec.seed)
     return make_requests(lengths, vocab_size, spec.seed)
 
 
@@ -191,13 +205,19 @@ def sweep_requests(path: str | os.PathLike, spec: WorkloadSpec, n: int, vocab_si
     """The sweep's request list: read from `path` if it was drawn for the same spec, else drawn and saved.
 
     A list drawn for another spec (or too short) is an error, not silently replaced: results already
-    in the store were measured on it.
+    in the store were measured on it. A list whose meta lacks a field this spec records (written before
+    the field existed) is kept when drawing it again gives the same requests.
     """
-    meta = {**asdict(spec), "vocab_size": vocab_size}
+    meta = {**spec.meta(), "vocab_size": vocab_size}
     path = Path(path)
     if path.exists():
         requests, saved = load_requests(path)
-        if saved != {**meta, "n": saved.get("n")} or len(requests) < n:
+        same = saved == {**meta, "n": saved.get("n")}
+        older = set(meta) - set(saved)
+        if not same and older and saved == {**{k: v for k, v in meta.items() if k not in older},
+                                           "n": saved.get("n")}:
+            same = requests == build_requests(spec, len(requests), vocab_size)
+        if not same or len(requests) < n:
             raise ValueError(f"{path}: drawn for {saved} ({len(requests)} requests), not for {meta} "
                              f"with {n} requests; remove it or use another result_dir")
         return requests[:n]

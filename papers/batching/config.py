@@ -9,46 +9,24 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
-
-from omegaconf import MISSING
+from typing import Optional
 
 from common.config import register_schema
-from common.schema import FiguresConfig, RunConfig
+from common.errors import BadInput
+from common.hardware.specs import DTYPES
+from common.schema import FiguresConfig, RunConfig, spec
+from common.serving.config import ServingConfig, ServingSweepConfig, WorkloadConfig
 from papers.batching.advisor import SweepSettings
 
 PAPER = "batching"
 
 
 @dataclass
-class WorkloadConfig:
-    kind: str = MISSING  # fixed | sharegpt | sharegpt_sampled (common.serving.workloads)
-    prompt_len: int = MISSING
-    output_len: int = MISSING
-    sharegpt_path: Optional[str] = None
-    seed: int = 0
+class SweepConfig(ServingSweepConfig):
+    """common.serving.harness.SweepSpec as a config: the shared sweep keys (common.serving.config) and
+    one workload per run (a sweep over workloads is a hydra multirun)."""
 
-
-@dataclass
-class SweepConfig(RunConfig):
-    """common.serving.harness.SweepSpec as a config: one workload per run (a sweep over workloads is a
-    hydra multirun), everything else as in SweepSpec."""
-
-    models: list[str] = MISSING
-    batch_sizes: list[int] = MISSING
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    engine: str = MISSING
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    device: str = MISSING
-    dtype: str = MISSING
-    num_batches: int = MISSING
-    warmup: int = MISSING
-    warmup_tokens: Optional[int] = None
-    repeats: int = MISSING
-    cooldown_s: float = MISSING
-    monitor: str = MISSING
-    sample_hz: float = MISSING
-    progress: bool = True
 
 
 register_schema(f"{PAPER}/sweep", SweepConfig)
@@ -58,31 +36,31 @@ register_schema(f"{PAPER}/sweep", SweepConfig)
 class StudyConfig(RunConfig):
     """Figs 2-4 from stored sweeps (nothing is measured again), beside the authors' H100 tables."""
 
-    sweeps: list[str] = MISSING  # result stores (globs allowed); those absent are skipped
-    reference_dir: str = MISSING
-    plateau_fraction: float = MISSING
+    sweeps: list[str] = spec(nonempty=True, free="result stores (globs allowed); those absent are skipped")
+    reference_dir: str = spec(free="the authors' data; each file is checked when it is read")
+    plateau_fraction: float = spec(gt=0, le=1)  # of the curve's best throughput
 
 
 @dataclass
 class BreakdownConfig(RunConfig):
     """Fig. 5: where decode time goes per batch size (common.serving.kernels on the hf engine)."""
 
-    models: list[str] = MISSING
-    batch_sizes: list[int] = MISSING
-    prompt_len: int = MISSING
-    decode_steps: int = MISSING
-    device: str = MISSING
-    dtype: str = MISSING
-    progress: bool = True
+    models: list[str] = spec(nonempty=True, free="built-in architectures or hub names, checked by name")
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)
+    prompt_len: int = spec(ge=1)
+    decode_steps: int = spec(ge=1)
+    device: str = spec(free="auto, cpu or cuda[:N]; resolved when the run starts")
+    dtype: str = spec(free="one of common.serving.models.DTYPES, checked when the run starts")
+    progress: bool = spec(True, free="a progress bar or none")
 
 
 @dataclass
 class NcuConfig(RunConfig):
     """Table I / Fig. 6: Nsight Compute counters of one decode step (scripts/ncu_decode.sh, GPU only)."""
 
-    batch_sizes: list[int] = MISSING
-    script: str = MISSING
-    timeout_s: float = MISSING
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)
+    script: str = spec(free="the job script; checked to be a file when the run starts")
+    timeout_s: float = spec(gt=0)  # per batch size
 
 
 def _inheriting(settings: type, node: str) -> type:
@@ -103,44 +81,61 @@ SweepSettingsRun = _inheriting(SweepSettings, "advise")
 class BcaConfig(RunConfig):
     """The BCA (papers.batching.advisor) on this project's sweep and on the authors' sweeps."""
 
-    own_sweep: str = MISSING
-    device_mem_gib: Optional[float] = None  # None: this host's RAM (a CPU sweep) or the GPU's
+    own_sweep: str = spec(free="a result store; when absent, that run is skipped and the summary says so")
+    device_mem_gib: Optional[float] = spec(None, gt=0)  # None: this host's RAM (a CPU sweep) or the GPU's
     advise: SweepSettings = field(default_factory=SweepSettings)  # the settings every run starts from
-    authors_runs: dict[str, SweepSettingsRun] = field(default_factory=dict)  # name -> its own settings
+    authors_runs: dict[str, SweepSettingsRun] = spec(  # name -> its own settings
+        factory=dict, free="name -> the advise keys that differ; each entry is checked by check()")
+
+    def check(self) -> None:
+        """Every run's settings, as the advisor will get them, before the first run starts."""
+        from common.cli import from_mapping
+
+        for name, options in self.authors_runs.items():
+            from_mapping(SweepSettings, options, f"authors_runs.{name}").inputs()
 
 
 @dataclass
 class CalibrateConfig(RunConfig):
     """The roofline and the calibrated decode-step model against the authors' H100 data."""
 
-    reference_dir: str = MISSING
-    models: list[str] = MISSING
-    device: str = MISSING  # a common.hardware.SPECS key
-    dtype: str = MISSING
+    reference_dir: str = spec(free="the authors' data; each file is checked when it is read")
+    models: list[str] = spec(nonempty=True, free="models of the authors' data, checked against it")
+    device: str = spec(free="a common.hardware.SPECS key, looked up when the run starts")
+    dtype: str = spec(choices=DTYPES)  # of the roofline's bytes and FLOP/s
 
 
 @dataclass
-class ReplicateConfig(RunConfig):
+class ReplicateConfig(ServingConfig):
     """N replicas of one engine on one device, fed one request stream, against one replica at its
-    largest batch."""
+    largest batch (the shared serving keys: common.serving.config)."""
 
-    model: str = MISSING
-    engine: str = MISSING
-    device: str = MISSING
-    dtype: str = MISSING
+    model: str = spec(free="a built-in architecture or a checkpoint; checked by name")
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    num_requests: int = MISSING
-    baseline_batch: int = MISSING
-    replicas: list[int] = MISSING
-    replica_batches: list[int] = MISSING
-    memory_fraction: float = MISSING
-    warmup: int = MISSING
-    warmup_tokens: Optional[int] = None
-    repeats: int = MISSING
-    mps: bool = False
-    vllm_args: list[str] = field(default_factory=list)
-    timeout_s: float = MISSING
-    progress: bool = True
+    num_requests: int = spec(ge=1)  # one stream, split round-robin between the replicas
+    baseline_batch: int = spec(ge=1)  # one replica, all the device, at this batch
+    replicas: list[int] = spec(nonempty=True, ge=1)  # replica counts besides the baseline
+    replica_batches: list[int] = spec(nonempty=True, ge=1)  # each replica's batch cap
+    memory_fraction: float = spec(gt=0, le=1)  # of the device, split evenly between the replicas
+    mps: bool = spec(False, free="vllm on a GPU: the servers under NVIDIA MPS")
+    vllm_args: list[str] = spec(factory=list, free="extra arguments of every vLLM server")
+    timeout_s: float = spec(gt=0)  # a replica silent this long has hung
+
+    def check(self) -> None:
+        import os
+
+        from common.serving.models import device_type
+
+        super().check()
+        if self.num_requests < max(self.replicas):
+            raise BadInput(f"num_requests: {self.num_requests} leaves one of {max(self.replicas)} replicas "
+                           "idle")
+        cores = sorted(os.sched_getaffinity(0))
+        if self.engine == "hf" and max(self.replicas) > len(cores):
+            raise BadInput(f"replicas: {max(self.replicas)} hf replicas need a core each; this process may "
+                           f"use {len(cores)} ({cores})")
+        if self.mps and device_type(self.device) != "cuda":
+            raise BadInput("mps: NVIDIA MPS shares a GPU; there is no CUDA device here")
 
 
 register_schema(f"{PAPER}/study", StudyConfig)

@@ -10,10 +10,10 @@ Aggregate throughput is every token over the time from the first replica's start
 TTFT, ITL and end-to-end latency pool every request, counted from t = 0 (queueing included).
 
 - engine=hf: each replica is a process (common.serving.replicas: spawned, pinned to its own share of the
-  cores, one torch thread per core) serving its requests as static batches of its cap; a barrier starts
-  the replicas together on every repeat. On a CPU "the device" is this process's cores, memory shares
-  are measured (peak resident memory) rather than enforced; on a GPU each process is capped with
-  torch.cuda.set_per_process_memory_fraction.
+  cores, one torch thread per core) serving its requests as static batches of its cap (the `serve` work
+  slm_energy's replication uses too); a barrier starts the replicas together on every repeat. On a CPU
+  "the device" is this process's cores, memory shares are measured (peak resident memory) rather than
+  enforced; on a GPU each process is capped with torch.cuda.set_per_process_memory_fraction.
 - engine=vllm: N OpenAI servers of vLLM (common.serving.vllm_server) on loopback, started one after the
   other (each sizes its KV pool from the memory free at start-up) with gpu_memory_utilization = share and
   max_num_seqs = cap, optionally under NVIDIA MPS; the same client streams every request at t = 0.
@@ -44,11 +44,11 @@ from common.app import entrypoint
 from common.atomic import write_atomic
 from common.errors import BadInput
 from common.results import STATUS_FAILED, STATUS_OK, cell_key
-from common.serving.engine import RequestRecord
+from common.serving import config as serving
 from common.serving.metrics import median_over_repeats, summarise_online
-from common.serving.models import ARCHS, DTYPES, SMOLLM2, ModelUnavailable, get_config, resolve_device
-from common.serving.replicas import ReplicaGroup, core_sets
-from common.serving.workloads import KINDS, Request, WorkloadSpec, sweep_requests
+from common.serving.models import ARCHS, ModelUnavailable, device_type, get_config
+from common.serving.replicas import ReplicaGroup, ServeJob, core_sets, round_records, serve
+from common.serving.workloads import Request, sweep_requests
 
 log = logging.getLogger(__name__)
 PAIRED = ("output_throughput_tok_s", "itl_ms_mean", "e2e_ms_mean", "load_avg_1m")
@@ -77,110 +77,20 @@ def settings_from(cfg) -> list[Setting]:
     return [base] + [s for s in dict.fromkeys(rest) if s != base]
 
 
-def check(cfg, cores: list[int]) -> None:
-    """Every user-fixable value, with its key named."""
-    if cfg.engine not in ("hf", "vllm"):
-        raise BadInput(f"engine: {cfg.engine!r} is not hf or vllm")
-    if cfg.model not in ARCHS and cfg.model != SMOLLM2 and "/" not in cfg.model:
-        raise BadInput(f"model: {cfg.model!r} is not built-in ({', '.join(ARCHS)}, {SMOLLM2}) nor a hub name")
-    if cfg.dtype not in DTYPES:
-        raise BadInput(f"dtype: {cfg.dtype!r} is not one of {sorted(DTYPES)}")
-    if cfg.workload.kind not in KINDS:
-        raise BadInput(f"workload.kind: {cfg.workload.kind!r} is not one of {KINDS}")
-    if cfg.workload.kind == "sharegpt" and not (cfg.workload.sharegpt_path and
-                                                 Path(cfg.workload.sharegpt_path).is_file()):
-        raise BadInput(f"workload.sharegpt_path: {cfg.workload.sharegpt_path} is not a ShareGPT JSON file")
-    if not cfg.replicas or min(cfg.replicas) < 1:
-        raise BadInput(f"replicas: {list(cfg.replicas)} must be a non-empty list of counts >= 1")
-    if not cfg.replica_batches or min(cfg.replica_batches) < 1 or cfg.baseline_batch < 1:
-        raise BadInput("replica_batches and baseline_batch must be batch sizes >= 1")
-    if cfg.num_requests < max(cfg.replicas):
-        raise BadInput(f"num_requests: {cfg.num_requests} leaves one of {max(cfg.replicas)} replicas idle")
-    if not 0 < cfg.memory_fraction <= 1:
-        raise BadInput(f"memory_fraction: {cfg.memory_fraction} must be in (0, 1]")
-    if cfg.repeats < 1 or cfg.warmup < 0 or not cfg.timeout_s > 0:
-        raise BadInput("repeats must be >= 1, warmup >= 0 and timeout_s > 0")
-    if cfg.warmup_tokens is not None and cfg.warmup_tokens < 1:
-        raise BadInput(f"warmup_tokens: {cfg.warmup_tokens} must be null (the full output) or >= 1")
-    device = resolve_device(cfg.device).type
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BadInput("device: cuda, but torch sees no CUDA device here")
-    if cfg.engine == "hf" and max(cfg.replicas) > len(cores):
-        raise BadInput(f"replicas: {max(cfg.replicas)} hf replicas need a core each; this process may use "
-                       f"{len(cores)} ({cores})")
-    if cfg.mps and device != "cuda":
-        raise BadInput("mps: NVIDIA MPS shares a GPU; there is no CUDA device here")
-    if cfg.engine == "vllm":
-        from common.serving.vllm_engine import VLLMUnavailable, import_vllm
-
-        if device != "cuda":
-            raise BadInput("engine: vllm serves on a GPU; there is no CUDA device here (use engine=hf)")
-        try:
-            import_vllm()
-        except VLLMUnavailable as err:
-            raise BadInput(f"engine: {err}") from None
-
-
 def split_stream(stream: list[Request], n: int) -> list[list[tuple[int, Request]]]:
     """Round-robin: request i goes to replica i mod n (the order a load balancer sees them at t = 0)."""
     return [[(i, r) for i, r in enumerate(stream) if i % n == k] for k in range(n)]
-
-
-def device_memory_bytes(device: str) -> tuple[int, str]:
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.get_device_properties(0).total_memory, torch.cuda.get_device_name(0)
-    from papers.batching.study import host_memory_bytes
-
-    return host_memory_bytes(), "host RAM"
-
-
-# ---- hf: one process per replica ----------------------------------------------------------------------
-def _replica(replica, engine, job: dict) -> None:
-    """A replica's work (in its process, engine loaded): warm up, then serve its requests once per
-    repeat, each repeat started by the shared barrier. Reports engine.describe() once warm, then one
-    dict per repeat."""
-    if engine.device.type == "cuda":
-        import torch
-
-        torch.cuda.set_per_process_memory_fraction(job["share"], engine.device)
-    cap, mine = job["cap"], job["requests"]
-    batches = [mine[i:i + cap] for i in range(0, len(mine), cap)]
-    first = batches[0]
-    for _ in range(job["warmup"]):
-        engine.run([p for _, p, _ in first], job["warmup_tokens"] or [n for _, _, n in first])
-    replica.report(engine.describe())
-    for _ in range(job["repeats"]):
-        replica.wait()
-        start, served = time.monotonic(), []
-        for batch in batches:
-            t_batch = time.monotonic()
-            res = engine.run([p for _, p, _ in batch], [n for _, _, n in batch])
-            served.append({"t": t_batch, "peak": res.peak_memory_bytes, "kv": res.kv_cache_bytes,
-                           "requests": [(g, r.prompt_len, r.output_len, r.token_times_s)
-                                        for (g, _, _), r in zip(batch, res.requests)]})
-        replica.report({"start": start, "end": time.monotonic(), "batches": served})
 
 
 def aggregate(reps: dict[int, dict]) -> dict:
     """One repeat of N replicas: every request on one clock whose zero is the first replica's start."""
     t0 = min(r["start"] for r in reps.values())
     end = max(r["end"] for r in reps.values())
-    records, per_replica = [], []
-    for r in reps.values():
-        tokens = 0
-        for b in r["batches"]:
-            for g, prompt, out, times in b["requests"]:
-                records.append(RequestRecord(g, prompt, out, [b["t"] - t0 + t for t in times]))
-                tokens += out
-        per_replica.append(tokens / (r["end"] - r["start"]))
+    per_replica = [sum(n for b in r["batches"] for _, _, n, _ in b["requests"]) / (r["end"] - r["start"])
+                   for r in reps.values()]
     peaks = [b["peak"] for r in reps.values() for b in r["batches"] if b["peak"] is not None]
     starts = [r["start"] for r in reps.values()]
-    return {**summarise_online(records, end - t0),
+    return {**summarise_online(round_records(list(reps.values()), t0), end - t0),
             "replica_throughput_min_tok_s": min(per_replica),
             "replica_throughput_max_tok_s": max(per_replica),
             "start_skew_ms": 1e3 * (max(starts) - min(starts)),
@@ -189,22 +99,24 @@ def aggregate(reps: dict[int, dict]) -> dict:
 
 
 def start_replicas(setting: Setting, stream: list[Request], cfg, cores: list[int]) -> ReplicaGroup:
-    """N replica processes of one setting, request i going to replica i mod N. The parent decides when
-    each repeat starts, so groups of several settings can stay loaded side by side and take turns."""
-    jobs = [{"cap": setting.cap, "share": setting.share, "warmup": cfg.warmup,
-             "warmup_tokens": cfg.warmup_tokens, "repeats": cfg.repeats,
-             "requests": [(g, list(r.prompt_ids), r.output_len) for g, r in mine]}
-            for mine in split_stream(stream, setting.replicas)]
+    """N replica processes of one setting, request i going to replica i mod N, each serving its share as
+    static batches of its cap. The parent decides when each repeat starts, so groups of several settings
+    can stay loaded side by side and take turns."""
+    jobs = []
+    for mine in split_stream(stream, setting.replicas):
+        requests = [(g, list(r.prompt_ids), r.output_len) for g, r in mine]
+        batches = [requests[i:i + setting.cap] for i in range(0, len(requests), setting.cap)]
+        jobs.append(ServeJob(cells=[batches], warmup=cfg.warmup, warmup_tokens=cfg.warmup_tokens,
+                             repeats=cfg.repeats, memory_share=setting.share))
     engine = {"kind": "hf", "model": cfg.model, "device": cfg.device, "dtype": cfg.dtype}
-    return ReplicaGroup(_replica, jobs, engine, cfg.timeout_s, cores)
+    return ReplicaGroup(serve, jobs, engine, cfg.timeout_s, cores)
 
 
 def serve_once(group: ReplicaGroup) -> dict:
     """Release one repeat and aggregate what the replicas report."""
-    group.wait()
-    reps = dict(enumerate(group.collect()))
+    reports, _ = group.round()
     # CPU timings depend on what else runs on the shared cores: the 1-minute load after the round
-    return {**aggregate(reps), "load_avg_1m": os.getloadavg()[0]}
+    return {**aggregate(dict(enumerate(reports))), "load_avg_1m": os.getloadavg()[0]}
 
 
 def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: list[int], interleave: bool,
@@ -223,7 +135,7 @@ def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: 
             groups = {s: stack.enter_context(start_replicas(s, stream, cfg, cores)) for s in batch}
             for s, g in groups.items():
                 try:
-                    described[s] = g.collect()[0]  # once every replica has loaded and warmed up
+                    described[s] = g.ready()[0]  # once every replica has loaded and warmed up
                 except Exception as err:  # noqa: BLE001 - a dead or hung replica fails its setting only
                     out[s] = err
                 progress(f"{s.name} loaded")
@@ -367,19 +279,20 @@ def _paired(mine: dict | None, base: dict | None, key: str) -> list[float] | Non
 def main(cfg, run):
     from rich.progress import Progress
 
-    cores = sorted(os.sched_getaffinity(0))
-    check(cfg, cores)
-    device = "cuda" if cfg.engine == "vllm" else resolve_device(cfg.device).type
+    from common.hardware import device_memory
+
+    cores = sorted(os.sched_getaffinity(0))  # the schema's check made sure hf replicas get a core each
+    device = "cuda" if cfg.engine == "vllm" else device_type(cfg.device)
     settings = settings_from(cfg)
-    w = cfg.workload
-    workload = WorkloadSpec(w.kind, w.prompt_len, w.output_len, w.sharegpt_path, w.seed)
+    workload = serving.workload_spec(cfg.workload)
     try:
         vocab = get_config(cfg.model).vocab_size
     except ModelUnavailable as err:
         raise BadInput(f"model: {err}") from None
     stream = sweep_requests(run.result_dir / f"requests_{workload.label}_v{vocab}.json", workload,
                             cfg.num_requests, vocab)
-    memory, memory_name = device_memory_bytes(device)
+    memory = device_memory(device)
+    memory, memory_name = memory.total_bytes, memory.name
     hardware = run.info["hardware"]["device"] if device == "cpu" else memory_name
     log.info("replication of %s (%s engine) on %s: baseline 1x%d, then %s; %d requests (%s); cores %s, "
              "load average %.1f", cfg.model, cfg.engine, hardware, cfg.baseline_batch,

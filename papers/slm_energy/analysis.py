@@ -4,17 +4,20 @@ Per (model, workload): the throughput-latency and throughput-energy frontiers ov
 saturation batch B* (pareto.saturation_point), the memory B* needed as a share of the device (the
 measured peak, and weights + KV cache from the roofline arithmetic), and the same prediction on spec-
 sheet devices (A100, H100) through common.serving.roofline, so one reads where each model's Pareto
-point falls on each device and whether it fits. Plain python, no hydra: gpu_bench runs it too.
+point falls on each device and whether it fits. Plain python, no hydra: gpu_bench runs it too, and
+`AnalysisConfig` is the part of both commands' schemas that configures it.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from common.hardware.specs import DTYPES as SPEC_DTYPES
+from common.hardware.specs import SPECS
+from common.schema import spec
 from common.serving import roofline as rl
 from papers.slm_energy.pareto import (
     batch_grid,
@@ -23,6 +26,9 @@ from papers.slm_energy.pareto import (
     pareto_mask,
     saturation_point,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 THROUGHPUT = "output_throughput_tok_s"
 ENERGY = "energy_per_output_token_j"
@@ -46,27 +52,56 @@ class Settings:
     predict_output_len: int = 338
 
 
-def device_memory(device: str) -> tuple[int, str]:
-    """Capacity of the device the sweep ran on, and where the number comes from."""
+@dataclass
+class RooflineConfig:
+    """The analytical prediction of each model's Pareto point on devices we do not have here."""
+
+    devices: list[str] = spec(nonempty=True, choices=tuple(SPECS))  # spec sheets (common.hardware)
+    dtype: str = spec(choices=SPEC_DTYPES)  # the serving precision on those devices
+    memory_utilization: float = spec(gt=0, le=1)  # share of device memory a serving engine may fill
+    max_batch: int = spec(ge=1)  # the predicted curve's batch grid: powers of two up to this
+    models: list[str] = spec(factory=list, free="predicted only (not run); checked by name")
+    prompt_len: int = spec(ge=1)  # the predicted-only models' lengths
+    output_len: int = spec(ge=1)
+
+
+@dataclass
+class AnalysisConfig:
+    """The analysis keys of a benchmark's schema (papers.slm_energy.benchmark and .gpu_bench)."""
+
+    tolerance: float = spec(ge=0)  # saturation: larger batches gain at most this fraction of throughput
+    latency_metric: str = spec(choices=LATENCY_METRICS)  # the frontier's latency column
+    roofline: RooflineConfig = field(default_factory=RooflineConfig)
+
+
+def check_analysis(cfg) -> None:
+    """What the analysis keys' rules cannot say: the predicted-only models exist."""
+    if cfg.roofline.models:
+        from common.serving.config import check_models
+
+        check_models(cfg.roofline.models, "roofline.models")
+
+
+def settings_from_config(cfg) -> Settings:
+    """The analysis settings of a (validated) config holding the AnalysisConfig keys."""
+    r = cfg.roofline
+    return Settings(tolerance=cfg.tolerance, latency_metric=cfg.latency_metric,
+                    roofline_devices=tuple(r.devices), roofline_dtype=r.dtype,
+                    memory_utilization=r.memory_utilization, max_batch=r.max_batch,
+                    predict_models=tuple(r.models), predict_prompt_len=r.prompt_len,
+                    predict_output_len=r.output_len)
+
+
+def this_device_spec(device: str, device_name: str, profile_dir: str | Path | None):
+    """(key, DeviceSpec) for the roofline of the measured device, or (None, why not): a GPU's sheet by
+    its name, or this host's measured profile in `profile_dir` (common.hardware.probe)."""
+    from common.hardware import get_spec, spec_for_device
+
     if device == "cuda":
-        import torch
-
-        props = torch.cuda.get_device_properties(0)
-        return int(props.total_memory), f"torch.cuda total_memory of {props.name}"
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical RAM (sysconf)"
-
-
-def this_device_spec(device: str, device_name: str):
-    """(key, DeviceSpec) for the roofline of the measured device, or (None, why not)."""
-    if device == "cuda":
-        from common.serving.bench.gpu_check import spec_for
-
-        key, spec = spec_for(device_name)
-        return (key, spec) if spec is not None else (None, f"no spec sheet matches {device_name!r}")
-    from common.hardware import get_spec
-
+        key, sheet = spec_for_device(device_name)
+        return (key, sheet) if sheet is not None else (None, f"no spec sheet matches {device_name!r}")
     try:
-        return "local", get_spec("local")
+        return "local", get_spec("local", profile_dir)
     except FileNotFoundError as err:
         return None, str(err)
 
@@ -207,18 +242,22 @@ def predict_only(settings: Settings) -> list[dict]:
             for m in settings.predict_models]
 
 
-def analyse(frame: pd.DataFrame, settings: Settings) -> list[dict]:
+def analyse(frame: pd.DataFrame, settings: Settings, profile_dir: str | Path | None = None) -> list[dict]:
     """Every (model, workload) with at least one finished cell, in the sweep's order; the batch sizes
-    whose cells failed (out of memory, above all) are listed with their errors."""
+    whose cells failed (out of memory, above all) are listed with their errors. profile_dir: where this
+    host's measured profile is (the roofline of a CPU run's own device)."""
     if frame.empty:
         return []
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return []
     failed = frame[frame["status"] != "ok"]
+    from common.hardware import device_memory
+
     device = ok["device"].iloc[0]
-    capacity = device_memory(device)
-    this_spec = this_device_spec(device, ok["device_name"].iloc[0])
+    memory = device_memory(device)
+    capacity = (memory.total_bytes, memory.source)
+    this_spec = this_device_spec(device, ok["device_name"].iloc[0], profile_dir)
     out = []
     for (model, workload), g in ok.groupby(["model", "workload"], sort=False):
         summary = analyse_group(g, settings, capacity, this_spec)

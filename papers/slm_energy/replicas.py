@@ -1,12 +1,12 @@
 """k instances of one model on one device, each in its own process, started together on each batch.
 
 The paper's replication finding: a small model at its best batch leaves the device under-used, and a
-second instance beside it adds throughput. Instances are common.serving.replicas processes that load
-the model once and then serve one static batch per measured repeat. Each repeat meets the parent twice
-at the barrier, once when every instance starts its batch and once when the last one finishes; the
-parent's monitor window spans the two, so its energy is the device's (NVML counts every process on the
-GPU; RAPL the whole CPU package). Throughput is over the span from the first instance's start to the
-last one's end (perf_counter is CLOCK_MONOTONIC, the same clock in every process).
+second instance beside it adds throughput. Instances are common.serving.replicas processes running the
+shared `serve` work: they load the model once and then serve one static batch per measured round (a
+cell per batch size). Each round meets the parent twice at the barrier, once when every instance starts
+its batch and once when the last one finishes; the parent's monitor window spans the two, so its
+energy is the device's (NVML counts every process on the GPU; RAPL the whole CPU package). Throughput
+is over the span from the first instance's start to the last one's end (one clock in every process).
 
 On a CPU the device's cores are split between the instances, so k = 1 gets every core and k = 2 half
 each: "one device" is the set of cores. Utilisation there is the instances' CPU time over wall time x
@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.results import STATUS_FAILED, ResultStore, cell_key
-from common.serving.engine import BatchResult
 from common.serving.metrics import latency_stats, median_over_repeats
-from common.serving.replicas import ReplicaFailed, ReplicaGroup, core_sets
+from common.serving.replicas import ReplicaFailed, ReplicaGroup, ServeJob, core_sets, round_records, serve
 from common.serving.workloads import Request
 
 log = logging.getLogger(__name__)
@@ -58,52 +57,24 @@ class Group:
                 "cores_per_instance": len(core_sets(self.replicas, self.cores)[0])}
 
 
-@dataclass
-class InstanceRun:
-    """One instance's batch in one repeat, as sent to the parent."""
-
-    result: BatchResult
-    cpu_s: float  # the process's CPU time over the run
-    start_s: float  # perf_counter (CLOCK_MONOTONIC, comparable between processes) around the run
-    end_s: float
-    engine: dict  # engine.describe()
-
-
-def _instance(replica, engine, job: tuple[Group, list[list[Request]]]) -> None:
-    """One instance's work (in its process, engine loaded): per batch, warm up and serve it per repeat."""
-    group, batches = job
-    for requests in batches:  # one static batch per cell, in the parent's order
-        prompts = [list(r.prompt_ids) for r in requests]
-        lengths = [r.output_len for r in requests]
-        for _ in range(group.warmup):
-            engine.run(prompts, group.warmup_tokens or lengths)
-        for _ in range(group.repeats):
-            replica.wait()
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            res = engine.run(prompts, lengths)
-            t1 = time.perf_counter()
-            res.output_ids = None  # the parent needs the timings, not the tokens
-            replica.report(InstanceRun(res, time.process_time() - cpu0, t0, t1, engine.describe()))
-            replica.wait()
-
-
-def _cell_row(repeats: list[list[InstanceRun]], measurements: list, cores: int) -> dict:
-    """Per repeat: every instance's batch pooled over the span from the first start to the last end;
-    then the median over repeats."""
+def _cell_row(rounds: list[list[dict]], measurements: list, cores: int, instance: dict) -> dict:
+    """Per round: every instance's batch pooled over the span from the first start to the last end;
+    then the median over rounds. `instance`: the first instance's engine.describe()."""
     rows = []
-    for runs, m in zip(repeats, measurements):
-        batches = [r.result for r in runs]
-        out_tokens = sum(b.output_tokens for b in batches)
-        wall = max(r.end_s for r in runs) - min(r.start_s for r in runs)
-        cpu_s = sum(r.cpu_s for r in runs)
+    for reports, m in zip(rounds, measurements):
+        batches = [b for r in reports for b in r["batches"]]
+        tokens = [sum(n for _, _, n, _ in b["requests"]) for b in batches]
+        out_tokens = sum(tokens)
+        wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+        cpu_s = sum(r["cpu_s"] for r in reports)
         energy = m.total_energy_j
         gpu = m.backend == "nvml"
         rows.append({
-            "n_requests": sum(len(b.requests) for b in batches),
+            "n_requests": sum(len(b["requests"]) for b in batches),
             "output_tokens": out_tokens, "wall_time_s": wall, "window_time_s": m.time_s,
             "output_throughput_tok_s": out_tokens / wall,
-            "instance_throughput_tok_s_min": min(b.output_tokens / b.total_time_s for b in batches),
-            **latency_stats((r, 0.0) for b in batches for r in b.requests),
+            "instance_throughput_tok_s_min": min(t / b["total_s"] for t, b in zip(tokens, batches)),
+            **latency_stats((r, 0.0) for r in round_records(reports)),
             "energy_j": energy, "mean_power_w": m.total_mean_power_w,
             "energy_per_output_token_j": energy / out_tokens if energy is not None else None,
             "energy_source": m.to_dict()["energy_source"], "energy_missing_reason": m.energy_missing_reason,
@@ -111,11 +82,11 @@ def _cell_row(repeats: list[list[InstanceRun]], measurements: list, cores: int) 
             "utilization_pct": m.to_dict()["utilization_pct"] if gpu else 100 * cpu_s / (wall * cores),
             "utilization_source": "NVML GPU utilisation" if gpu else
             "instances' CPU time / (wall time x cores)",
-            "peak_memory_bytes_total": sum(b.peak_memory_bytes or 0 for b in batches),
-            "kv_cache_bytes_total": sum(b.kv_cache_bytes for b in batches),
+            "peak_memory_bytes_total": sum(b["peak"] or 0 for b in batches),
+            "kv_cache_bytes_total": sum(b["kv"] for b in batches),
         })
     out = median_over_repeats(rows)
-    out["instance"] = repeats[0][0].engine  # the first instance's model, device and threads
+    out["instance"] = instance  # the first instance's model, device and threads
     return out
 
 
@@ -139,28 +110,31 @@ def run_group(group: Group, batches: list[int], workload: str, device: str, requ
 
 def _serve(group, todo, cells, requests, store, monitor, progress) -> int:
     """Start the instances for the batches in `todo`; returns how many batches were stored."""
-    jobs = [(group, [requests[i * b:(i + 1) * b] for b in todo]) for i in range(group.replicas)]
+    jobs = [ServeJob(cells=[[[(i * b + j, list(r.prompt_ids), r.output_len)
+                               for j, r in enumerate(requests[i * b:(i + 1) * b])]] for b in todo],
+                     warmup=group.warmup, warmup_tokens=group.warmup_tokens, repeats=group.repeats,
+                     windowed=True)
+            for i in range(group.replicas)]
     engine = {"kind": group.engine, "model": group.model, "device": group.device, "dtype": group.dtype,
               **group.engine_options}
     cores = sum(len(s) for s in core_sets(group.replicas, group.cores))
     stored = 0
-    with ReplicaGroup(_instance, jobs, engine, group.timeout_s, group.cores) as instances:
+    with ReplicaGroup(serve, jobs, engine, group.timeout_s, group.cores) as instances:
         for batch in todo:
             t0 = time.perf_counter()
             try:
-                reps, windows = [], []
+                described = instances.ready()
+                rounds, windows = [], []
                 for rep in range(group.repeats):
-                    instances.wait()
-                    monitor.begin_window(f"k{group.replicas}/b{batch}/rep{rep}")
-                    instances.wait()
-                    windows.append(monitor.end_window(f"k{group.replicas}/b{batch}/rep{rep}"))
-                    reps.append(instances.collect())
+                    reports, window = instances.round(monitor, f"k{group.replicas}/b{batch}/rep{rep}")
+                    rounds.append(reports)
+                    windows.append(window)
             except ReplicaFailed as err:
                 log.warning("k=%d batch %d failed: %s", group.replicas, batch, err)
                 store.append(cells[batch], STATUS_FAILED, error=str(err), duration_s=time.perf_counter() - t0)
                 progress()
                 return stored + 1
-            row = _cell_row(reps, windows, cores)
+            row = _cell_row(rounds, windows, cores, described[0])
             store.append(cells[batch], "ok", row, duration_s=time.perf_counter() - t0)
             log.info("k=%d x batch %d (%d requests): %.1f tok/s, e2e %.0f ms, utilisation %.0f%%, energy %s",
                      group.replicas, batch, row["n_requests"], row["output_throughput_tok_s"],

@@ -15,43 +15,23 @@ import os
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 import papers.slm_energy.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.atomic import write_atomic
-from common.errors import BadInput
-from common.serving.models import get_config, resolve_device
-from common.serving.workloads import sweep_requests
-from papers.slm_energy.replicas import Group, replication_summary, run_group
-from papers.slm_energy.runner import check_models, check_serving, measuring_run, workload_spec
+from common.serving import config as serving
 
 log = logging.getLogger(__name__)
 SUMMARY = "replication.json"
 
 
-def groups_from_config(cfg) -> list[Group]:
-    check_models([cfg.model], "model")
-    check_serving(cfg.engine, cfg.dtype, cfg.total_batches, "total_batches")
-    if not cfg.replicas or min(cfg.replicas) < 1 or 1 not in cfg.replicas:
-        raise BadInput(f"replicas: {list(cfg.replicas)} must hold 1 (the baseline) and counts >= 1")
-    uneven = [(t, k) for t in cfg.total_batches for k in cfg.replicas if t % k]
-    if uneven:
-        raise BadInput(f"total_batches: {list(cfg.total_batches)} must split evenly between "
-                       f"{list(cfg.replicas)} instances (not {uneven[0][0]} between {uneven[0][1]})")
-    if min(cfg.repeats, cfg.instance_timeout_s) <= 0 or cfg.warmup < 0:
-        raise BadInput("repeats and instance_timeout_s must be > 0, warmup >= 0")
-    if not 0 < cfg.memory_utilization <= 1:
-        raise BadInput(f"memory_utilization: {cfg.memory_utilization} must be in (0, 1]")
+def groups_from_config(cfg) -> list:
+    """One replication Group per instance count, from the (validated) config."""
+    from papers.slm_energy.replicas import Group
+
     cores = list(cfg.cores) if cfg.cores is not None else sorted(os.sched_getaffinity(0))
-    if not set(cores) <= os.sched_getaffinity(0):
-        raise BadInput(f"cores: {cores} are not all usable here ({sorted(os.sched_getaffinity(0))})")
-    if max(cfg.replicas) > len(cores):
-        raise BadInput(f"replicas: {max(cfg.replicas)} instances need at least as many cores; cores has "
-                       f"{len(cores)} ({cores})")
     groups = []
     for k in sorted(set(cfg.replicas)):
-        options = OmegaConf.to_container(cfg.engine_options)
+        options = serving.plain(cfg.engine_options)
         if cfg.engine == "vllm":  # the k instances share the GPU's memory
             options = {"gpu_memory_utilization": cfg.memory_utilization / k,
                        "max_num_seqs": max(cfg.total_batches) // k, **options}
@@ -67,10 +47,14 @@ def main(cfg, run):
     from rich.progress import Progress
 
     from common.gpu_metrics import Monitor
+    from common.serving.models import device_type, get_config
+    from common.serving.workloads import sweep_requests
+    from papers.slm_energy.replicas import replication_summary, run_group
+    from papers.slm_energy.runner import measuring_run
 
     groups = groups_from_config(cfg)
-    workload = workload_spec(cfg.workload, "workload")
-    device = resolve_device(cfg.device).type
+    workload = serving.workload_spec(cfg.workload)
+    device = device_type(cfg.device)
     vocab = get_config(cfg.model).vocab_size
     path = Path(run.result_dir) / f"requests_{workload.label}_v{vocab}.json"
     requests = sweep_requests(path, workload, max(cfg.total_batches), vocab)

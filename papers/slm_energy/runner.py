@@ -1,7 +1,8 @@
-"""The benchmark without hydra: checked settings -> serving sweep per model -> pareto.json.
+"""The benchmark without hydra: a plan from validated settings -> serving sweep per model -> pareto.json.
 
 The hydra entry point (benchmark.py) and the GPU check (gpu_bench.py) both call `run_benchmark`, so the
-cluster's numbers and this machine's come from one code path. Each model gets its own request list
+cluster's numbers and this machine's come from one code path; their schemas validate the settings
+(common.serving.config, papers.slm_energy.config). Each model gets its own request list
 (requests/<model>/), as models may stop at different batch sizes (`max_batch`).
 """
 
@@ -14,19 +15,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from common.atomic import write_atomic
-from common.errors import BadInput
-from common.hardware import DTYPES as SPEC_DTYPES
-from common.hardware import SPECS
-from common.results import ResultStore
-from common.serving.harness import SweepSpec, cell_for, run_sweep
-from common.serving.models import ARCHS, DTYPES, SMOLLM2, resolve_device
-from common.serving.workloads import KINDS, WorkloadSpec
-from papers.slm_energy.analysis import LATENCY_METRICS, Settings, analyse, predict_only
+from common.serving.models import device_type
+from common.serving.workloads import WorkloadSpec
+from papers.slm_energy.analysis import Settings, analyse, predict_only
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from common.results import ResultStore
+    from common.serving.harness import SweepSpec
 
 log = logging.getLogger(__name__)
 SUMMARY = "pareto.json"
@@ -43,72 +43,16 @@ class Plan:
         return [b for b in self.spec.batch_sizes if cap is None or b <= cap]
 
 
-def check_models(models, key: str = "models") -> None:
-    unknown = [m for m in models if m not in ARCHS and m != SMOLLM2 and "/" not in m]
-    if not models or unknown:
-        raise BadInput(f"{key}: {list(unknown) or 'empty'}: use built-in models ({', '.join(ARCHS)}, "
-                       f"{SMOLLM2}) or a real checkpoint (hub org/name or a local path)")
-
-
-def check_serving(engine: str, dtype: str, batch_sizes, key: str = "batch_sizes") -> None:
-    if engine not in ("hf", "vllm"):
-        raise BadInput(f"engine: {engine!r} is not hf or vllm")
-    if dtype not in DTYPES:
-        raise BadInput(f"dtype: {dtype!r} is not one of {sorted(DTYPES)}")
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise BadInput(f"{key}: {list(batch_sizes)} must be a non-empty list of sizes >= 1")
-
-
-def workload_spec(w, key: str) -> WorkloadSpec:
-    if w.kind not in KINDS:
-        raise BadInput(f"{key}.kind: {w.kind!r} is not one of {KINDS}")
-    if w.kind == "sharegpt" and not (w.sharegpt_path and Path(w.sharegpt_path).is_file()):
-        raise BadInput(f"{key}.sharegpt_path: kind=sharegpt needs a local ShareGPT JSON file, "
-                       f"not {w.sharegpt_path!r}")
-    if min(w.prompt_len, w.output_len) < 1:
-        raise BadInput(f"{key}: prompt_len and output_len must be >= 1")
-    return WorkloadSpec(w.kind, w.prompt_len, w.output_len, w.sharegpt_path, w.seed)
-
-
-def check_settings(s: Settings) -> None:
-    if s.latency_metric not in LATENCY_METRICS:
-        raise BadInput(f"latency_metric: {s.latency_metric!r} is not one of {LATENCY_METRICS}")
-    if s.tolerance < 0:
-        raise BadInput(f"tolerance: {s.tolerance} must be >= 0 (a fraction: 0.05 is 5%)")
-    unknown = [d for d in s.roofline_devices if d not in SPECS]
-    if unknown:
-        raise BadInput(f"roofline.devices: {unknown} are not spec sheets ({', '.join(SPECS)})")
-    if s.roofline_dtype not in SPEC_DTYPES:
-        raise BadInput(f"roofline.dtype: {s.roofline_dtype!r} is not one of {SPEC_DTYPES}")
-    if not 0 < s.memory_utilization <= 1:
-        raise BadInput(f"roofline.memory_utilization: {s.memory_utilization} must be in (0, 1]")
-    if s.max_batch < 1:
-        raise BadInput(f"roofline.max_batch: {s.max_batch} must be >= 1")
-    if s.predict_models:
-        check_models(s.predict_models, "roofline.models")
-    if min(s.predict_prompt_len, s.predict_output_len) < 1:
-        raise BadInput("roofline.prompt_len and roofline.output_len must be >= 1")
-
-
 def make_plan(models, batch_sizes, workloads: list[WorkloadSpec], settings: Settings,
               max_batch: dict[str, int] | None = None, **sweep) -> Plan:
-    """A checked plan; `sweep` holds the remaining SweepSpec fields (engine, dtype, repeats, ...)."""
-    check_models(models)
-    check_serving(sweep.get("engine", "hf"), sweep.get("dtype", "fp32"), batch_sizes)
-    check_settings(settings)
+    """The plan of validated settings; `sweep` holds the remaining SweepSpec fields (engine, dtype, ...)."""
+    from common.serving.harness import SweepSpec
+
     # caps of models not in this run are ignored: hydra merges dicts, so scale=paper cannot drop a key
     max_batch = {m: cap for m, cap in (max_batch or {}).items() if m in models}
-    if any(not [b for b in batch_sizes if b <= cap] for cap in max_batch.values()):
-        raise BadInput(f"max_batch: {max_batch} leaves a model without any of batch_sizes "
-                       f"{list(batch_sizes)}")
-    if not workloads:
-        raise BadInput("workloads: give at least one workload")
     if sweep.get("engine") == "vllm":  # vLLM queues what exceeds max_num_seqs: let every batch run whole
         sweep["engine_options"] = {"max_num_seqs": max(batch_sizes), **sweep.get("engine_options", {})}
-    try:
-        spec = SweepSpec(models=list(models), batch_sizes=sorted(batch_sizes), workloads=workloads, **sweep)
-    except ValueError as err:
-        raise BadInput(str(err)) from None
+    spec = SweepSpec(models=list(models), batch_sizes=sorted(batch_sizes), workloads=workloads, **sweep)
     return Plan(spec, settings, max_batch)
 
 
@@ -121,6 +65,8 @@ def extra_cell(device: str) -> dict:
 
 def plan_rows(plan: Plan, frame: pd.DataFrame, extra: dict) -> pd.DataFrame:
     """The store's rows that belong to this plan (a store may keep cells of an earlier, larger plan)."""
+    import numpy as np
+
     if frame.empty:
         return frame
     s = plan.spec
@@ -143,11 +89,14 @@ def measuring_run(previous: Path, measured: bool, load: list[float], elapsed_s: 
 
 
 def run_benchmark(plan: Plan, store: ResultStore, result_dir: str | Path, hardware: dict, scale: str,
-                  progress: bool = True) -> dict:
-    """Measure every unfinished cell, then write <result_dir>/pareto.json (the figures read it)."""
+                  progress: bool = True, profile_dir: str | Path | None = None) -> dict:
+    """Measure every unfinished cell, then write <result_dir>/pareto.json (the figures read it).
+    profile_dir: where this host's measured profile is (the roofline of a CPU run's own device)."""
+    from common.serving.harness import cell_for, run_sweep
+
     result_dir = Path(result_dir)
     start, load = time.monotonic(), [os.getloadavg()[0]]
-    device = resolve_device(plan.spec.device).type
+    device = device_type(plan.spec.device)
     extra = extra_cell(device)
     to_run = sum(not store.done({**cell_for(plan.spec, m, w, b, device), **extra})
                  for m in plan.spec.models for w in plan.spec.workloads for b in plan.batches(m))
@@ -157,7 +106,7 @@ def run_benchmark(plan: Plan, store: ResultStore, result_dir: str | Path, hardwa
     conditions = measuring_run(result_dir / SUMMARY, to_run > 0, [load[0], os.getloadavg()[0]],
                                time.monotonic() - start)
     frame = plan_rows(plan, store.load(status=None), extra)
-    groups = analyse(frame, plan.settings)
+    groups = analyse(frame, plan.settings, profile_dir)
     for g in groups:
         p = g["pareto"]
         growth = "saturated" if p["saturated"] else "still growing at the largest batch"

@@ -1,69 +1,87 @@
-"""`make gpu-check`: the serving core's measurements on one GPU, in about six minutes, without hydra.
+"""`make gpu-check`: the serving core's measurements on one GPU, in about six minutes; runs where hydra is
+absent (the GPU nodes' python has torch and transformers but neither hydra nor omegaconf, so the same
+config files are read by common.plain_config there).
 
-OPT-1.3B's architecture with random fp16 weights on the hf engine: a batch sweep 1..256 at the
-paper's offline lengths (161 prompt, 338 output tokens) with NVML energy, the kernel breakdown at two
-batch sizes, the analytical model calibrated on the sweep, the engine's ratio over `model.generate`
-and the harness's timing overhead. Everything goes to results/gpu/<device>/ (commit it). The GPU
-nodes' python has torch and transformers but no hydra, so this driver imports no hydra; the result
-store is the plain JSONL one.
+plan=full: OPT-1.3B's architecture with random fp16 weights on the hf engine, a batch sweep 1..256 at
+the paper's offline lengths (161 prompt, 338 output tokens) with NVML energy, the kernel breakdown at two
+batch sizes, the analytical model calibrated on the sweep, the engine's ratio over `model.generate` and
+the harness's timing overhead. plan=small: the same path with a tiny model on a CPU. Everything goes to
+<out> (${paths.results_dir}/gpu/<device> unless given; commit it). The plans are
+conf/common/serving/bench/plan/{full,small}.yaml.
 
-    bash scripts/gpu_check.sh                 # on a GPU node
-    python -m common.serving.bench.gpu_check --dry-run --out /tmp/x   # the same path, tiny, on CPU
+    bash scripts/gpu_check.sh                                          # on a GPU node (plan=full)
+    python -m common.serving.bench.gpu_check plan=small out=/tmp/x     # the same path, tiny, on a CPU
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-import torch
-
-from common.repo import REPO_ROOT
-from common.results import ResultStore
-from common.serving import roofline as rl
-from common.serving.bench.generate_ratio import generate_ratio
-from common.serving.bench.overhead import timing_overhead
-from common.serving.bench.record import provenance, write_json
-from common.serving.harness import SweepSpec, run_sweep, scaling_summary
-from common.serving.hf_engine import HFEngine
-from common.serving.kernels import kernel_breakdown
-from common.serving.workloads import PAPER_OUTPUT_LEN, PAPER_PROMPT_LEN, WorkloadSpec
+from common.app import entrypoint
+from common.errors import BadInput
+from common.schema import RunConfig, spec
+from common.serving.config import WorkloadConfig, check_models, workload_spec
+from common.serving.models import DTYPES
 
 log = logging.getLogger("gpu_check")
 
-FULL = {"model": "opt-1.3b", "dtype": "fp16", "device": "cuda",
-        "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256],
-        "prompt_len": PAPER_PROMPT_LEN, "output_len": PAPER_OUTPUT_LEN, "repeats": 1, "warmup_tokens": 8,
-        "breakdown_batches": [1, 64], "breakdown_steps": 32, "bench_batches": [1, 64], "bench_tokens": 64,
-        "bench_repeats": 3}
-DRY = {"model": "opt-tiny", "dtype": "fp32", "device": "cpu", "batch_sizes": [1, 2], "prompt_len": 8,
-       "output_len": 4, "repeats": 1, "warmup_tokens": 2, "breakdown_batches": [1, 2], "breakdown_steps": 2,
-       "bench_batches": [1], "bench_tokens": 4, "bench_repeats": 1}
-# device name as torch reports it -> common.hardware spec key, for the uncalibrated roofline; first
-# match wins. PCIe and NVL H100s have other memory systems and no sheet here: no uncalibrated roofline.
-SPEC_BY_NAME = (("H100 80GB HBM3", "h100-sxm-80gb"), ("H100 PCIe", None), ("H100 NVL", None),
-                ("H100", "h100-64gb"), ("H200", "h200"), ("A100-SXM4-80GB", "a100-80gb"),
-                ("A100", "a100-40gb"), ("L4", "l4"))
+
+@dataclass
+class GpuCheckPlan:
+    """What the GPU check measures (conf/common/serving/bench/plan/<name>.yaml)."""
+
+    name: str = spec(choices=("small", "full"))  # conf/plan: which plan this is
+    model: str = spec(free="a built-in architecture or a checkpoint; checked by name")
+    device: str = spec(choices=("cpu", "cuda"))
+    dtype: str = spec(choices=DTYPES)
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)  # the sweep
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)  # fixed lengths
+    repeats: int = spec(ge=1)
+    warmup_tokens: Optional[int] = spec(None, ge=1)  # new tokens per warm-up run; None: the workload's own
+    breakdown_batches: list[int] = spec(nonempty=True, ge=1)  # the kernel breakdown's batch sizes
+    breakdown_steps: int = spec(ge=1)  # decode steps profiled at each
+    bench_batches: list[int] = spec(nonempty=True, ge=1)  # generate ratio and timing overhead
+    bench_tokens: int = spec(ge=2)  # new tokens per benchmark run (one prefill, the rest decode)
+    bench_repeats: int = spec(ge=1)
+
+
+@dataclass
+class GpuCheckConfig(RunConfig):
+    """conf/common/serving/bench/gpu_check.yaml: a plan and where its results go."""
+
+    plan: GpuCheckPlan = field(default_factory=GpuCheckPlan)
+    out: Optional[str] = spec(None, free="a directory; None: ${paths.results_dir}/gpu/<device>")
+    budget_s: float = spec(gt=0)  # the optional benchmarks are skipped past this many seconds
+
+    def check(self) -> None:
+        check_models([self.plan.model], "plan.model")
+        workload_spec(self.plan.workload, "plan.workload")
+        if self.plan.workload.kind != "fixed":
+            raise BadInput(f"plan.workload.kind: the GPU check serves fixed lengths, not "
+                           f"{self.plan.workload.kind}")
+        if self.plan.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise BadInput(f"plan.device: cuda, but no CUDA device is visible to this python (torch "
+                               f"{torch.__version__}); plan=small checks the path on a CPU")
 
 
 def device_slug(name: str) -> str:
+    """A device name as a folder name: results/gpu/<slug>/."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def spec_for(device_name: str):
-    from common.hardware import get_spec
-
-    for needle, key in SPEC_BY_NAME:
-        if needle.lower() in device_name.lower():
-            return (key, get_spec(key)) if key else (None, None)
-    return None, None
 
 
 def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
     """The analytical model against this sweep's decode phases (as calibrate_mindgap does for the paper's)."""
+    from common.hardware import spec_for_device
+    from common.serving import roofline as rl
+
     shape = rl.model_shape(model)
     ok = frame[frame["status"] == "ok"].sort_values("batch_size")
     obs = [rl.decode_observation(r.batch_size, int(r.workload_prompt_mean),
@@ -75,10 +93,10 @@ def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
         mid_context = obs[0].contexts[len(obs[0].contexts) // 2]
         out["calibrated"] = {**fitted.to_dict(), "mape_pct": rl.throughput_mape(fitted, obs),
                              "b_half": fitted.half_ceiling_batch(mid_context)[1]}
-    key, spec = spec_for(device_name)
-    if spec is not None and obs:
+    key, sheet = spec_for_device(device_name)
+    if sheet is not None and obs:
         measured = [o.batch * o.steps / o.time_s for o in obs]
-        predicted = [o.batch / rl.step_time(shape, o.batch, sum(o.contexts) / len(o.contexts), spec, dtype)
+        predicted = [o.batch / rl.step_time(shape, o.batch, sum(o.contexts) / len(o.contexts), sheet, dtype)
                      for o in obs]
         out["roofline"] = {"spec": key, "mape_pct": rl.mape(predicted, measured),
                            "predicted_tok_s": predicted, "measured_tok_s": measured}
@@ -87,34 +105,32 @@ def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dry-run", action="store_true",
-                   help="opt-tiny on the CPU: checks the path, measures nothing that matters")
-    p.add_argument("--out", default=None, help="default: results/gpu/<device name>/")
-    p.add_argument("--budget-s", type=float, default=330.0, help="skip the optional benchmarks past this")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    cfg = DRY if args.dry_run else FULL
+@entrypoint("common/serving/bench/gpu_check", schema=GpuCheckConfig, plain=True)
+def main(cfg, run):
+    from common.results import ResultStore
+    from common.serving.bench.generate_ratio import generate_ratio
+    from common.serving.bench.overhead import timing_overhead
+    from common.serving.bench.record import provenance, to_plain, write_json
+    from common.serving.harness import SweepSpec, run_sweep, scaling_summary
+    from common.serving.hf_engine import HFEngine
+    from common.serving.kernels import kernel_breakdown
+
+    plan = cfg.plan
     start = time.monotonic()
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
-        log.error("no CUDA device visible to this python (%s); use --dry-run to check the path on a CPU",
-                  torch.__version__)
-        return 2
-    engine = HFEngine(cfg["model"], device=cfg["device"], dtype=cfg["dtype"])
+    workload = workload_spec(plan.workload, "plan.workload")
+    engine = HFEngine(plan.model, device=plan.device, dtype=plan.dtype)
     info = provenance(engine.device)
     device_name = info["hardware"]["device"]
-    out = Path(args.out) if args.out else REPO_ROOT / "results" / "gpu" / device_slug(device_name)
+    out = Path(cfg.out) if cfg.out else Path(cfg.paths.results_dir) / "gpu" / device_slug(device_name)
     out.mkdir(parents=True, exist_ok=True)
-    log.info("gpu_check on %s -> %s (%s)", device_name, out, "dry run" if args.dry_run else "full")
-    write_json(out / "env.json", {**info, "config": cfg})
+    log.info("gpu_check on %s -> %s (plan=%s)", device_name, out, plan.name)
+    write_json(out / "env.json", {**info, "config": to_plain(cfg), "run_dir": str(run.dir)})
 
-    spec = SweepSpec(models=[cfg["model"]], batch_sizes=cfg["batch_sizes"],
-                     workloads=[WorkloadSpec("fixed", cfg["prompt_len"], cfg["output_len"])],
-                     device=cfg["device"], dtype=cfg["dtype"], repeats=cfg["repeats"],
-                     warmup_tokens=cfg["warmup_tokens"], monitor="auto")
-    frame = run_sweep(spec, ResultStore(out / "sweep.jsonl"), out, engine_factory=lambda _: engine)
-    summary = {"device": device_name, "dry_run": args.dry_run, "scaling": scaling_summary(frame),
+    spec_ = SweepSpec(models=[plan.model], batch_sizes=list(plan.batch_sizes), workloads=[workload],
+                      device=plan.device, dtype=plan.dtype, repeats=plan.repeats,
+                      warmup_tokens=plan.warmup_tokens, monitor="auto")
+    frame = run_sweep(spec_, ResultStore(out / "sweep.jsonl"), out, engine_factory=lambda _: engine)
+    summary = {"device": device_name, "plan": plan.name, "scaling": scaling_summary(frame),
                "failed_cells": int((frame["status"] != "ok").sum())}
     ok = frame[frame["status"] == "ok"]
     summary["energy"] = {int(r.batch_size): {"energy_per_output_token_j": r.energy_per_output_token_j,
@@ -123,38 +139,39 @@ def main(argv=None) -> int:
                          for r in ok.itertuples()}
     log.info("sweep done at %.0f s", time.monotonic() - start)
 
-    breakdown = [kernel_breakdown(engine, b, cfg["prompt_len"], cfg["breakdown_steps"])
-                 for b in cfg["breakdown_batches"]]
+    prompt_len = workload.prompt_len
+    breakdown = [kernel_breakdown(engine, b, prompt_len, plan.breakdown_steps)
+                 for b in plan.breakdown_batches]
     write_json(out / "breakdown.json", {"rows": breakdown, **info})
     summary["breakdown"] = {r["batch_size"]: {k: r[k] for k in r if k.endswith("_share")} for r in breakdown}
     log.info("breakdown done at %.0f s", time.monotonic() - start)
 
-    roof = roofline_report(frame, cfg["model"], cfg["dtype"], device_name)
+    roof = roofline_report(frame, plan.model, plan.dtype, device_name)
     write_json(out / "roofline.json", roof)
     summary["roofline_mape_pct"] = {"calibrated": roof.get("calibrated", {}).get("mape_pct"),
                                     "roofline": roof["roofline"].get("mape_pct")}
 
     bench = {"generate_ratio": [], "overhead": []}
-    if time.monotonic() - start < args.budget_s:
+    if time.monotonic() - start < cfg.budget_s:
         from common.gpu_metrics import Monitor
 
-        for b in cfg["bench_batches"]:
-            bench["generate_ratio"].append(generate_ratio(engine, b, cfg["prompt_len"], cfg["bench_tokens"],
-                                                          cfg["bench_repeats"]))
+        for b in plan.bench_batches:
+            bench["generate_ratio"].append(generate_ratio(engine, b, prompt_len, plan.bench_tokens,
+                                                          plan.bench_repeats))
         with Monitor("auto") as monitor:
-            for b in cfg["bench_batches"]:
-                bench["overhead"].append(timing_overhead(engine, monitor, b, cfg["prompt_len"],
-                                                         cfg["bench_tokens"], cfg["bench_repeats"]))
+            for b in plan.bench_batches:
+                bench["overhead"].append(timing_overhead(engine, monitor, b, prompt_len, plan.bench_tokens,
+                                                         plan.bench_repeats))
     else:
-        bench["skipped"] = f"over the {args.budget_s:.0f} s budget after the sweep"
+        bench["skipped"] = f"over the {cfg.budget_s:.0f} s budget after the sweep"
     write_json(out / "bench.json", {**bench, **info})
     summary["generate_decode_ratio"] = {r["batch_size"]: r["decode_ratio"] for r in bench["generate_ratio"]}
     summary["overhead_pct"] = {r["batch_size"]: r["overhead_pct_median"] for r in bench["overhead"]}
     summary["elapsed_s"] = time.monotonic() - start
     write_json(out / "summary.json", summary)
     log.info("gpu_check done in %.0f s: %s", summary["elapsed_s"], out)
-    return 0
+    return str(out)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

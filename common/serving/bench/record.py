@@ -1,25 +1,31 @@
-"""What every benchmark writes beside its numbers: when, where, and with which versions it ran."""
+"""What every benchmark writes beside its numbers: when, where, and with which versions it ran.
+
+Where a benchmark writes is its config's `out` (under ${paths.results_dir}); nothing here names a
+results directory.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from common.repo import REPO_ROOT
+from common.atomic import write_atomic
 from common.runinfo import git_state, hardware_summary, package_versions
-
-DEFAULT_DIR = REPO_ROOT / "results" / "serving" / "bench"
 
 
 def random_prompts(batch: int, prompt_len: int, vocab: int, seed: int = 0) -> list[list[int]]:
+    import numpy as np
+
     return np.random.default_rng(seed).integers(4, vocab, (batch, prompt_len)).tolist()
 
 
-def provenance(device: torch.device) -> dict:
+def provenance(device) -> dict:
+    """Time, hardware (a GPU by its name), commit, package versions and torch threads of a run on
+    `device` (a torch.device)."""
+    import torch
+
     hw = hardware_summary()
     if device.type == "cuda":
         hw["device"] = torch.cuda.get_device_name(device)
@@ -28,10 +34,15 @@ def provenance(device: torch.device) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def to_plain(cfg) -> dict:
+    """A command's config as plain data: a schema instance (the hydra-free path) or a DictConfig."""
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def write_json(path: str | Path, payload: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    """`payload` as indented JSON, written atomically."""
+    return write_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")

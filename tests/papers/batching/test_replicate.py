@@ -104,10 +104,14 @@ def test_rerun_does_not_serve_finished_settings_again(tiny_replication):
 def test_a_hung_setting_is_recorded_as_failed_and_the_rest_goes_on(tmp_path):
     from tests.papers.batching.helpers import TINY_REPLICATION
 
-    summary = run_entry(replicate, "batching/replicate", tmp_path, *TINY_REPLICATION, "timeout_s=0.5")
-    rows = ResultStore(tmp_path / "batching" / "replicate" / "smoke" / "results.jsonl").rows()
+    with pytest.raises(SystemExit) as exc:  # every cell failed: the run says so with exit status 1
+        run_entry(replicate, "batching/replicate", tmp_path, *TINY_REPLICATION, "timeout_s=0.5")
+    assert exc.value.code == 1
+    out = tmp_path / "batching" / "replicate" / "smoke"
+    rows = ResultStore(out / "results.jsonl").rows()
     assert len(rows) == 2 and all(r["status"] == "failed" for r in rows)  # loading torch takes longer
     assert all("timeout_s" in r["error"] or "Barrier" in r["error"] for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == 2 and summary["comparison"] == []
 
 
@@ -116,12 +120,12 @@ def test_a_hung_setting_is_recorded_as_failed_and_the_rest_goes_on(tmp_path):
                                            ("model=gpt-17", "model"), ("warmup_tokens=0", "warmup_tokens"),
                                            pytest.param("device=cuda", "device", marks=pytest.mark.skipif(
                                                torch.cuda.is_available(), reason="a CUDA device is here"))])
-def test_bad_input_exits_2_naming_the_key(tmp_path, caplog, override, key):
+def test_bad_input_exits_2_naming_the_key(tmp_path, capsys, override, key):
     with pytest.raises(SystemExit) as exc:
         run_entry(replicate, "batching/replicate", tmp_path, override)
     assert exc.value.code == 2
-    assert f"bad input: {key}" in caplog.text
-    assert not any((tmp_path / "runs").iterdir())  # nothing half-written
+    assert capsys.readouterr().err.startswith(f"error: {key}")  # checked before anything runs
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
 
 
 def test_vllm_route_end_to_end_against_a_fake_openai_server(tmp_path, monkeypatch):

@@ -91,9 +91,9 @@ TOO_MANY = len(os.sched_getaffinity(0)) + 1
     (["replicas=[1,2]", "total_batches=[3]"], "total_batches:"),  # 3 requests do not split in 2
     (["replicas=[2]"], "replicas:"),  # no single-instance baseline
 ])
-def test_bad_replication_settings_exit_2_naming_the_key(tmp_path, caplog, overrides, message):
+def test_bad_replication_settings_exit_2_naming_the_key(tmp_path, capsys, overrides, message):
     cfg = compose("slm_energy/replication", ["logger=none", f"paths.results_dir={tmp_path}", *overrides])
     with pytest.raises(SystemExit) as exc:
         run_task(replication.main.task, cfg, tmp_path / "run")
-    assert exc.value.code == 2 and message in caplog.text
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith(f"error: {message}")
     assert not (tmp_path / "run").exists()

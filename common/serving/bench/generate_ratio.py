@@ -6,26 +6,36 @@ for one token (the prefill alone); the engine's is the sum of its decode steps. 
 and the medians (and the bests) compared, so drift on a shared machine hits both alike. The issue asks
 for >= 1.0.
 
-    python -m common.serving.bench.generate_ratio [--model opt-16m] [--batch-sizes 1 8 32]
+    python -m common.serving.bench.generate_ratio [model=opt-16m] [batch_sizes=[1,8,32]]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from dataclasses import dataclass
 
-import numpy as np
-import torch
-from transformers import GenerationConfig
-
-from common.serving.bench.record import DEFAULT_DIR, provenance, random_prompts, write_json
-from common.serving.hf_engine import HFEngine
+from common.app import entrypoint
+from common.schema import spec
+from common.serving.config import EngineBenchConfig
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class GenerateRatioConfig(EngineBenchConfig):
+    """conf/common/serving/bench/generate_ratio.yaml."""
+
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)
+    prompt_len: int = spec(ge=1)
+    new_tokens: int = spec(ge=2)  # one prefill token, the rest decode steps
+    repeats: int = spec(ge=1)  # interleaved runs of each
+    out: str = spec(free="the JSON file the rows go to")
+
+
 def _timed(fn, cuda: bool) -> tuple[float, object]:
+    import torch
+
     if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -35,8 +45,14 @@ def _timed(fn, cuda: bool) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def generate_ratio(engine: HFEngine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
+def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
                    seed: int = 0) -> dict:
+    import numpy as np
+    import torch
+    from transformers import GenerationConfig
+
+    from common.serving.bench.record import random_prompts
+
     cuda = engine.device.type == "cuda"
     prompts = random_prompts(batch_size, prompt_len, engine.lm.config.vocab_size, seed)
     ids = torch.tensor(prompts, device=engine.device)
@@ -77,33 +93,25 @@ def generate_ratio(engine: HFEngine, batch_size: int, prompt_len: int, new_token
     return row
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="opt-16m")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="fp32")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--prompt-len", type=int, default=32)  # paper: 161
-    p.add_argument("--new-tokens", type=int, default=32)  # paper: 338
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(DEFAULT_DIR / "generate_ratio.json"))
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(args.threads)
-    engine = HFEngine(args.model, device=args.device, dtype=args.dtype)
+@entrypoint("common/serving/bench/generate_ratio", schema=GenerateRatioConfig)
+def main(cfg, run):
+    from common.serving.bench.record import provenance, write_json
+    from common.serving.hf_engine import HFEngine
+
+    engine = HFEngine(cfg.model, device=cfg.device, dtype=cfg.dtype)
     rows = []
-    for b in args.batch_sizes:
-        rows.append(generate_ratio(engine, b, args.prompt_len, args.new_tokens, args.repeats))
+    for b in cfg.batch_sizes:
+        rows.append(generate_ratio(engine, b, cfg.prompt_len, cfg.new_tokens, cfg.repeats))
         r = rows[-1]
         log.info("B=%d: decode ratio %.3f (best %.3f), end-to-end ratio %.3f (best %.3f), same tokens %s",
                  b, r["decode_ratio"], r["decode_ratio_best"], r["e2e_ratio"], r["e2e_ratio_best"],
                  r["same_tokens"])
-    path = write_json(args.out, {"benchmark": "generate_ratio", "model": args.model, "dtype": args.dtype,
-                                 **provenance(engine.device), "rows": rows})
+    path = write_json(cfg.out, {"benchmark": "generate_ratio", "model": cfg.model, "dtype": cfg.dtype,
+                                **provenance(engine.device), "rows": rows})
     log.info("wrote %s", path)
-    return 0
+    run.logger.table("generate_ratio", rows)
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

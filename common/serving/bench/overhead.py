@@ -6,27 +6,42 @@ interleaved, medians and bests compared; on a shared machine other processes mak
 percent either way. Components: what the harness adds, timed on its own over many calls (a step mark,
 a pair of window edges) and scaled to one run's count of them, over the bare run's time.
 
-    python -m common.serving.bench.overhead [--model opt-16m] [--batch-sizes 1 32]
+    python -m common.serving.bench.overhead [model=opt-16m] [batch_sizes=[1,32]]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from dataclasses import dataclass
 
-import numpy as np
-import torch
-
-from common.serving.bench.record import DEFAULT_DIR, provenance, random_prompts, write_json
-from common.serving.harness import SteadyWindows
-from common.serving.hf_engine import HFEngine, StepTimer
+from common.app import entrypoint
+from common.schema import spec
+from common.serving.config import EngineBenchConfig
 
 log = logging.getLogger(__name__)
 
 
-def timing_overhead(engine: HFEngine, monitor, batch_size: int, prompt_len: int, new_tokens: int,
-                    repeats: int, seed: int = 0) -> dict:
+@dataclass
+class OverheadConfig(EngineBenchConfig):
+    """conf/common/serving/bench/overhead.yaml."""
+
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)
+    prompt_len: int = spec(ge=1)
+    new_tokens: int = spec(ge=2)  # one prefill token, the rest decode steps
+    repeats: int = spec(ge=1)  # interleaved runs of each variant
+    out: str = spec(free="the JSON file the rows go to")
+
+
+def timing_overhead(engine, monitor, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
+                    seed: int = 0) -> dict:
+    import numpy as np
+    import torch
+
+    from common.serving.bench.record import random_prompts
+    from common.serving.harness import SteadyWindows
+    from common.serving.hf_engine import StepTimer
+
     prompts = random_prompts(batch_size, prompt_len, engine.lm.config.vocab_size, seed)
     cuda = engine.device.type == "cuda"
 
@@ -70,35 +85,26 @@ def harness_windows(monitor) -> None:
     monitor.end_window("edge")
 
 
-def main(argv=None) -> int:
+@entrypoint("common/serving/bench/overhead", schema=OverheadConfig)
+def main(cfg, run):
     from common.gpu_metrics import Monitor
+    from common.serving.bench.record import provenance, write_json
+    from common.serving.hf_engine import HFEngine
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="opt-16m")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="fp32")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    p.add_argument("--prompt-len", type=int, default=32)
-    p.add_argument("--new-tokens", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=11)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(DEFAULT_DIR / "overhead.json"))
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(args.threads)
-    engine = HFEngine(args.model, device=args.device, dtype=args.dtype)
+    engine = HFEngine(cfg.model, device=cfg.device, dtype=cfg.dtype)
     with Monitor("auto") as monitor:
-        rows = [timing_overhead(engine, monitor, b, args.prompt_len, args.new_tokens, args.repeats)
-                for b in args.batch_sizes]
+        rows = [timing_overhead(engine, monitor, b, cfg.prompt_len, cfg.new_tokens, cfg.repeats)
+                for b in cfg.batch_sizes]
     for r in rows:
         log.info("B=%d: overhead %.2f%% (A/B median), %.2f%% (A/B best), %.4f%% (components: mark %.1f us, "
                  "window pair %.1f us)", r["batch_size"], r["overhead_pct_median"], r["overhead_pct_best"],
                  r["overhead_pct_components"], r["mark_us"], r["window_pair_us"])
-    path = write_json(args.out, {"benchmark": "overhead", "model": args.model, "dtype": args.dtype,
-                                 **provenance(engine.device), "rows": rows})
+    path = write_json(cfg.out, {"benchmark": "overhead", "model": cfg.model, "dtype": cfg.dtype,
+                                **provenance(engine.device), "rows": rows})
     log.info("wrote %s", path)
-    return 0
+    run.logger.table("overhead", rows)
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

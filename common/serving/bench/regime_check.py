@@ -4,35 +4,45 @@ Measured regime between neighbouring batch sizes, from the median decode-step ti
 elasticity e = dlog t / dlog B is ~0 while a step costs the same whatever the batch (it is paid for by
 bytes read once per step: memory-bound, or fixed overheads) and ~1 once each sequence adds its own
 cost (compute-bound); e >= 0.5 reads as compute-bound. Predicted regime: the same elasticity of the
-roofline step time on the device's spec or measured profile ("local": `python -m common.hardware
-probe`), and the per-class bounds at each batch size.
+roofline step time on the device's spec or measured profile ("local": `python -m
+common.hardware.probe`), and the per-class bounds at each batch size.
 
-    python -m common.serving.bench.regime_check --results results/batching/sweep/smoke/results.jsonl
+    python -m common.serving.bench.regime_check [results=<a sweep's results.jsonl>] [spec=h100-64gb]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from common.repo import REPO_ROOT
-from common.results import ResultStore
-from common.serving import roofline as rl
-from common.serving.bench.record import write_json
+from common import schema
+from common.app import entrypoint
+from common.errors import BadInput
 
 log = logging.getLogger(__name__)
 ELASTICITY_SPLIT = 0.5
+
+
+@dataclass
+class RegimeCheckConfig(schema.RunConfig):
+    """conf/common/serving/bench/regime_check.yaml."""
+
+    results: str = schema.spec(free="a serving sweep's results.jsonl; checked to exist")
+    spec: str = schema.spec(free="a common.hardware spec sheet, or local (this host's probe); checked")
+    profile_dir: str = schema.spec(free="where `python -m common.hardware.probe` saved this host's profile")
+    out: str = schema.spec(free="the JSON file the checks go to")
 
 
 def _regime(elasticity: float) -> str:
     return "compute" if elasticity >= ELASTICITY_SPLIT else "memory"
 
 
-def dense_crossover_batch(shape: rl.ModelShape, spec, dtype: str) -> float:
+def dense_crossover_batch(shape, spec, dtype: str) -> float:
     """Batch at which the dense layers' intensity reaches the ridge point (bisection; it grows with B)."""
+    from common.serving import roofline as rl
+
     ridge = spec.peak_flops[dtype] / spec.mem_bandwidth
     lo, hi = 1e-3, 1e7
     for _ in range(100):
@@ -43,6 +53,8 @@ def dense_crossover_batch(shape: rl.ModelShape, spec, dtype: str) -> float:
 
 
 def check(frame, spec, spec_name: str) -> list[dict]:
+    from common.serving import roofline as rl
+
     out = []
     for (model, workload, dtype), g in frame.groupby(["model", "workload", "dtype"], sort=False):
         g = g.sort_values("batch_size")
@@ -76,25 +88,22 @@ def check(frame, spec, spec_name: str) -> list[dict]:
     return out
 
 
-def main(argv=None) -> int:
+@entrypoint("common/serving/bench/regime_check", schema=RegimeCheckConfig)
+def main(cfg, run):
     from common.hardware import get_spec
+    from common.results import ResultStore
+    from common.serving.bench.record import write_json
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--results", default=str(REPO_ROOT / "results/batching/sweep/smoke/results.jsonl"))
-    p.add_argument("--spec", default="local", help="common.hardware spec name, or local (measured)")
-    p.add_argument("--out", default=str(REPO_ROOT / "results" / "serving" / "regime_check.json"))
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not Path(args.results).is_file():
-        print(f"error: --results {args.results} does not exist; run `python -m papers.batching.sweep` first",
-              file=sys.stderr)
-        return 2
-    frame = ResultStore(args.results).load()
+    if not Path(cfg.results).is_file():
+        raise BadInput(f"results: {cfg.results} does not exist; run `python -m papers.batching.sweep` first")
+    frame = ResultStore(cfg.results).load()
     if frame.empty:
-        print(f"error: --results {args.results} holds no finished cell", file=sys.stderr)
-        return 2
-    spec = get_spec(args.spec)
-    rows = check(frame, spec, args.spec)
+        raise BadInput(f"results: {cfg.results} holds no finished cell")
+    try:
+        sheet = get_spec(cfg.spec, cfg.profile_dir)
+    except (KeyError, FileNotFoundError) as err:
+        raise BadInput(f"spec: {err}") from None
+    rows = check(frame, sheet, cfg.spec)
     for r in rows:
         log.info("%s (%s) on %s vs spec %s: dense layers turn compute-bound at B~%.0f (ridge %.1f FLOP/B)",
                  r["model"], r["dtype"], r["device_name"], r["device_spec"], r["dense_crossover_batch"],
@@ -107,11 +116,11 @@ def main(argv=None) -> int:
             log.info("  B %4d: step %.2f ms measured, %.2f ms roofline (x%.1f); bounds %s; load %s",
                      b["batch"], b["measured_step_ms"], b["roofline_step_ms"], b["measured_over_roofline"],
                      b["bounds"], b["load_avg_1m"])
-    path = write_json(args.out, {"benchmark": "regime_check", "results": args.results,
-                                 "spec": spec.to_dict(), "checks": rows})
+    path = write_json(cfg.out, {"benchmark": "regime_check", "results": cfg.results,
+                                "spec": sheet.to_dict(), "checks": rows})
     log.info("wrote %s", path)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

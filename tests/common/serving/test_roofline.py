@@ -114,9 +114,16 @@ def test_regime_check_agrees_with_itself_on_roofline_shaped_data():
     assert dense.intensity == pytest.approx(spec.peak_flops["fp32"] / spec.mem_bandwidth, rel=1e-3)
 
 
-def test_regime_check_without_a_sweep_exits_2(tmp_path, capsys):
-    from common.serving.bench.regime_check import main
+def test_regime_check_without_a_sweep_exits_2(tmp_path, caplog):
+    from common.config import compose, register_schema, run_task
+    from common.serving.bench import regime_check
 
-    assert main(["--results", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.json")]) == 2
-    assert "missing.jsonl" in capsys.readouterr().err
-    assert not (tmp_path / "o.json").exists()
+    register_schema("common/serving/bench/regime_check", regime_check.RegimeCheckConfig)
+    cfg = compose("common/serving/bench/regime_check", [
+        "logger=none", f"paths.results_dir={tmp_path}", f"results={tmp_path / 'missing.jsonl'}",
+        f"out={tmp_path / 'o.json'}"])
+    with pytest.raises(SystemExit) as exc:
+        run_task(regime_check.main.task, cfg, tmp_path / "run")
+    assert exc.value.code == 2
+    assert "bad input: results:" in caplog.text and "missing.jsonl" in caplog.text
+    assert not (tmp_path / "o.json").exists() and not (tmp_path / "run").exists()

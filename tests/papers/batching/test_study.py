@@ -227,9 +227,10 @@ def test_bca_runs_follow_the_shared_settings_unless_they_set_their_own():
         assert key in str(err.value) + str(err.value.__cause__), override
 
 
-def test_bca_step_checks_every_run_before_computing_any(tmp_path):
-    """A bad value in the last run exits 2 before the first run writes anything."""
+def test_bca_step_checks_every_run_before_computing_any(tmp_path, capsys):
+    """A bad value in the last run exits 2, naming its key, before anything is written."""
     with pytest.raises(SystemExit) as exc:
         run_entry(bca, "batching/bca", tmp_path, "authors_runs.background.kv_unit=percent")
     assert exc.value.code == 2
-    assert not list(tmp_path.rglob("bca_*.json")) and not any((tmp_path / "runs").iterdir())
+    assert "authors_runs.background.kv_unit: 'percent' is not one of pct, bytes" in capsys.readouterr().err
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

@@ -1,30 +1,32 @@
-"""Every slm_energy figure and the README's results table, rebuilt from saved results only.
+"""Every slm_energy figure and the results table, rebuilt from saved results only.
 
-Reads, for this machine, results/slm_energy/{benchmark,replication}/<scale>/ and, for every GPU check
-that ran, results/gpu/<device>/slm_energy/ (written by gpu_bench). Plots what pareto.json,
-replication.json and the result stores hold; computes nothing but ratios for labels. Each figure is
-stamped with the hardware it was measured on.
+Reads, for this machine, <paths.results_dir>/slm_energy/{benchmark,replication}/<scale>/ and, for every
+GPU check that ran, <paths.results_dir>/gpu/<device>/slm_energy/ (written by gpu_bench). Plots what
+pareto.json, replication.json and the result stores hold; computes nothing but ratios for labels. Each
+figure is stamped with the hardware it was measured on. A quantity that was not measured (energy on a
+machine without NVML or RAPL) gets no figure, only a line saying why in the table. Figures and
+results_<scale>.md (the README's results block) go to <paths.figures_dir>/slm_energy/, each name ending
+in its scale (a GPU check's in gpu-<device>/); nothing else is written. With logger=wandb the figures
+are logged as the run's images.
 
-    python -m papers.slm_energy.figures [--scale smoke] [--results-dir results] [--out figures/slm_energy]
+    python -m papers.slm_energy.figures [scale=paper] [paths.results_dir=...] [logger=wandb]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
-from common.plotting import new_figure, save
-from common.repo import REPO_ROOT
-from common.results import ResultStore
+import papers.slm_energy.config  # noqa: F401 - registers the schemas
+from common.app import entrypoint
+from common.plotting import FigureOut, new_figure, publish, save
 
 PAPER = "slm_energy"
-README = REPO_ROOT / "papers" / PAPER / "README.md"
-BEGIN, END = "<!-- results:begin (written by papers/slm_energy/figures.py) -->", "<!-- results:end -->"
+log = logging.getLogger(__name__)
 PREDICTED = "predicted by common.serving.roofline from spec sheets (common.hardware); nothing measured"
 ROOFLINE_LABELS = {"a100-40gb": "A100 40GB", "a100-80gb": "A100 80GB", "h100-sxm-80gb": "H100 80GB",
                    "h100-64gb": "H100 64GB", "h200": "H200", "l4": "L4"}
@@ -34,17 +36,21 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def sources(results_dir: Path, scale: str, out: Path) -> list[dict]:
-    """This machine's results at `scale`, then each GPU check's, with the folder its figures go to."""
-    found = [{"name": f"this machine, scale={scale}", "out": out,
-              "pareto": _load(results_dir / PAPER / "benchmark" / scale / "pareto.json"),
-              "replication_dir": results_dir / PAPER / "replication" / scale}]
-    for folder in sorted((results_dir / "gpu").glob(f"*/{PAPER}")):
-        found.append({"name": f"GPU check on {folder.parent.name}", "out": out / f"gpu-{folder.parent.name}",
+def sources(results: Path, gpu_results: Path, scale: str, out: Path) -> list[dict]:
+    """This machine's results at `scale` (under `results`: <paths.results_dir>/slm_energy), then each GPU
+    check's (under `gpu_results`: <paths.results_dir>/gpu), with where their figures go."""
+    found = [{"name": f"this machine, scale={scale}", "out": FigureOut(out, scale),
+              "pareto": _load(results / "benchmark" / scale / "pareto.json"),
+              "replication_dir": results / "replication" / scale}]
+    for folder in sorted(gpu_results.glob(f"*/{PAPER}")):
+        found.append({"name": f"GPU check on {folder.parent.name}", "out": folder.parent.name,
                       "pareto": _load(folder / "benchmark" / "pareto.json"),
                       "replication_dir": folder / "replication"})
     for s in found:
         s["replication"] = _load(s["replication_dir"] / "replication.json")
+        if isinstance(s["out"], str):  # a GPU check's figures carry its own label (gpu_check, ...)
+            label = (s["pareto"] or s["replication"] or {}).get("scale", "gpu_check")
+            s["out"] = FigureOut(out / f"gpu-{s['out']}", label)
     return [s for s in found if s["pareto"] or s["replication"]]
 
 
@@ -84,9 +90,19 @@ def _grid(n: int, width: float = 4.0, height: float = 3.2):
     return fig, axes.flat
 
 
-def fig_frontier(p: dict, out: Path, cost: str) -> list[Path]:
-    """Throughput against latency (cost="latency") or energy per token (cost="energy") per model."""
+def energy_missing(p: dict) -> list[dict]:
+    """The groups whose energy was not measured: they get no energy panel, only a line in the table."""
+    return [g for g in p["models"] if not g["energy"]["available"]]
+
+
+def fig_frontier(p: dict, out: FigureOut, cost: str) -> list[Path]:
+    """Throughput against latency (cost="latency") or energy per token (cost="energy") per model; the
+    energy frontier has a panel only for the models whose energy was measured (none: no figure)."""
     groups = p["models"]
+    if cost == "energy":
+        groups = [g for g in groups if g["energy"]["available"]]
+        if not groups:
+            return []
     fig, axes = _grid(len(groups))
     for ax, g in zip(axes, groups):
         pts = g["points"]
@@ -94,13 +110,6 @@ def fig_frontier(p: dict, out: Path, cost: str) -> list[Path]:
         front = f"on_{cost}_frontier"
         ax.set_title(_label(g), fontsize=7)
         ax.set_xlabel("output throughput (tok/s)")
-        if cost == "energy" and not g["energy"]["available"]:
-            ax.text(0.5, 0.5, "energy NOT measured on\n" + g["device_name"] + ":\n" +
-                    _wrap(g["energy"]["missing_reason"]), ha="center", va="center", fontsize=7,
-                    transform=ax.transAxes, color="C3")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
         x = np.array([q["output_throughput_tok_s"] for q in pts])
         y = np.array([np.nan if q[key] is None else q[key] for q in pts], dtype=float)
         on = np.array([q[front] for q in pts])
@@ -126,18 +135,7 @@ def fig_frontier(p: dict, out: Path, cost: str) -> list[Path]:
     return save(fig, name, out, stamp(p, "pareto.json"))
 
 
-def _wrap(text: str, width: int = 48) -> str:
-    words, lines, line = text.split(), [], ""
-    for w in words:
-        if len(line) + len(w) + 1 > width:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}".strip()
-    return "\n".join([*lines, line])
-
-
-def fig_memory(p: dict, out: Path) -> list[Path]:
+def fig_memory(p: dict, out: FigureOut) -> list[Path]:
     """Memory the Pareto batch needs as a share of each device: measured here and predicted on the spec
     sheets, for the models run and for the predicted-only ones (no measured bars)."""
     groups = p["models"] + [{**e, "workload": f"{e['prompt_len']}+{e['output_len']} tok, predicted only",
@@ -176,7 +174,7 @@ def fig_memory(p: dict, out: Path) -> list[Path]:
     return save(fig, "pareto_memory", out, stamp(p, "pareto.json; roofline: spec sheets"))
 
 
-def fig_roofline(p: dict, out: Path) -> list[Path]:
+def fig_roofline(p: dict, out: FigureOut) -> list[Path]:
     """Predicted throughput against batch on each spec-sheet device: where each model's Pareto batch
     lies (star) and where its memory runs out (dotted line)."""
     measured = [{**g, "prompt_len": g["prompt_len_mean"], "output_len": g["output_len_mean"]}
@@ -208,7 +206,7 @@ def fig_roofline(p: dict, out: Path) -> list[Path]:
     return save(fig, "roofline_pareto", out, PREDICTED)
 
 
-def fig_replication(r: dict, rows: list[dict], out: Path) -> list[Path]:
+def fig_replication(r: dict, rows: list[dict], out: FigureOut) -> list[Path]:
     fig, (left, right) = new_figure(1, 2, figsize=(9.0, 3.4), layout="constrained")
     _leave_room(fig)
     for k in sorted({int(x["replicas"]) for x in rows}):
@@ -321,66 +319,64 @@ def _took(summary: dict) -> str:
     return "run time not recorded" if elapsed is None else f"the measuring run took {elapsed:.0f} s"
 
 
-def results_table(src: dict, made: list[Path], readme_dir: Path) -> str:
-    """The README's results, as markdown, from pareto.json and replication.json, with the figures
-    drawn from them and the hardware each came from."""
+def results_table(src: dict, made: list[Path], table_dir: Path) -> str:
+    """The results, as markdown, from pareto.json and replication.json, with the figures drawn from
+    them (linked from `table_dir`, where the table is written), the hardware each came from, and a line
+    for each quantity that was not measured."""
     lines = [f"#### {src['name']}", ""]
     if src["pareto"]:
         lines += _benchmark_rows(src["pareto"]) + [""]
     if src["replication"]:
         lines += _replication_rows(src["replication"]) + [""]
+    scale = src["out"].scale
     for png in (m for m in made if m.suffix == ".png"):
-        summary = src["replication"] if png.stem == "replication" else src["pareto"]
+        stem = png.stem.removesuffix(f"_{scale}")
+        summary = src["replication"] if stem == "replication" else src["pareto"]
         origin = f"measured on {device_of(summary)}, scale={summary['scale']}"
-        if png.stem == "roofline_pareto":
+        if stem == "roofline_pareto":
             origin = PREDICTED
-        elif png.stem == "pareto_memory":
+        elif stem == "pareto_memory":
             origin += "; the A100/H100 bars are roofline predictions"
-        link = Path(os.path.relpath(png, readme_dir)).as_posix()
-        lines.append(f"- `{png.name}` ({origin}): ![{png.stem}]({link})")
+        link = Path(os.path.relpath(png, table_dir)).as_posix()
+        lines.append(f"- `{png.name}` ({origin}): ![{stem}]({link})")
+    if src["pareto"] and energy_missing(src["pareto"]):
+        missing = energy_missing(src["pareto"])
+        why = sorted({g["energy"]["missing_reason"].split(" (")[0] for g in missing})
+        lines.append(f"- energy per token: not measured for {', '.join(g['model'] for g in missing)} on "
+                     f"{device_of(src['pareto'])} ({'; '.join(why)}); no energy frontier is drawn for them")
     return "\n".join(lines) + "\n"
 
 
-def update_readme(block: str, path: Path = README) -> bool:
-    """Replace the README's generated results block; False when the markers are missing."""
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        return False
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{block}{END}", text))
-    return True
+@entrypoint("slm_energy/figures")
+def main(cfg, run):
+    from common.results import ResultStore
 
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
-    parser.add_argument("--out", default=str(REPO_ROOT / "figures" / PAPER))
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's results block")
-    args = parser.parse_args(argv)
-    found = sources(Path(args.results_dir), args.scale, Path(args.out))
+    scale, out = cfg.scale.name, Path(cfg.out)
+    found = sources(Path(cfg.results), Path(cfg.paths.results_dir) / "gpu", scale, out)
     if not found:
-        print(f"figures: no slm_energy results under {args.results_dir} at scale={args.scale} "
-              "(run papers/slm_energy/reproduce.sh)")
-        return
-    tables = []
+        log.info("no slm_energy results under %s at scale=%s (run make reproduce-slm_energy)", cfg.results,
+                 scale)
+        return []
+    tables, made = [], []
     for src in found:
-        made = []
+        drawn = []
         if p := src["pareto"]:
-            made += fig_frontier(p, src["out"], "latency") + fig_frontier(p, src["out"], "energy")
-            made += fig_memory(p, src["out"]) + fig_roofline(p, src["out"])
+            drawn += fig_frontier(p, src["out"], "latency") + fig_frontier(p, src["out"], "energy")
+            drawn += fig_memory(p, src["out"]) + fig_roofline(p, src["out"])
+            if energy_missing(p):
+                log.info("%s: energy not measured for %s; no energy frontier for them", src["name"],
+                         ", ".join(g["model"] for g in energy_missing(p)))
         if r := src["replication"]:
             rows = [x for x in ResultStore(src["replication_dir"] / "results.jsonl").load().to_dict("records")
                     if x["model"] == r["model"] and x["workload"] == r["workload"]]
-            made += fig_replication(r, rows, src["out"])
-        print(f"figures: {src['name']} -> {', '.join(str(m) for m in made if m.suffix == '.png')}")
-        tables.append(results_table(src, made, README.parent))
-    block = "\n".join(tables)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"results_{args.scale}.md").write_text(block)
-    if not args.no_readme and update_readme(block):
-        print(f"figures: README results block -> {README}")
+            drawn += fig_replication(r, rows, src["out"])
+        log.info("%s -> %s", src["name"], ", ".join(str(m) for m in drawn if m.suffix == ".png"))
+        tables.append(results_table(src, drawn, out))
+        made += drawn
+    table = FigureOut(out, scale).write_text("results", "md", "\n".join(tables))
+    log.info("table -> %s", table)
+    publish(run, made, scale)
+    return [str(m) for m in [*made, table]]
 
 
 if __name__ == "__main__":

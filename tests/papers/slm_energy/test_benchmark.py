@@ -46,11 +46,22 @@ def test_benchmark_writes_cells_and_pareto_resumes_and_draws(tmp_path):
     run(tmp_path, name="rerun")
     assert (result_dir / "results.jsonl").read_text().count("\n") == lines  # nothing measured again
 
-    figures.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "fig"), "--no-readme"])
-    for name in ("frontier_latency", "frontier_energy", "pareto_memory", "roofline_pareto"):
-        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 0
-    table = (tmp_path / "fig" / "results_smoke.md").read_text()
+    readme = (REPO_ROOT / "papers" / "slm_energy" / "README.md").read_text()
+    cfg = compose("slm_energy/figures", ["logger=none", f"paths.results_dir={tmp_path}",
+                                         f"paths.figures_dir={tmp_path / 'fig'}"])
+    run_task(figures.main.task, cfg, tmp_path / "figures_run")
+    fig = tmp_path / "fig" / "slm_energy"
+    for name in ("frontier_latency", "pareto_memory", "roofline_pareto"):
+        assert (fig / f"{name}_smoke.png").stat().st_size > 0
+    table = (fig / "results_smoke.md").read_text()
     assert "opt-tiny" in table and "opt-125m" in table
+    assert "![frontier_latency](frontier_latency_smoke.png)" in table  # linked from where the table is
+    if g["energy"]["available"]:
+        assert (fig / "frontier_energy_smoke.png").stat().st_size > 0
+    else:  # no empty panels: no energy figure, one line saying why
+        assert not (fig / "frontier_energy_smoke.png").exists()
+        assert "energy per token: not measured for opt-tiny" in table
+    assert (REPO_ROOT / "papers" / "slm_energy" / "README.md").read_text() == readme  # README untouched
 
 
 def test_energy_per_token_from_a_replayed_power_trace(tmp_path, monkeypatch):
@@ -95,24 +106,26 @@ def test_typo_in_nested_key_is_named():
 @pytest.mark.parametrize("override, key", [("models=[opt-nope]", "models"),
                                            ("roofline.devices=[tpu-v9]", "roofline.devices"),
                                            ("latency_metric=vibes", "latency_metric")])
-def test_bad_input_exits_2_naming_the_key_and_leaves_no_run_dir(tmp_path, caplog, override, key):
+def test_bad_input_exits_2_naming_the_key_and_leaves_no_run_dir(tmp_path, capsys, override, key):
     cfg = compose("slm_energy/benchmark", [*TINY, f"paths.results_dir={tmp_path}", override])
     with pytest.raises(SystemExit) as exc:
         run_task(benchmark.main.task, cfg, tmp_path / "run")
     assert exc.value.code == 2
-    assert key in caplog.text
+    assert capsys.readouterr().err.startswith(f"error: {key}")
     assert not (tmp_path / "run").exists()
 
 
 def test_gpu_check_hook_runs_without_hydra(tmp_path):
-    """`make gpu-check` calls gpu_bench on GPU nodes that have no hydra: its dry run (tiny models, CPU)
-    must work with hydra unimportable and leave the same pareto.json the figures read."""
-    code = ("import sys; sys.modules['hydra'] = None\n"
+    """`make gpu-check` calls gpu_bench on GPU nodes that have neither hydra nor omegaconf: its small plan
+    (tiny models, CPU) must work with both unimportable and leave the same pareto.json the figures read."""
+    code = ("import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"
             "from papers.slm_energy import gpu_bench\n"
-            f"raise SystemExit(gpu_bench.main(['--dry-run', '--out', {str(tmp_path)!r}]))\n")
+            f"sys.argv = ['gpu_bench', 'plan=small', 'out={tmp_path}',\n"
+            f"            'paths.results_dir={tmp_path / 'r'}']\n"
+            "gpu_bench.main()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pareto = json.loads((tmp_path / "benchmark" / "pareto.json").read_text())
+    pareto = json.loads((tmp_path / "slm_energy" / "benchmark" / "pareto.json").read_text())
     assert [g["model"] for g in pareto["models"]] == ["opt-tiny", "llama-tiny"]
-    assert pareto["scale"] == "gpu_check_dry_run"
+    assert pareto["scale"] == "gpu_check_small"

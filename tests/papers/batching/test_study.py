@@ -152,6 +152,25 @@ def test_ncu_job_script_writes_into_the_result_dir_it_is_given(tmp_path):
     assert [p.name for p in out.iterdir()] == ["ncu_decode_B4.json"]
 
 
+def test_ncu_job_script_end_to_end_with_a_stand_in_ncu(tmp_path, monkeypatch):
+    """The real job script and decode_step's summary, with `ncu` replaced by a stub that writes a recorded
+    CSV: the CSV, its summary and decode_step's run records all land in the dir ncu.py gives."""
+    from tests.common.serving.test_kernels import NCU_CSV
+
+    recorded = tmp_path / "recorded.csv"
+    recorded.write_text(NCU_CSV)
+    stub = tmp_path / "ncu"
+    stub.write_text('#!/usr/bin/env bash\nwhile [[ $# -gt 0 ]]; do\n'
+                    '  if [[ $1 == --log-file ]]; then cp "$RECORDED" "$2"; fi; shift\ndone\n')
+    stub.chmod(0o755)
+    monkeypatch.setenv("NCU", str(stub))
+    monkeypatch.setenv("RECORDED", str(recorded))
+    out = tmp_path / "results" / "batching" / "ncu" / "smoke"
+    summary = ncu.profile_batch(REPO_ROOT / "scripts" / "ncu_decode.sh", 4, 300, out)
+    assert summary["classes"]["attention"]["kernels"] == 1 and summary["classes"]["matmul"]["kernels"] == 2
+    assert {p.name for p in out.iterdir()} == {"ncu_decode_B4.csv", "ncu_decode_B4.json", "decode_step"}
+
+
 # ---- the BCA step -------------------------------------------------------------------------------------
 def _rule(frame: pd.DataFrame, slo_factor=3.0, ref=32.0, epsilon=0.1) -> int:
     """The BCA rule written out again, for the oracle: highest total throughput among caps within

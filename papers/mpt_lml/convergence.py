@@ -13,32 +13,22 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
 from common.app import entrypoint
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
-from papers.mpt_lml.gaussian import (
-    Moments,
-    cumulative_score,
-    exhaustive_scores,
-    mc_scores,
-    permutation_scores,
-    sample_ppca,
-)
-from papers.mpt_lml.summary import write_summary
 
 log = logging.getLogger(__name__)
 EXHAUSTIVE_MAX_DIM = 12  # 2^12 masks take seconds; beyond that the exhaustive sum is out of reach
+ESTIMATORS = ("independent", "orderings")
 
 
-ESTIMATORS = {"independent": mc_scores, "orderings": permutation_scores}
-
-
-def replicate_estimates(estimator: str, g, data, masks: int, replicates: int, seed: int) -> np.ndarray:
+def replicate_estimates(estimator: str, g, data, masks: int, replicates: int, seed: int):
     """Cumulative MC estimates of the mean LML, one per independently seeded replicate."""
-    scores = ESTIMATORS[estimator]
+    import numpy as np
+    import torch
+
+    from papers.mpt_lml.gaussian import cumulative_score, mc_scores, permutation_scores
+
+    scores = {"independent": mc_scores, "orderings": permutation_scores}[estimator]
     return np.array(
         [
             float(cumulative_score(scores(g, data, masks, torch.Generator().manual_seed(seed * 100_003 + r))))
@@ -49,6 +39,13 @@ def replicate_estimates(estimator: str, g, data, masks: int, replicates: int, se
 
 @entrypoint("mpt_lml/convergence")
 def main(cfg, run):
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from papers.mpt_lml.gaussian import Moments, cumulative_score, exhaustive_scores, sample_ppca
+    from papers.mpt_lml.summary import write_summary
+
     started = time.perf_counter()
     cells = []
     for dim in cfg.dims:

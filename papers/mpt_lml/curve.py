@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-from tqdm import tqdm
-
 from common.app import entrypoint
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
-from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
-from papers.mpt_lml.summary import write_summary
 
 log = logging.getLogger(__name__)
 
 
 @entrypoint("mpt_lml/curve")
 def main(cfg, run):
+    import torch
+    from tqdm import tqdm
+
+    from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
+    from papers.mpt_lml.summary import write_summary
+
     started = time.perf_counter()
     cells = [
         {

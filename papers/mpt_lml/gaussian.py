@@ -35,6 +35,26 @@ from papers.mpt_lml.masks import all_subsets, complement, random_subsets, rate_t
 LOG_2PI = math.log(2 * math.pi)
 
 
+def check_data(x: torch.Tensor, dim: int | None = None) -> None:
+    """Data (N, D) with N, D >= 1, finite, and D matching the model's: ValueError otherwise."""
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"data must be (N, D) with N, D >= 1, got shape {tuple(x.shape)}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"data have {x.shape[1]} dims, the model {dim}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("data contain NaN or infinite values")
+
+
+def _check_input(g: Gaussian, x: torch.Tensor | Moments, count: int, what: str) -> None:
+    if int(count) < 1:
+        raise ValueError(f"{what} must be >= 1, got {count}")
+    if isinstance(x, Moments):
+        if x.mean.shape[0] != g.dim:
+            raise ValueError(f"data have {x.mean.shape[0]} dims, the model {g.dim}")
+    else:
+        check_data(x, g.dim)
+
+
 @dataclass
 class Moments:
     """A data set's mean and 1/N scatter: all that data-averaged Gaussian MPT scores depend on.
@@ -50,6 +70,7 @@ class Moments:
 
     @classmethod
     def of(cls, x: torch.Tensor) -> Moments:
+        check_data(x)
         mean = x.mean(0)
         centred = x - mean
         return cls(mean, centred.T @ centred / x.shape[0], x.shape[0])
@@ -260,6 +281,7 @@ def _mask_scores_mean(
 def exhaustive_scores(g: Gaussian, x: torch.Tensor | Moments, chunk: int = 4096) -> torch.Tensor:
     """S(x; m) for m = 1..D, averaged over all C(D, m) masks: (D, N), or (D,) for `Moments`.
     Small D only (2^D masks)."""
+    _check_input(g, x, 1, "")
     rows = []
     for size in range(1, g.dim + 1):
         masks = all_subsets(g.dim, size)
@@ -278,7 +300,10 @@ def mc_scores(
     """Monte Carlo S(x; m) with `masks_per_size` uniform masks per size (shared by all rows of x):
     (len(sizes), N), or (len(sizes),) for `Moments`; sizes default to 1..D. Unbiased for every m,
     so its sum is an unbiased estimate of the LML."""
+    _check_input(g, x, masks_per_size, "masks_per_size")
     sizes = range(1, g.dim + 1) if sizes is None else sizes
+    if len(sizes) == 0 or any(not 1 <= int(m) <= g.dim for m in sizes):
+        raise ValueError(f"mask sizes must lie in 1..{g.dim}, got {list(sizes)[:5]}")
     rows = [
         mask_scores(g, x, random_subsets(g.dim, int(m), masks_per_size, generator)).mean(0) for m in sizes
     ]
@@ -305,26 +330,51 @@ def permutation_scores(
     (P, D, D, N) tensor, so those scores are conditioned size by size on the same nested masks.
     """
     dim = g.dim
+    _check_input(g, x, permutations if orders is None else len(orders), "permutations")
     if orders is None:
         orders = torch.rand(permutations, dim, generator=generator, dtype=torch.float64).argsort(-1)
     if not isinstance(x, Moments):
         return torch.stack([mask_scores(g, x, nested_masks(orders, m)).mean(0) for m in range(1, dim + 1)])
-    (cov,) = _blocks(g.cov, orders, orders)
-    chol = torch.linalg.cholesky(cov)  # (P, D, D): rows t, columns j
-    lsq = chol.square()
-    # [t, k] holds the dim at position t given the first k; for k > t the suffix sums add exact zeros
-    # (L is lower triangular), so a variance of 1 there makes those entries add exactly nothing
-    invalid = torch.ones(dim, dim, dtype=torch.float64).triu(1)
-    variances = _suffix_sums(lsq) + invalid
-    white = torch.linalg.solve_triangular(chol, x.factor_about(g.mean)[orders], upper=False)
-    omega = white @ white.transpose(-1, -2)  # L^-1 S L^-T: the whitened data's second moment
-    upper = chol @ omega.triu(1).transpose(-1, -2)  # [t, k] = sum_{j > k} L_tj omega_kj
-    quad = _suffix_sums(
-        torch.addcmul(lsq * omega.diagonal(dim1=-2, dim2=-1)[:, None, :], chol, upper, value=2)
-    )
-    totals = (variances.log() + quad / variances).sum(-2)  # over the masked positions t >= k
+    factor = x.factor_about(g.mean)
+    invalid = torch.ones(dim, dim, dtype=torch.bool).triu(1)
+    totals = sum(_ordering_totals(g.cov, factor, part, invalid) for part in orders.split(ORDERING_CHUNK))
     sizes = dim - torch.arange(dim, dtype=torch.float64)  # m = D - k
-    return (-0.5 * (LOG_2PI + totals / sizes)).mean(0).flip(0)
+    return (-0.5 * (LOG_2PI + totals / (len(orders) * sizes))).flip(0)
+
+
+ORDERING_CHUNK = 32  # orderings per pass: (32, D, D) float64 arrays stay in cache for D <= 64 or so
+
+
+def _ordering_totals(cov: torch.Tensor, factor: torch.Tensor, orders: torch.Tensor,
+                     invalid: torch.Tensor) -> torch.Tensor:
+    """sum over these orderings and over t >= k of log v_tk + E[r_tk^2] / v_tk: (D,), index k."""
+    (ordered,) = _blocks(cov, orders, orders)
+    chol = torch.linalg.cholesky(ordered)  # (P, D, D): rows t, columns j
+    white = torch.linalg.solve_triangular(chol, factor[orders], upper=False)
+    omega = white @ white.transpose(-1, -2)  # L^-1 S L^-T: the whitened data's second moment
+    # [t, k] holds the dim at position t given the first k. The arithmetic is a few passes over
+    # (P, D, D) arrays, so without autograd each step works in place (and callers pass cache-sized
+    # chunks); with autograd (training) the same steps run out of place.
+    upper = chol @ omega.tril(-1)  # [t, j] = sum_{i > j} L_ti omega_ij (omega is symmetric)
+    diag = omega.diagonal(dim1=-2, dim2=-1)[:, None, :]
+    if torch.is_grad_enabled() and (cov.requires_grad or factor.requires_grad):
+        lsq = chol.square()
+        quad = _suffix_sums(torch.addcmul(lsq * diag, chol, upper, value=2))
+        variances = _suffix_sums(lsq).masked_fill(invalid, 1.0)
+        return (variances.log() + quad / variances).sum((0, 1))
+    quad = upper.mul_(chol).mul_(2)
+    lsq = chol.mul_(chol)  # L is not needed any more: its squares, in its place
+    quad = _suffix_sums_(quad.addcmul_(lsq, diag))  # E[residual^2] of the dim at t given the first k
+    # for k > t the suffix sums add exact zeros (L is lower triangular); a variance of 1 and a zero
+    # quadratic term there make those entries add exactly nothing
+    variances = _suffix_sums_(lsq).masked_fill_(invalid, 1.0)
+    return quad.div_(variances).add_(variances.log_()).sum((0, 1))  # over orderings and t >= k
+
+
+def _suffix_sums_(values: torch.Tensor) -> torch.Tensor:
+    """`_suffix_sums` along the last dim, written into `values`."""
+    prefix = values.cumsum(-1)
+    return values.sub_(prefix).add_(prefix[..., -1:])
 
 
 def _suffix_sums(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -340,6 +390,8 @@ def nested_masks(orders: torch.Tensor, size: int) -> torch.Tensor:
 
 def cumulative_score(scores: torch.Tensor) -> torch.Tensor:
     """sum_m S(x; m) over the sizes 1..D: the LML (exact for exhaustive scores, unbiased for MC)."""
+    if scores.shape[0] < 1 or not bool(torch.isfinite(scores).all()):
+        raise ValueError("cumulative_score needs finite scores for at least one size")
     return scores.sum(0)
 
 
@@ -400,6 +452,9 @@ def sample_ppca(
     The noise is drawn per dimension, as the model says; the authors' scripts add one noise value
     per datapoint to every dimension, which is not a draw from their PPCA.
     """
+    if dim < 1 or latent < 1 or n < 1 or not (math.isfinite(noise_std) and noise_std > 0):
+        raise ValueError(f"need dim, latent, n >= 1 and a finite noise_std > 0; got {dim}, {latent}, {n}, "
+                         f"{noise_std}")
     opts = {"dtype": torch.float64, "generator": generator}
     weights = torch.randn(dim, latent, **opts)
     x = torch.randn(n, latent, **opts) @ weights.T + noise_std * torch.randn(n, dim, **opts)

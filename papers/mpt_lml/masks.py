@@ -55,7 +55,10 @@ def complement(indices: torch.Tensor, dim: int) -> torch.Tensor:
 def rate_to_size(dim, rate: float):
     """The mask size of a masking rate: round(rate * dim), at least one token and at most all.
 
-    `dim` may be an int or a LongTensor of per-sequence lengths."""
+    `dim` may be an int or a LongTensor of per-sequence lengths; a rate outside (0, 1] is an error
+    (it used to be clamped silently)."""
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1):
+        raise ValueError(f"masking rate must lie in (0, 1], got {rate!r}")
     if isinstance(dim, torch.Tensor):
         return (rate * dim).round().long().clamp_min(1).minimum(dim)
     return min(dim, max(1, round(rate * dim)))

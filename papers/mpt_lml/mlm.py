@@ -64,12 +64,100 @@ def bert_logits(model, pad_id: int = PAD) -> LogitsFn:
 
 
 def masked_token_log_probs(
-    model: LogitsFn, ids: torch.Tensor, masked: torch.Tensor, mask_id: int = MASK
+    model: LogitsFn,
+    ids: torch.Tensor,
+    masked: torch.Tensor,
+    mask_id: int = MASK,
+    vocab: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """log p(true token | input with every masked position set to [MASK]) where masked, else 0."""
-    logits = model(ids.masked_fill(masked, mask_id))
-    logp = log_softmax(logits.double(), dim=-1).gather(-1, ids[..., None])[..., 0]
+    """log p(true token | input with every masked position set to [MASK]) where masked, else 0.
+
+    `vocab` (sorted token ids) renormalises over those ids only (e.g. a protein model's 20 residues,
+    as AntiBERTy's own pseudo-likelihood does); every true token at a masked position must be in it."""
+    logits = model(ids.masked_fill(masked, mask_id)).double()
+    if vocab is None:
+        logp = log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
+    else:
+        where = torch.searchsorted(vocab, ids).clamp_max(len(vocab) - 1)
+        logp = log_softmax(logits[..., vocab], dim=-1).gather(-1, where[..., None])[..., 0]
     return torch.where(masked, logp, 0.0)
+
+
+@torch.no_grad()
+def ordering_scores(
+    model: LogitsFn,
+    ids: torch.Tensor,
+    orderings: int,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+    special: torch.Tensor | None = None,
+    mask_id: int = MASK,
+    vocab: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cumulative MPT along random orderings: (sizes (P, D, N), chain (P, N)), D maskable tokens per row.
+
+    Ordering p of a row's maskable positions gives one mask of every size m (its last m positions), so
+    one forward pass per (row, ordering, size) yields S_p(x; m) = (1/m) sum_{t in M} log p(x_t | x_-M)
+    for every m = 1..D at once: sizes[p, m-1, n], an unbiased MC estimate of S(x; m) for each m, whose
+    sum over m estimates log p(x) (`cumulative`). The same passes give the chain rule along the
+    ordering, chain[p, n] = sum_i log p(x_(i) | x_(1..i-1)) (the first masked position of each pass).
+    For a model whose conditionals come from one joint distribution that sum is log p(x) exactly for
+    every ordering, so its spread across orderings measures how inconsistent the conditionals are;
+    its mean over orderings estimates the same quantity as the cumulative score.
+    """
+    special = is_special(ids) if special is None else special
+    allowed = ~special
+    dims = allowed.sum(-1)
+    if orderings < 1:
+        raise ValueError(f"orderings must be >= 1, got {orderings}")
+    if bool((dims < 1).any()):
+        raise ValueError("every sequence needs at least one maskable token")
+    if bool((dims != dims[0]).any()):
+        raise ValueError("ordering_scores needs sequences with the same number of maskable tokens")
+    n, dim = ids.shape[0], int(dims[0])
+    keys = torch.rand(orderings, *ids.shape, generator=generator, dtype=torch.float64)
+    ranks = keys.masked_fill(special, torch.inf).argsort(-1).argsort(-1)  # (P, N, L); specials ranked last
+    sizes = torch.arange(1, dim + 1)
+    # job (p, m, n): mask the positions of rank >= D - m among the maskable ones
+    rank = ranks[:, None, :, :].expand(orderings, dim, n, ids.shape[1])
+    first = (dim - sizes)[None, :, None, None]
+    masked = (rank >= first) & allowed  # (P, D, N, L)
+    head = (rank == first) & allowed  # the chain-rule position of each pass
+    flat_masked = masked.reshape(-1, ids.shape[1])
+    flat_ids = ids[None, None].expand(orderings, dim, n, ids.shape[1]).reshape(-1, ids.shape[1])
+    logp = torch.empty(flat_ids.shape, dtype=torch.float64)
+    for part in torch.arange(flat_ids.shape[0]).split(batch_size):
+        logp[part] = masked_token_log_probs(model, flat_ids[part], flat_masked[part], mask_id, vocab)
+    logp = logp.reshape(masked.shape)
+    size_scores = logp.sum(-1) / sizes[None, :, None]
+    chain = torch.where(head, logp, 0.0).sum((-1, 1))
+    return size_scores, chain
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(
+    model: LogitsFn,
+    ids: torch.Tensor,
+    batch_size: int = 256,
+    special: torch.Tensor | None = None,
+    mask_id: int = MASK,
+    vocab: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """PLL (Salazar et al. 2020): sum_t log p(x_t | x_-t), every maskable token masked alone: (N,).
+
+    It equals D * S(x; 1), the fixed rate 1/D on the LML's scale; each token sees all the others,
+    so for data from a consistent model it over-states log p(x) in expectation."""
+    special = is_special(ids) if special is None else special
+    rows, cols = (~special).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError("no maskable token")
+    masked = torch.zeros(len(rows), ids.shape[1], dtype=torch.bool)
+    masked[torch.arange(len(rows)), cols] = True
+    total = torch.zeros(ids.shape[0], dtype=torch.float64)
+    for part in torch.arange(len(rows)).split(batch_size):
+        lp = masked_token_log_probs(model, ids[rows[part]], masked[part], mask_id, vocab).sum(-1)
+        total.index_add_(0, rows[part], lp)
+    return total
 
 
 @torch.no_grad()
@@ -140,6 +228,8 @@ def cumulative_scores(
 
 def rate_grid(step: float) -> list[float]:
     """Masking rates step, 2 step, ... < 1 (the authors' grid without its NaN rate 0)."""
+    if not 0 < step <= 0.5:
+        raise ValueError(f"rate step must lie in (0, 0.5] (at least one rate below 1), got {step}")
     count = round(1 / step)
     return [round(i * step, 10) for i in range(1, count)]
 
@@ -150,6 +240,8 @@ def integrate_area(neg_losses: Sequence[float], dims: int, step: float = 0.01) -
     A Riemann sum of -sum_m S(m) with m = rate * dims: an estimate of -log p(x) per sequence of
     `dims` tokens, positive, smaller for a better model.
     """
+    if not 0 < step < 1 or dims < 1:
+        raise ValueError(f"need 0 < step < 1 and dims >= 1, got step={step}, dims={dims}")
     values = np.asarray(neg_losses, dtype=float)
     return float(np.nansum(-values) * step * dims)
 
@@ -212,7 +304,7 @@ def train_mlm(
     warmup: int,
     generator: torch.Generator,
     fixed_rate: float = 0.15,
-    progress=None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train a masked LM with exact-count, all-[MASK] masks; returns the loss per step.
 
@@ -222,6 +314,9 @@ def train_mlm(
     """
     if objective not in ("uniform", "fixed"):
         raise ValueError(f"objective must be 'uniform' or 'fixed', got {objective!r}")
+    if steps < 1 or batch_size < 1 or not lr > 0 or warmup < 0 or not 0 < fixed_rate < 1:
+        raise ValueError(f"need steps >= 1, batch_size >= 1, lr > 0, warmup >= 0 and 0 < fixed_rate < 1; got "
+                         f"{steps}, {batch_size}, {lr}, {warmup}, {fixed_rate}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, 1 - s / steps)
@@ -244,7 +339,9 @@ def train_mlm(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"the training loss is {losses[-1]} at step {len(losses)}")
         if progress is not None:
-            progress(losses[-1])
+            progress(len(losses), losses[-1])
     model.eval()
     return losses

@@ -13,14 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
 from common.app import entrypoint
 from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
-from papers.mpt_lml.mlm import bert_logits, collator_curve, integrate_area, rate_curve, rate_grid
-from papers.mpt_lml.reference import authors_areas
-from papers.mpt_lml.summary import write_summary
 
 log = logging.getLogger(__name__)
 TEXT_FIELDS = {
@@ -68,11 +63,11 @@ def glue_texts(task: str) -> list[str]:
     return [row[f] for row in split for f in TEXT_FIELDS[task]]
 
 
-def char_chunks(
-    texts: list[str], tokenizer, chunk_len: int, max_chunks: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def char_chunks(texts: list[str], tokenizer, chunk_len: int, max_chunks: int):
     """The authors' test set: character-split texts, concatenated, cut into chunks; the last one is
     padded. Returns (ids (n, chunk_len), special (n, chunk_len)); max_chunks <= 0 keeps all."""
+    import torch
+
     stream: list[int] = []
     for text in texts:
         stream += tokenizer(" ".join(text))["input_ids"]
@@ -87,7 +82,12 @@ def char_chunks(
 
 @entrypoint("mpt_lml/mlm_glue")
 def main(cfg, run):
+    import torch
     from transformers import BertConfig, BertForMaskedLM
+
+    from papers.mpt_lml.mlm import bert_logits, collator_curve, integrate_area, rate_curve, rate_grid
+    from papers.mpt_lml.reference import authors_areas
+    from papers.mpt_lml.summary import write_summary
 
     started = time.perf_counter()
     tokenizer, pretrained = load_model(cfg.model_name)

@@ -11,25 +11,23 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
 from common.app import entrypoint
-from common.errors import BadInput
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
-from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
-from papers.mpt_lml.ppca_training import optimum_lml, train_ppca
-from papers.mpt_lml.summary import write_summary
 
 log = logging.getLogger(__name__)
 
 
 @entrypoint("mpt_lml/noise_to_lml")
 def main(cfg, run):
+    import torch
+
+    from papers.mpt_lml.gaussian import Moments, mc_scores, sample_ppca
+    from papers.mpt_lml.mlm_experiment import CurveLog
+    from papers.mpt_lml.ppca import optimum_lml, train_ppca
+    from papers.mpt_lml.summary import write_summary
+
     started = time.perf_counter()
-    if any(c < 0 or c > cfg.steps for c in cfg.checkpoints):
-        raise BadInput(
-            f"checkpoints: every checkpoint must lie in 0..steps={cfg.steps}, got {list(cfg.checkpoints)}"
-        )
+    training_log = CurveLog(run)
     _, x = sample_ppca(
         cfg.dim, cfg.latent, cfg.n_data, cfg.noise_std, torch.Generator().manual_seed(cfg.seed)
     )
@@ -67,7 +65,8 @@ def main(cfg, run):
                 )
             log.info("step %d: area %.3f, exact LML %.3f", step, curves[-1]["area"], curves[-1]["lml"])
 
-        hist = train_ppca(x, cfg.latent, "cumulative", cfg.steps, cfg.lr, 1, cfg.seed, 1, on_eval)
+        hist = train_ppca(x, cfg.latent, "cumulative", cfg.steps, cfg.lr, 1, cfg.seed, 1, on_eval,
+                          log_fn=lambda step, values: training_log("cumulative", step, values))
         return {
             "curves": curves,
             "share_masked": [m / cfg.dim for m in range(1, cfg.dim + 1)],

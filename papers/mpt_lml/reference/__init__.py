@@ -5,28 +5,44 @@ Read from this package, never from a shared folder, so a clone carries what it c
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-
-import pandas as pd
-
-from papers.mpt_lml.mlm import integrate_area
 
 CURVES = Path(__file__).with_name("bert_mpt_curves.csv")
 AUTHORS_DIMS = 512  # the authors' integrate_area(losses, dimensions=512): their chunk length
 AUTHORS_STEP = 0.01  # their rate grid np.arange(0, 1, 0.01)
 
 
-def authors_curves() -> pd.DataFrame:
+def authors_curves():
     """dataset, model (pretrained | random), masking_rate, neg_eval_loss (NaN at rate 0)."""
+    import pandas as pd
+
     return pd.read_csv(CURVES)
 
 
 def authors_areas() -> dict[str, dict[str, float]]:
     """{model: {dataset: area}} by the authors' Riemann sum, -sum(neg_eval_loss) * 0.01 * 512."""
+    from papers.mpt_lml.mlm import integrate_area
+
     curves = authors_curves()
     out: dict[str, dict[str, float]] = {}
     for (model, dataset), group in curves.groupby(["model", "dataset"]):
         out.setdefault(model, {})[dataset] = integrate_area(
             group["neg_eval_loss"].to_numpy(), AUTHORS_DIMS, AUTHORS_STEP
         )
+    return out
+
+
+AUTHORS_HARDWARE = "an NVIDIA A100 under LSF (the authors' job_gpu.sh)"
+
+
+def authors_per_token() -> dict[str, dict[str, dict[str, float]]]:
+    """{model: {dataset: {nats_per_token, bits_per_char}}}: the authors' area per token, i.e. the mean
+    over their 99 rates of the eval loss. Their inputs were split into single characters before
+    WordPiece, so one token is one character (bits per character = nats per token / ln 2)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for model, per_task in authors_areas().items():
+        for dataset, value in per_task.items():
+            nats = value / AUTHORS_DIMS / (AUTHORS_STEP * 99)  # area / (D * 0.99): the mean over the rates
+            out.setdefault(model, {})[dataset] = {"nats_per_token": nats, "bits_per_char": nats / math.log(2)}
     return out

@@ -14,12 +14,14 @@ from omegaconf.errors import ConfigKeyError
 from common.config import compose, run_task
 from common.runinfo import hardware_summary
 from papers.mpt_lml import (
+    benchmark,
     bernoulli_digits,
     convergence,
     curve,
     figures,
     mlm_glue,
     mlm_hmm,
+    mlm_pretrained,
     mlm_text,
     noise_to_lml,
     ppca_training,
@@ -35,7 +37,8 @@ TINY_BERT = [
     "train.warmup=1",
     "eval.sequences=6",
     "eval.rate_step=0.25",
-    "eval.masks_per_size=1",
+    "eval.orderings=2",
+    "train.seeds=[0,1]",
 ]
 TINY = {
     "convergence": (convergence, ["dims=[4,6]", "masks_per_size=[1,3]", "replicates=3", "n_data=5"]),
@@ -58,16 +61,22 @@ TINY = {
     "bernoulli_digits": (
         bernoulli_digits,
         [
+            "dataset=mnist",
             "max_train=40",
+            "max_test=20",
             "steps=3",
             "batch_size=8",
             "eval_every=3",
             "nodes_per_dim=4",
             "objectives=[cumulative,rate_0.15,lml]",
+            "mpt_images=4",
         ],
     ),
     "mlm_hmm": (mlm_hmm, ["seq_len=6", "hidden_states=3", "symbols=4", *TINY_BERT]),
     "mlm_text": (mlm_text, ["seq_len=12", *TINY_BERT]),
+    "mlm_pretrained": (mlm_pretrained, ["sequences=[ACDA,CCAD]", "names=[a,b]", "orderings=2",
+                                        "rate_step=0.25", "torch_threads=1"]),
+    "benchmark": (benchmark, ["dim=4", "n=5", "masks=3", "repeats=1"]),
 }
 
 
@@ -75,16 +84,36 @@ def common_overrides(results: Path) -> list[str]:
     return ["logger=none", f"paths.results_dir={results}", f"paths.data_dir={results / 'data'}"]
 
 
+def tiny_model_dir(root: Path) -> Path:
+    """A random-init BertForMaskedLM over 4 letters saved with save_pretrained, with its vocab.txt: the
+    real-model path (`model=<dir>`) run offline, nothing patched."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "A", "C", "D", "E"]
+    config = BertConfig(vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+                        intermediate_size=8, max_position_embeddings=16)
+    path = root / "tiny_bert"
+    BertForMaskedLM(config).save_pretrained(path)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, model_dir):
     root = tmp_path_factory.mktemp("mpt_lml")
     for name, (module, overrides) in TINY.items():
-        cfg = compose(f"mpt_lml/{name}", [*overrides, *common_overrides(root / "results")])
+        extra = [f"model={model_dir}"] if name == "mlm_pretrained" else []
+        cfg = compose(f"mpt_lml/{name}", [*overrides, *extra, *common_overrides(root / "results")])
         run_task(module.main.task, cfg, root / "runs" / name)
     return root
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(set(TINY) - {"benchmark"}))
 def test_each_config_runs_and_writes_a_summary(results, name):
     summary = json.loads((results / "results" / "mpt_lml" / name / "smoke" / "summary.json").read_text())
     assert summary["experiment"] == name and summary["rows"]
@@ -104,11 +133,24 @@ def test_rerun_resumes_without_recomputing(results):
 
 def test_figures_rebuild_from_saved_results(results):
     out = results / "figures"
-    figures.main(["--results-dir", str(results / "results"), "--out", str(out)])
-    for name in TINY:
-        assert (out / f"{name}.png").stat().st_size > 0
-    table = (out / "results_smoke.md").read_text()
-    assert "exact_hmm" in table and "cumulative" in table
+    cfg = compose("mpt_lml/figures", [*common_overrides(results / "results"), f"paths.figures_dir={out}"])
+    run_task(figures.main.task, cfg, results / "runs" / "figures")
+    for name in set(TINY) - {"benchmark"}:
+        assert (out / "mpt_lml" / f"{name}_smoke.png").stat().st_size > 0, name
+    table = (out / "mpt_lml" / "results_smoke.md").read_text()
+    assert "exact_hmm" in table and "cumulative" in table and "PLL" in table
+
+
+def test_benchmark_times_every_method_alike_and_they_agree(results):
+    path = results / "results" / "mpt_lml" / "benchmark" / "smoke" / "batched_vs_loop.json"
+    got = json.loads(path.read_text())
+    names = {"orderings", "per_size", "loop_authors", "loop_torch", "loop_lean"}
+    assert {k.split("/")[1] for k in got if k.startswith("data_mean/")} == names
+    assert got["repeats"] == 1 and "CPU time" in got["measure"]
+    for key, row in got.items():
+        if isinstance(row, dict):
+            assert row["max_abs_diff_to_loop_torch"] < 1e-9 and row["cpu_s"] > 0, key
+    assert got["data_mean/orderings"]["speedup_cpu_vs_loop_lean"] > 0
 
 
 def test_unknown_key_fails_composition_naming_it():

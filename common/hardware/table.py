@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from common.app import entrypoint
 from common.hardware.specs import DTYPES, SPECS
-from common.schema import MISSING, RunConfig
+from common.schema import RunConfig, spec
 
 
 def _fmt(value: float | None, scale: float, digits: int = 1) -> str:
@@ -32,7 +32,7 @@ def spec_table(specs: dict) -> str:
 class TableConfig(RunConfig):
     """conf/common/hardware/table.yaml: where this host's measured profile is looked for."""
 
-    profile_dir: str = MISSING  # ${paths.results_dir}/hardware
+    profile_dir: str = spec(free="a directory: where the probe saved this host's profile")
 
 
 @entrypoint("common/hardware/table", schema=TableConfig)

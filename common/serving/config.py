@@ -25,19 +25,9 @@ from common.serving.workloads import KINDS
 
 ENGINES = ("hf", "vllm")
 DEVICES = ("auto", "cpu", "cuda")
+SAMPLED = ("mean_prompt", "mean_output", "sigma_prompt", "sigma_output")  # a sharegpt_sampled distribution
 MONITORS = ("auto", "nvml", "cpu")  # common.gpu_metrics backends a config may name (replay is for tests)
 _ABSENT = object()
-
-
-@dataclass
-class SampledLengthsConfig:
-    """ShareGPT-like lengths without the file (kind=sharegpt_sampled): log-normal, filtered as the vLLM
-    benchmark client filters, with these means after filtering."""
-
-    mean_prompt: float = spec(gt=0)
-    mean_output: float = spec(gt=0)
-    sigma_prompt: float = spec(ge=0)  # log-normal spread (the right tail: a few long prompts)
-    sigma_output: float = spec(ge=0)
 
 
 @dataclass
@@ -49,7 +39,12 @@ class WorkloadConfig:
     output_len: int = spec(ge=1)  # fixed: every request's new tokens
     sharegpt_path: Optional[str] = spec(None, free="a local ShareGPT JSON file; checked for kind=sharegpt")
     seed: int = spec(0, ge=0)  # the request list is drawn once with this seed and stored beside the results
-    sampled: Optional[SampledLengthsConfig] = None  # sharegpt_sampled: the lengths' distribution
+    # sharegpt_sampled: ShareGPT-like lengths without the file, log-normal, filtered as the vLLM benchmark
+    # client filters, with these means after filtering and these log-normal spreads
+    mean_prompt: Optional[float] = spec(None, gt=0)
+    mean_output: Optional[float] = spec(None, gt=0)
+    sigma_prompt: Optional[float] = spec(None, ge=0)
+    sigma_output: Optional[float] = spec(None, ge=0)
 
 
 @dataclass
@@ -187,14 +182,15 @@ def workload_spec(w, key: str = "workload"):
         raise BadInput(f"{key}: prompt_len and output_len must be >= 1")
     sampled = None
     if w.kind == "sharegpt_sampled":
-        s = _get(w, "sampled")
-        if s is _ABSENT or s is None:
-            raise BadInput(f"{key}.sampled: kind=sharegpt_sampled needs the lengths' distribution "
-                           "({mean_prompt, mean_output, sigma_prompt, sigma_output})")
-        if min(s.mean_prompt, s.mean_output) <= 0 or min(s.sigma_prompt, s.sigma_output) < 0:
-            raise BadInput(f"{key}.sampled: means must be > 0 and sigmas >= 0")
-        sampled = SampledLengths(float(s.mean_prompt), float(s.mean_output), float(s.sigma_prompt),
-                                 float(s.sigma_output))
+        shape = {k: _get(w, k) for k in SAMPLED}
+        absent = [k for k, v in shape.items() if v is _ABSENT or v is None]
+        if absent:
+            raise BadInput(f"{key}.{absent[0]}: kind=sharegpt_sampled needs the lengths' distribution "
+                           f"({', '.join(SAMPLED)})")
+        if min(shape["mean_prompt"], shape["mean_output"]) <= 0 or min(shape["sigma_prompt"],
+                                                                      shape["sigma_output"]) < 0:
+            raise BadInput(f"{key}.mean_prompt: the means must be > 0 and the sigmas >= 0")
+        sampled = SampledLengths(**{k: float(v) for k, v in shape.items()})
     return WorkloadSpec(w.kind, int(w.prompt_len), int(w.output_len), w.sharegpt_path, int(w.seed), sampled)
 
 

@@ -14,7 +14,8 @@ BACKGROUND = REPO_ROOT / "papers" / "batching" / "reference" / "background_sweep
 @pytest.mark.parametrize("config", ["batching/sweep", "batching/replicate"])
 def test_sampled_means_are_the_reference_sweep_realised_means(config):
     """kind=sharegpt_sampled draws the ShareGPT lengths of the authors' background sweep (OPT rows)."""
-    sampled = compose(config, ["workload.kind=sharegpt_sampled"]).workload.sampled
+    sampled = compose(config, ["workload.kind=sharegpt_sampled"]).workload
+    assert workload_spec(sampled).sampled.mean_prompt == sampled.mean_prompt  # the kind takes them
     opt = pd.read_csv(BACKGROUND).query("model.str.startswith('opt')")
     assert (opt.total_input_tokens / opt.num_prompts).round(1).unique().tolist() == [sampled.mean_prompt]
     outputs = opt.total_output_tokens / opt.num_prompts

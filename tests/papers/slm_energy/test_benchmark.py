@@ -98,6 +98,15 @@ def test_unknown_key_fails_naming_the_key(config):
         compose(config, ["no_such_knob=1"])
 
 
+def test_paper_scale_workloads_are_the_fixed_and_the_sharegpt_like_lengths():
+    from common.serving.config import workload_spec
+
+    cfg = compose("slm_energy/benchmark", ["scale=paper"])
+    fixed, sampled = (workload_spec(w, f"workloads[{i}]") for i, w in enumerate(cfg.workloads))
+    assert (fixed.kind, fixed.prompt_len, fixed.output_len) == ("fixed", 161, 338)
+    assert sampled.kind == "sharegpt_sampled" and sampled.sampled.mean_prompt == 110.6
+
+
 def test_typo_in_nested_key_is_named():
     with pytest.raises(Exception, match="devicez"):
         compose("slm_energy/benchmark", ["roofline.devicez=[a100-40gb]"])

@@ -175,6 +175,14 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str], schema:
             choices[name] = value
         else:
             values[name] = _parse_value(value)
+    def option_file(folder: Path, name: str) -> Path:
+        """The chosen option's file; a choice with no file is named as hydra names it."""
+        found = folder / f"{choices[name]}.yaml"
+        if not found.is_file():
+            options = ", ".join(sorted(f.stem for f in folder.glob("*.yaml")))
+            raise BadInput(f"{name}: no option {choices[name]!r} (choices: {options})")
+        return found
+
     data: dict = {}
     for kind, group, key, option, optional in entries:
         if kind == "schema" and schema is not None:
@@ -182,10 +190,9 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str], schema:
         elif kind == "self":
             data = _merge(data, own)
         elif kind in ("shared", "root"):
-            data = _merge(data, {key: _yaml(config_dir / group / f"{choices[group]}.yaml")})
+            data = _merge(data, {key: _yaml(option_file(config_dir / group, group))})
         elif kind == "local":
-            option = choices[choice_key(kind, group, key)]
-            data = _merge(data, {key: _yaml(path.parent / group / f"{option}.yaml")})
+            data = _merge(data, {key: _yaml(option_file(path.parent / group, choice_key(kind, group, key)))})
         elif kind == "global":
             def choice(match: re.Match, group: str = group) -> str:
                 if match.group(1) not in choices:

@@ -87,6 +87,8 @@ def test_an_entry_it_cannot_read_is_refused_naming_it(demo, entry):
         load("demo/odd", demo, [])
 
 
-def test_a_mandatory_group_file_that_is_missing_is_named(demo):
-    with pytest.raises(BadInput, match="nope.yaml does not exist"):
+def test_a_choice_without_its_file_is_named_as_hydra_names_it(demo):
+    with pytest.raises(BadInput, match=r"^plan: no option 'nope' \(choices: full, small\)"):
         load("demo/cmd", demo, ["plan=nope"])
+    with pytest.raises(BadInput, match=r"^demo/local@local: no option 'nope'"):
+        load("demo/cmd", demo, ["demo/local@local=nope"])

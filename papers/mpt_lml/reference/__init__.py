@@ -37,12 +37,12 @@ AUTHORS_HARDWARE = "an NVIDIA A100 under LSF (the authors' job_gpu.sh)"
 
 
 def authors_per_token() -> dict[str, dict[str, dict[str, float]]]:
-    """{model: {dataset: {nats_per_token, bits_per_char}}}: the authors' area per token, i.e. the mean
-    over their 99 rates of the eval loss. Their inputs were split into single characters before
-    WordPiece, so one token is one character (bits per character = nats per token / ln 2)."""
+    """{model: {dataset: {nats_per_token, bits_per_char}}}: the mean over the authors' 99 rates of
+    their masked-token loss (their area divided by 512 tokens and by the grid's 0.99). Their inputs
+    were split into single characters before WordPiece, so a token is a character (bits per
+    character = nats per token / ln 2)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for model, per_task in authors_areas().items():
-        for dataset, value in per_task.items():
-            nats = value / AUTHORS_DIMS / (AUTHORS_STEP * 99)  # area / (D * 0.99): the mean over the rates
-            out.setdefault(model, {})[dataset] = {"nats_per_token": nats, "bits_per_char": nats / math.log(2)}
+    for (model, dataset), group in authors_curves().groupby(["model", "dataset"]):
+        nats = -float(group["neg_eval_loss"].dropna().mean())
+        out.setdefault(model, {})[dataset] = {"nats_per_token": nats, "bits_per_char": nats / math.log(2)}
     return out

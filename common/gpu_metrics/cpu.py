@@ -33,6 +33,7 @@ class RaplDomain:
     wraps: int = 0
 
     def read_uj(self) -> int:
+        """Cumulative package energy in µJ, wraps undone; read more often than one wrap or a wrap is lost."""
         raw = int((self.path / "energy_uj").read_text())
         if 0 <= raw < self.last_uj:  # the counter passed max_energy_range_uj and restarted from 0
             self.wraps += 1
@@ -83,6 +84,7 @@ def _peak_rss_bytes() -> int | None:
 
 
 def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's), the share a job really has."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -90,6 +92,10 @@ def usable_cores() -> int:
 
 
 class CPUBackend:
+    """The one device "cpu": RAPL package energy (whole socket, often root-only), this process's time and RSS.
+
+    devices may only be None or ["cpu"] (ValueError otherwise), so the signature matches the other backends.
+    """
     name = "cpu"
     time_origin = 0.0
 
@@ -104,6 +110,7 @@ class CPUBackend:
         self.cores = usable_cores()
 
     def read(self, t: float) -> dict[str, Reading]:
+        """The "cpu" Reading; energy_j is None without readable RAPL; busy_s: CPU seconds per usable core."""
         energy = sum(d.read_uj() for d in self.domains) / 1e6 if self.domains else None
         return {DEVICE: Reading(
             energy_j=energy,
@@ -113,9 +120,11 @@ class CPUBackend:
         )}
 
     def sync(self) -> None:
+        """Nothing to wait for: CPU work is done when the call returns."""
         pass
 
     def describe(self) -> dict:
+        """What is measured and over which scope, for a run's metadata."""
         return {
             "rapl_root": str(self.rapl_root),
             "rapl_domains": [f"{d.path.name} ({d.name})" for d in self.domains],
@@ -124,4 +133,5 @@ class CPUBackend:
         }
 
     def close(self) -> None:
+        """Nothing to release; here so every backend closes alike."""
         pass

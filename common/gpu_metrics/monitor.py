@@ -175,6 +175,7 @@ class Monitor:
 
     @property
     def devices(self) -> list[str]:
+        """Device labels as they key every Measurement, in the backend's order (a copy)."""
         return list(self.backend.devices)
 
     def _read_locked(self) -> tuple[float, dict[str, Reading]]:
@@ -184,6 +185,10 @@ class Monitor:
 
     # ---- windows ----------------------------------------------------------------------------------
     def begin_window(self, name: str) -> None:
+        """Open window `name` at a synced read, starting the sampler if the backend needs it.
+
+        Raises ValueError if a window of that name is already open.
+        """
         if name in self._windows:
             raise ValueError(f"gpu_metrics window {name!r} is already open")
         if self.backend.needs_sampler and self._thread is None:
@@ -195,6 +200,7 @@ class Monitor:
             self._windows[name] = self._read_locked()
 
     def end_window(self, name: str) -> Measurement:
+        """Close window `name` and measure it; ValueError if it is not open."""
         if name not in self._windows:
             raise ValueError(f"gpu_metrics window {name!r} is not open (open: {sorted(self._windows)})")
         self.backend.sync()
@@ -249,6 +255,10 @@ class Monitor:
 
     # ---- sampler ----------------------------------------------------------------------------------
     def start_sampler(self) -> None:
+        """Read every device sample_hz times a second on a daemon thread (timeline rows, power integration).
+
+        Starting it twice is a no-op; windows start it themselves where the backend needs it.
+        """
         if self._thread is not None:
             return
         self._stop.clear()
@@ -300,6 +310,10 @@ class Monitor:
             self._prune_locked()
 
     def timeline(self) -> pd.DataFrame:
+        """Every sampled row so far; power and utilisation from counters are rates since the previous sample.
+
+        Empty unless the sampler ran; times are on the Monitor's clock (see started_unix for wall time).
+        """
         with self._lock:
             rows = list(self._rows)
         frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
@@ -307,6 +321,7 @@ class Monitor:
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def describe(self) -> dict:
+        """The backend, its devices and the sampler's state as JSON-able facts for a run's metadata."""
         b = self.backend
         return {"backend": b.name, "devices": list(b.devices), "started_unix": self.started_unix,
                 "sample_hz": self.sample_hz,
@@ -316,6 +331,10 @@ class Monitor:
                 **b.describe()}
 
     def close(self) -> None:
+        """Stop the sampler and release the backend; a second call does nothing.
+
+        Raises RuntimeError if the sampler had died on an error, as its energies would have a gap.
+        """
         if self._closed:
             return
         self._closed = True

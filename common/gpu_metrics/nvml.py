@@ -62,6 +62,11 @@ def visible_nvml_indices(nvml) -> list[int]:
 
 
 class NVMLBackend:
+    """Visible GPUs through NVML, labelled cuda:i as torch numbers them.
+
+    Raises BackendUnavailable when pynvml, the driver or a visible GPU is missing (auto mode then falls back
+    to the CPU), ValueError for a device index outside the visible GPUs.
+    """
     name = "nvml"
     time_origin = 0.0
     energy_missing_reason = None
@@ -116,6 +121,7 @@ class NVMLBackend:
             return None
 
     def read(self, t: float) -> dict[str, Reading]:
+        """One Reading per GPU (J, W, %, device-wide used bytes); a query the board lacks reads as None."""
         nvml = self.nvml
         out = {}
         for label, handle in self.handles.items():
@@ -140,9 +146,11 @@ class NVMLBackend:
                 torch.cuda.synchronize(int(label.split(":")[1]))
 
     def describe(self) -> dict:
+        """Each GPU's NVML index, name, UUID, energy source and CUDA_VISIBLE_DEVICES, for a run's metadata."""
         return {"gpus": self.info, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def close(self) -> None:
+        """Shut NVML down; a failure is only logged, as nothing is left to measure."""
         try:
             self.nvml.nvmlShutdown()
         except self.nvml.NVMLError as err:

@@ -44,13 +44,17 @@ class Backend(Protocol):
     needs_sampler: bool  # windows are only right with the sampler running (power integration, wraps)
     time_origin: float  # the default clock starts here (the first time of a replayed trace)
 
-    def read(self, t: float) -> dict[str, Reading]: ...
+    def read(self, t: float) -> dict[str, Reading]:
+        """Every device's Reading now; t is the Monitor's clock, which only the replay backend reads from."""
 
-    def sync(self) -> None: ...  # wait for asynchronous device work before a window edge
+    def sync(self) -> None:
+        """Wait for asynchronous device work, so a window edge comes after the work launched before it."""
 
-    def describe(self) -> dict: ...
+    def describe(self) -> dict:
+        """JSON-able facts about the hardware for a run's metadata."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the hardware; the Monitor calls it once, on close."""
 
 
 class BackendUnavailable(RuntimeError):

@@ -32,6 +32,7 @@ class Trace:
         self.power_integral = np.concatenate([[0.0], np.cumsum(steps)])
 
     def energy_at(self, t: float) -> float:
+        """Cumulative energy in J at time t: the recorded column if any, else the integral of linear power."""
         if "energy_j" in self.columns:
             return float(np.interp(t, self.t, self.columns["energy_j"]))
         i = min(int(np.searchsorted(self.t, t, side="right")) - 1, len(self.t) - 1)
@@ -39,6 +40,7 @@ class Trace:
         return float(self.power_integral[i] + (t - self.t[i]) * (self.power[i] + power_t) / 2)
 
     def reading(self, t: float) -> Reading:
+        """The device's Reading at time t, every column linear between trace points."""
         interp = {c: float(np.interp(t, self.t, v)) for c, v in self.columns.items()}
         memory = interp.get("memory_bytes")
         return Reading(energy_j=self.energy_at(t), power_w=float(np.interp(t, self.t, self.power)),
@@ -47,6 +49,11 @@ class Trace:
 
 
 def load_trace(path: str | os.PathLike) -> dict[str, Trace]:
+    """Traces by device from a CSV with columns time_s, device, power_w and optionally OPTIONAL.
+
+    Raises BadInput for anything a replay could misread: a missing column, blanks in some of a device's
+    rows, fewer than two rows or non-increasing time_s per device, an energy_j that is not cumulative.
+    """
     path = Path(path)
     try:
         frame = pd.read_csv(path)
@@ -76,6 +83,11 @@ def load_trace(path: str | os.PathLike) -> dict[str, Trace]:
 
 
 class ReplayBackend:
+    """A recorded trace as a backend, so energy arithmetic is tested against known joules without hardware.
+
+    devices picks trace devices (BadInput for one not in it); the clock must stay inside the span every
+    chosen device covers.
+    """
     name = "replay"
     energy_missing_reason = None
     needs_sampler = False  # the trace itself holds every point a window needs
@@ -95,6 +107,7 @@ class ReplayBackend:
         self.time_origin = self.start
 
     def read(self, t: float) -> dict[str, Reading]:
+        """Readings at time t; ValueError outside the span every device covers (no energy recorded there)."""
         if not self.start <= t <= self.end:
             raise ValueError(f"replay clock at {t} s is outside the trace {self.csv} "
                              f"[{self.start}, {self.end}] s; energy there was not recorded")
@@ -106,10 +119,13 @@ class ReplayBackend:
         return [(float(t), self.read(float(t))) for t in times[(times > t0) & (times < t1)]]
 
     def sync(self) -> None:
+        """Nothing to wait for: the trace is already recorded."""
         pass
 
     def describe(self) -> dict:
+        """The trace file and the span it covers, for a run's metadata."""
         return {"replay_csv": str(self.csv), "trace_span_s": [self.start, self.end]}
 
     def close(self) -> None:
+        """Nothing to release."""
         pass

@@ -96,6 +96,7 @@ class CPUBackend:
 
     devices may only be None or ["cpu"] (ValueError otherwise), so the signature matches the other backends.
     """
+
     name = "cpu"
     time_origin = 0.0
 

@@ -67,6 +67,7 @@ class NVMLBackend:
     Raises BackendUnavailable when pynvml, the driver or a visible GPU is missing (auto mode then falls back
     to the CPU), ValueError for a device index outside the visible GPUs.
     """
+
     name = "nvml"
     time_origin = 0.0
     energy_missing_reason = None

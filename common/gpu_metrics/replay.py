@@ -88,6 +88,7 @@ class ReplayBackend:
     devices picks trace devices (BadInput for one not in it); the clock must stay inside the span every
     chosen device covers.
     """
+
     name = "replay"
     energy_missing_reason = None
     needs_sampler = False  # the trace itself holds every point a window needs

@@ -60,6 +60,7 @@ class ServingConfig(RunConfig):
     progress: bool = spec(True, free="a progress bar, or none")
 
     def check(self) -> None:
+        """The cross-key check, check_serving; BadInput names the first wrong key."""
         check_serving(self)
 
 
@@ -91,6 +92,7 @@ class EngineBenchConfig(RunConfig):
     dtype: str = spec(choices=DTYPES)
 
     def check(self) -> None:
+        """The cross-key check, check_serving; BadInput names the first wrong key."""
         check_serving(self)
 
 

@@ -21,6 +21,8 @@ Hook = Callable[[str], None]
 
 @dataclass
 class StepRecord:
+    """One engine step (a forward over the batch) and its duration in seconds, for step-time statistics."""
+
     index: int
     kind: str  # "prefill" | "decode" | "mixed" (an engine that prefills while it decodes)
     time_s: float
@@ -31,6 +33,8 @@ class StepRecord:
 
 @dataclass
 class RequestRecord:
+    """One request's token times, in seconds since the batch started; TTFT, TPOT and ITL come from them."""
+
     index: int
     prompt_len: int
     output_len: int  # tokens produced
@@ -38,15 +42,22 @@ class RequestRecord:
 
     @property
     def ttft_s(self) -> float:
+        """Seconds to the first token (the prefill included) since the batch started."""
         return self.token_times_s[0]
 
     @property
     def e2e_s(self) -> float:
+        """Seconds to the last token since the batch started."""
         return self.token_times_s[-1]
 
 
 @dataclass
 class BatchResult:
+    """What one Engine.run returns: raw times, memory and KV bytes; serving.metrics makes the statistics.
+
+    peak_memory_bytes is None where the engine cannot read it; extra["peak_memory_method"] says how it was.
+    """
+
     engine: str
     model: str
     device: str  # torch device type of the run: "cpu" | "cuda"
@@ -61,22 +72,31 @@ class BatchResult:
 
     @property
     def prefill_time_s(self) -> float:
+        """Seconds in prefill-only steps (a mixed step counts as decode)."""
         return sum(s.time_s for s in self.steps if s.kind == "prefill")
 
     @property
     def decode_time_s(self) -> float:
+        """Seconds in every step but the prefill-only ones (decode and mixed steps)."""
         return sum(s.time_s for s in self.steps if s.kind != "prefill")
 
     @property
     def input_tokens(self) -> int:
+        """Prompt tokens over the batch."""
         return sum(r.prompt_len for r in self.requests)
 
     @property
     def output_tokens(self) -> int:
+        """Tokens produced over the batch."""
         return sum(r.output_len for r in self.requests)
 
 
 class Engine(abc.ABC):
+    """What the harness needs of a serving engine (hf, vllm), so one sweep measures each alike.
+
+    A hook, when given to run, is called with DECODE_START, DRAIN_START and RUN_END as the batch gets there.
+    """
+
     name: str
 
     @abc.abstractmethod
@@ -93,6 +113,11 @@ class Engine(abc.ABC):
 
 
 def per_request_lengths(prompts: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int]) -> list[int]:
+    """max_new_tokens as one count per prompt.
+
+    ValueError for no prompts, a list of counts that does not match the prompts, an empty prompt or a count
+    below 1.
+    """
     if not prompts:
         raise ValueError("run needs at least one prompt")
     if isinstance(max_new_tokens, int):

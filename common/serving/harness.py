@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SweepSpec:
+    """A sweep's grid and how each cell is measured; ValueError for an empty grid or a count below 1."""
+
     models: list[str]
     batch_sizes: list[int]
     workloads: list[WorkloadSpec]
@@ -77,6 +79,7 @@ class SteadyWindows:
         self.monitor, self.tag, self.measurements, self._open = monitor, tag, [], None
 
     def __call__(self, phase: str) -> None:
+        """The engine's hook: a window opens at DECODE_START and closes at DRAIN_START or RUN_END."""
         if phase == DECODE_START:
             self._open = f"{self.tag}/steady{len(self.measurements)}"
             self.monitor.begin_window(self._open)

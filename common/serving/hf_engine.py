@@ -54,6 +54,7 @@ class StepTimer:
         self._marks: list = []
 
     def sync(self) -> None:
+        """Wait for queued CUDA work; nothing to wait for on a CPU."""
         if self.cuda:
             torch.cuda.synchronize()
 
@@ -66,11 +67,13 @@ class StepTimer:
         return time.perf_counter()
 
     def start(self) -> None:
+        """Synchronise and mark the run's start; call it before the first forward."""
         self.sync()
         self._wall0 = time.perf_counter()
         self._marks = [self._now()]
 
     def mark(self) -> None:
+        """End of a step; does nothing when only the run's two ends are timed (per_step=False)."""
         if self.per_step:
             self._marks.append(self._now())
 
@@ -115,6 +118,11 @@ def cache_bytes(cache) -> int:
 
 
 class HFEngine(Engine):
+    """Static-batch greedy decoding with transformers, timed per step: the default engine, and CPUs' one.
+
+    Prompts of unequal length are left-padded, so every sequence's next token lands in the same column.
+    """
+
     name = "hf"
 
     def __init__(self, model: str | LoadedModel, device: str = "auto", dtype: str = "fp32",
@@ -141,6 +149,7 @@ class HFEngine(Engine):
         self.pad_id = 0 if pad is None else int(pad)
 
     def describe(self) -> dict:
+        """Model, weights, size, device, precision, cache and compile settings: every result row's columns."""
         if self.device.type == "cuda":
             device_name = torch.cuda.get_device_name(self.device)
         else:

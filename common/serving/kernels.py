@@ -27,6 +27,7 @@ _MATMUL_KERNEL = re.compile(r"gemm|gemv|cutlass|xmma|cublas|nvjet|splitkreduce|m
 
 
 def classify_kernel(name: str) -> str:
+    """A GPU kernel's class from its name; attention is matched first, as its fused kernels multiply too."""
     if _ATTENTION.search(name):
         return "attention"
     return "matmul" if _MATMUL_KERNEL.search(name) else "other"

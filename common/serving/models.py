@@ -73,6 +73,8 @@ class ModelUnavailable(ValueError):
 
 @dataclass
 class LoadedModel:
+    """A model ready to run and what a result row must say of it (weights: random, pretrained or gguf)."""
+
     name: str
     model: Any  # a transformers *ForCausalLM in eval mode
     config: PretrainedConfig
@@ -82,10 +84,12 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where the weights are (the first parameter's device)."""
         return next(self.model.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The weights' precision (the first parameter's dtype)."""
         return next(self.model.parameters()).dtype
 
 
@@ -97,6 +101,7 @@ def torch_dtypes() -> dict:
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A config's precision name as a torch dtype (a torch dtype passes); ValueError outside DTYPES."""
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -107,6 +112,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def dtype_name(dtype: torch.dtype) -> str:
+    """The config's name of a torch dtype, the inverse of resolve_dtype; KeyError for one outside DTYPES."""
     return {v: k for k, v in torch_dtypes().items()}[dtype]
 
 
@@ -121,6 +127,7 @@ def device_type(device: str = "auto") -> str:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """A config's device as a torch.device; "auto" is cuda where torch sees one, else cpu."""
     import torch
 
     if device == "auto":

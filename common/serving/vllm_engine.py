@@ -36,6 +36,7 @@ class VLLMUnavailable(ImportError):
 
 
 def import_vllm():
+    """The vllm module; VLLMUnavailable, saying where vLLM lives, when it is not installed here."""
     try:
         import vllm
     except ImportError as err:
@@ -59,6 +60,12 @@ def model_dir_for(name: str, root: str | Path) -> str:
 
 
 class VLLMEngine(Engine):
+    """vLLM's offline LLMEngine stepped by hand, so its steps are timed like the hf engine's (GPU only).
+
+    Step times are host wall time around LLMEngine.step(); peak memory is all device memory in use, as vLLM
+    preallocates its KV cache.
+    """
+
     name = "vllm"
 
     def __init__(self, model: str, dtype: str = "fp16", max_num_seqs: int = 256,
@@ -85,6 +92,7 @@ class VLLMEngine(Engine):
         self.vllm_version = vllm.__version__
 
     def describe(self) -> dict:
+        """Model, weights, size, GPU, precision, vLLM version and settings: every result row's columns."""
         import torch
 
         shape = model_shape(self.model_name)
@@ -95,6 +103,7 @@ class VLLMEngine(Engine):
 
     def run(self, prompts: list[list[int]], max_new_tokens: int | Sequence[int],
             hook: Hook | None = None) -> BatchResult:
+        """Add every prompt as a request and step until all finish, timing each step on the host."""
         import torch
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -148,5 +157,6 @@ class VLLMEngine(Engine):
                                   "peak_memory_method": "device memory in use (vLLM preallocates its KV)"})
 
     def close(self) -> None:
+        """Free the GPU (drop the LLM) and remove the temporary model directory."""
         del self.llm
         self._tmp.cleanup()

@@ -72,6 +72,7 @@ def metric_value(samples, names: Sequence[str]) -> float | None:
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now (another process may still take it before the server binds it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -88,6 +89,7 @@ def _get(host: str, port: int, path: str, timeout: float = 5.0) -> tuple[int, st
 
 
 def vllm_server_command(model: str, host: str, port: int, args: Sequence[str] = ()) -> list[str]:
+    """The argv of vLLM's OpenAI-compatible server under this python; `args` are extra server flags."""
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", host,
             "--port", str(port), *args]
 
@@ -108,6 +110,7 @@ class Server:
 
     @property
     def url(self) -> str:
+        """The server's base URL, http://host:port."""
         return f"http://{self.host}:{self.port}"
 
     def _log_tail(self, n: int = 20) -> str:
@@ -117,6 +120,11 @@ class Server:
             return "(no log)"
 
     def start(self) -> Server:
+        """Start the server and wait until GET health_path answers 200; returns self.
+
+        Raises ServerError with the end of the log if it exits first, or (after stopping it) if it is not
+        ready within ready_timeout_s.
+        """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as fh:
             self.proc = subprocess.Popen(self.command, stdout=fh, stderr=subprocess.STDOUT,
@@ -159,6 +167,8 @@ class Server:
 
 @dataclass
 class MetricsRow:
+    """One /metrics sample; a field is None where the server exposes none of its gauge's names."""
+
     time_s: float  # since the sampler started
     kv_cache_usage: float | None  # fraction of the allocated KV blocks in use
     running: float | None
@@ -177,6 +187,7 @@ class MetricsSampler:
         self._thread: threading.Thread | None = None
 
     def sample(self) -> MetricsRow:
+        """One /metrics read now; OSError for an answer other than 200, ValueError for a malformed body."""
         status, text = _get(self.host, self.port, "/metrics")
         if status != 200:
             raise OSError(f"/metrics answered {status}")
@@ -196,12 +207,14 @@ class MetricsSampler:
             self._stop.wait(max(0.0, due - time.monotonic()))
 
     def start(self) -> MetricsSampler:
+        """Sample in a daemon thread from now on; row times count from this call."""
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="vllm-metrics", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> list[MetricsRow]:
+        """Stop sampling and return every row; failed samples are only counted, in `errors`."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5 * self.period + 5)

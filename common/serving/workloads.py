@@ -32,6 +32,7 @@ class LengthFilter:
     max_total: int = 2048
 
     def keep(self, prompt_len: int, output_len: int) -> bool:
+        """Whether the client keeps a request of these lengths (in tokens)."""
         return (prompt_len >= self.min_prompt and output_len >= self.min_output
                 and prompt_len <= self.max_prompt and prompt_len + output_len <= self.max_total)
 
@@ -51,16 +52,21 @@ class SampledLengths:
 
 @dataclass(frozen=True)
 class Request:
+    """One request: its prompt token ids and how many new tokens it must produce (EOS ignored)."""
+
     prompt_ids: tuple[int, ...]
     output_len: int
 
     @property
     def prompt_len(self) -> int:
+        """Prompt length in tokens."""
         return len(self.prompt_ids)
 
 
 @dataclass(frozen=True)
 class WorkloadSpec:
+    """Which requests a sweep serves; ValueError for an unknown kind or a kind without its own setting."""
+
     kind: str = "fixed"  # fixed | sharegpt (a local JSON file) | sharegpt_sampled (no file needed)
     prompt_len: int | None = None  # fixed only
     output_len: int | None = None  # fixed only
@@ -171,6 +177,10 @@ def make_requests(lengths: list[tuple[int, int]], vocab_size: int, seed: int = 0
 
 
 def build_requests(spec: WorkloadSpec, n: int, vocab_size: int) -> list[Request]:
+    """n requests of `spec`'s lengths with random prompt ids; the same spec draws the same list.
+
+    ValueError where a ShareGPT file has fewer than n conversations that pass the client filter.
+    """
     if spec.kind == "fixed":
         lengths = [(spec.prompt_len, spec.output_len)] * n
     elif spec.kind == "sharegpt":
@@ -193,6 +203,7 @@ def save_requests(path: str | os.PathLike, requests: list[Request], meta: dict) 
 
 
 def load_requests(path: str | os.PathLike) -> tuple[list[Request], dict]:
+    """A request list written by save_requests, and its meta; ValueError for any other file."""
     try:
         body = json.loads(Path(path).read_text())
         requests = [Request(tuple(r["prompt_ids"]), int(r["output_len"])) for r in body["requests"]]
@@ -227,6 +238,7 @@ def sweep_requests(path: str | os.PathLike, spec: WorkloadSpec, n: int, vocab_si
 
 
 def length_stats(requests: list[Request]) -> dict:
+    """Count, mean prompt and output lengths, longest prompt and longest sequence, in tokens."""
     p = np.array([r.prompt_len for r in requests])
     o = np.array([r.output_len for r in requests])
     return {"n": len(requests), "prompt_mean": float(p.mean()), "output_mean": float(o.mean()),

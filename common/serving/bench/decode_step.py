@@ -33,6 +33,7 @@ class DecodeStepConfig(EngineBenchConfig):
     out: Optional[str] = spec(None, free="with summarise: the JSON file to write")
 
     def check(self) -> None:
+        """Only a run needs a model and a device; summarising needs the ncu CSV (BadInput if not a file)."""
         if self.summarise is None:
             super().check()  # a model and a device are needed only to run
         elif not Path(self.summarise).is_file():
@@ -70,6 +71,7 @@ def run_one_step(model: str, batch: int, prompt_len: int, step: int, dtype: str,
 
 @entrypoint("common/serving/bench/decode_step", schema=DecodeStepConfig, plain=True)
 def main(cfg, run):
+    """Profile one decode step, or with summarise=<csv> print ncu's export by kernel class (and save it)."""
     if cfg.summarise:
         from common.serving.bench.record import write_json
         from common.serving.kernels import summarise_ncu_csv

@@ -47,6 +47,11 @@ def _timed(fn, cuda: bool) -> tuple[float, object]:
 
 def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
                    seed: int = 0) -> dict:
+    """One batch size's row: the engine's decode and end-to-end speed over model.generate's (> 1: faster).
+
+    Medians and bests of `repeats` interleaved runs; a decode ratio is None where generate's decode time
+    came out <= 0 (noise); same_tokens says whether both generated the same ids.
+    """
     import numpy as np
     import torch
     from transformers import GenerationConfig
@@ -95,6 +100,7 @@ def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, re
 
 @entrypoint("common/serving/bench/generate_ratio", schema=GenerateRatioConfig)
 def main(cfg, run):
+    """Run generate_ratio at every batch size of the config and write the rows, with provenance, to `out`."""
     from common.serving.bench.record import provenance, write_json
     from common.serving.hf_engine import HFEngine
 

@@ -59,6 +59,7 @@ class GpuCheckConfig(RunConfig):
     budget_s: float = spec(gt=0)  # the optional benchmarks are skipped past this many seconds
 
     def check(self) -> None:
+        """The plan's model, fixed workload and, for cuda, a visible GPU; BadInput before anything loads."""
         check_models([self.plan.model], "plan.model")
         workload_spec(self.plan.workload, "plan.workload")
         if self.plan.workload.kind != "fixed":
@@ -107,6 +108,10 @@ def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
 
 @entrypoint("common/serving/bench/gpu_check", schema=GpuCheckConfig, plain=True)
 def main(cfg, run):
+    """Run the plan's sweep, breakdown, roofline fit and benchmarks into one folder and return its path.
+
+    The benchmarks are skipped once budget_s has passed after the sweep; summary.json has the headlines.
+    """
     from common.results import ResultStore
     from common.serving.bench.generate_ratio import generate_ratio
     from common.serving.bench.overhead import timing_overhead

@@ -35,6 +35,11 @@ class OverheadConfig(EngineBenchConfig):
 
 def timing_overhead(engine, monitor, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
                     seed: int = 0) -> dict:
+    """One batch size's row: the harness's overhead in % of a bare run.
+
+    Both by A/B timing (median and best of `repeats` interleaved runs) and by its components (µs per step mark
+    and per window pair, scaled to one run).
+    """
     import numpy as np
     import torch
 
@@ -81,12 +86,14 @@ def timing_overhead(engine, monitor, batch_size: int, prompt_len: int, new_token
 
 
 def harness_windows(monitor) -> None:
+    """One window's two edges: the unit the components estimate times."""
     monitor.begin_window("edge")
     monitor.end_window("edge")
 
 
 @entrypoint("common/serving/bench/overhead", schema=OverheadConfig)
 def main(cfg, run):
+    """Measure the overhead at each of the config's batch sizes; the rows, with provenance, go to `out`."""
     from common.gpu_metrics import Monitor
     from common.serving.bench.record import provenance, write_json
     from common.serving.hf_engine import HFEngine

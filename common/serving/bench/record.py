@@ -16,6 +16,7 @@ from common.runinfo import git_state, hardware_summary, package_versions
 
 
 def random_prompts(batch: int, prompt_len: int, vocab: int, seed: int = 0) -> list[list[int]]:
+    """batch x prompt_len random token ids, the same for a seed; ids below 4 are left out (special tokens)."""
     import numpy as np
 
     return np.random.default_rng(seed).integers(4, vocab, (batch, prompt_len)).tolist()

@@ -53,6 +53,10 @@ def dense_crossover_batch(shape, spec, dtype: str) -> float:
 
 
 def check(frame, spec, spec_name: str) -> list[dict]:
+    """Per (model, workload, dtype) of a sweep's rows: measured vs roofline regime on `spec`.
+
+    Between neighbouring batch sizes by elasticity, and per batch size the step times and each class's bound.
+    """
     from common.serving import roofline as rl
 
     out = []
@@ -90,6 +94,10 @@ def check(frame, spec, spec_name: str) -> list[dict]:
 
 @entrypoint("common/serving/bench/regime_check", schema=RegimeCheckConfig)
 def main(cfg, run):
+    """Compare a finished sweep's regimes with the roofline's on `spec` and write the checks to `out`.
+
+    BadInput for a missing or empty results file or an unknown spec.
+    """
     from common.hardware import get_spec
     from common.results import ResultStore
     from common.serving.bench.record import write_json

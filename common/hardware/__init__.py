@@ -34,11 +34,16 @@ def profile_path(folder: str | Path, host: str | None = None) -> Path:
 
 
 def save_profile(spec: DeviceSpec, path: str | Path) -> Path:
+    """Write `spec` as JSON atomically (a killed probe leaves no half profile); returns the path."""
     write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n")
     return Path(path)
 
 
 def load_profile(path: str | Path) -> DeviceSpec:
+    """Read a profile save_profile wrote; BadInput for bad JSON, a missing field or a non-positive rate.
+
+    A missing file raises FileNotFoundError, as from any read.
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text())

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DeviceMemory:
+    """What a run's peaks are divided by: total bytes, the device's name and where the number comes from."""
+
     total_bytes: int
     name: str  # the GPU's name, or "host RAM"
     source: str  # where the number comes from

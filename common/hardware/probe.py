@@ -181,6 +181,10 @@ class ProbeConfig(RunConfig):
 
 @entrypoint("common/hardware/probe", schema=ProbeConfig)
 def main(cfg, run):
+    """Measure this host and save the profile get_spec("local") reads; returns its path.
+
+    BadInput when cuda is asked for and there is none.
+    """
     from common import hardware
 
     try:

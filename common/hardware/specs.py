@@ -19,6 +19,12 @@ DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
 
 @dataclass
 class DeviceSpec:
+    """A device's roofline numbers, from a datasheet or this host's probe.
+
+    peak_flops are dense FLOP/s per dtype (a dtype the device lacks is absent), mem_bandwidth is B/s and
+    mem_bytes is bytes; measured holds the probe's metadata and is None for datasheets.
+    """
+
     name: str
     peak_flops: dict[str, float]  # dtype -> dense FLOP/s
     mem_bandwidth: float  # B/s
@@ -33,6 +39,7 @@ class DeviceSpec:
         return self.peak_flops[dtype] / self.mem_bandwidth
 
     def to_dict(self) -> dict:
+        """Plain JSON-able fields, as save_profile writes and results record."""
         return asdict(self)
 
 

@@ -35,6 +35,7 @@ def _flat(row: Mapping[str, Any]) -> dict:
 
 
 def get_logger(name: str) -> logging.Logger:
+    """The standard library's logger of that name; setup_logging decides where it writes."""
     return logging.getLogger(name)
 
 
@@ -72,30 +73,42 @@ class JsonlBackend:
         self._fh.write(json.dumps(_clean(event), default=str) + "\n")
 
     def log(self, scalars: Mapping[str, Any], step: int | None) -> None:
+        """Scalar values at `step` (None where the caller has no step)."""
         self._write({"kind": "scalars", "step": step, "values": dict(scalars)})
 
     def table(self, name: str, records: list[dict]) -> None:
+        """A table as its list of records."""
         self._write({"kind": "table", "name": name, "records": records})
 
     def figure(self, name: str, path: Path) -> None:
+        """A figure by the path of its image file (the image itself is not copied)."""
         self._write({"kind": "figure", "name": name, "path": str(path)})
 
     def define_x(self, axis: str, metrics: str) -> None:
+        """Record that `metrics` (a glob) are plotted against `axis`, as wandb's define_metric does."""
         self._write({"kind": "define_x", "axis": axis, "metrics": metrics})
 
     def summary(self, values: Mapping[str, Any]) -> None:
+        """The run's summary values (wandb's run summary)."""
         self._write({"kind": "summary", "values": dict(values)})
 
     def artifact(self, name: str, kind: str, files: dict[str, Path], metadata: dict) -> None:
+        """Only the files' names and paths are recorded (the files stay put); metadata is wandb's."""
         self._write({"kind": "artifact", "name": name, "type": kind,
                      "files": {k: str(v) for k, v in files.items()}})
 
     def finish(self, exit_code: int) -> None:
+        """Record the exit status and close the file; nothing may be logged after it."""
         self._write({"kind": "finish", "exit_code": exit_code})
         self._fh.close()
 
 
 class WandbBackend:
+    """The same events mirrored to wandb; imported only when chosen, as wandb is slow to import.
+
+    The command line wandb records has secret values scrubbed.
+    """
+
     def __init__(self, run_dir: Path, config: dict, project: str, entity: str | None,
                  group: str | None, mode: str, name: str | None, tags: list[str]):
         import wandb  # imported only when asked for: it is slow to import
@@ -112,9 +125,11 @@ class WandbBackend:
             sys.argv = argv
 
     def log(self, scalars: Mapping[str, Any], step: int | None) -> None:
+        """wandb.log at `step` (None: wandb's own counter)."""
         self.run.log(dict(scalars), step=step)
 
     def table(self, name: str, records: list[dict]) -> None:
+        """A wandb.Table with every key of the records as a column; nothing for no records."""
         if not records:
             return
         columns = sorted({k for r in records for k in r})
@@ -122,22 +137,27 @@ class WandbBackend:
         self.run.log({name: self._wandb.Table(columns=columns, data=data)})
 
     def figure(self, name: str, path: Path) -> None:
+        """The image file as a wandb.Image."""
         self.run.log({name: self._wandb.Image(str(path))})
 
     def define_x(self, axis: str, metrics: str) -> None:
+        """Plot `metrics` (a glob) against `axis` in wandb's charts."""
         self.run.define_metric(axis)
         self.run.define_metric(metrics, step_metric=axis)
 
     def summary(self, values: Mapping[str, Any]) -> None:
+        """Update the wandb run's summary."""
         self.run.summary.update(dict(values))
 
     def artifact(self, name: str, kind: str, files: dict[str, Path], metadata: dict) -> None:
+        """The files as one wandb artifact of type `kind`, each under its name in `files`."""
         art = self._wandb.Artifact(name, type=kind, metadata=metadata)
         for arcname, path in files.items():
             art.add_file(str(path), name=arcname)
         self.run.log_artifact(art)
 
     def finish(self, exit_code: int) -> None:
+        """Finish the wandb run with the exit status, so a failed run shows as failed there."""
         self.run.finish(exit_code=exit_code)
 
 
@@ -150,6 +170,10 @@ class ExperimentLogger:
     @classmethod
     def from_config(cls, logger_cfg: Mapping, run_dir: Path, config: dict,
                     group: str | None = None, name: str | None = None) -> ExperimentLogger:
+        """The backends logger_cfg.backend names: none, jsonl, or jsonl plus wandb.
+
+        wandb is offline unless logger.wandb_mode or WANDB_MODE says otherwise; ValueError for others.
+        """
         backend = logger_cfg.get("backend", "jsonl")
         if backend == "none":
             return cls([])
@@ -165,6 +189,7 @@ class ExperimentLogger:
         return cls(backends)
 
     def log(self, scalars: Mapping[str, Any], step: int | None = None) -> None:
+        """Scalars to every backend; step None where the caller has no step."""
         for b in self.backends:
             b.log(scalars, step)
 
@@ -207,6 +232,7 @@ class ExperimentLogger:
                 b.artifact(name, "results", files, _clean(metadata))
 
     def table(self, name: str, records) -> None:
+        """A table (records or a DataFrame) to every backend, NaN written as null."""
         if hasattr(records, "to_dict"):
             records = records.to_dict(orient="records")
         records = [_clean(dict(r)) for r in records]
@@ -214,10 +240,12 @@ class ExperimentLogger:
             b.table(name, records)
 
     def figure(self, name: str, path: str | os.PathLike) -> None:
+        """A saved figure, by its image's path, to every backend."""
         for b in self.backends:
             b.figure(name, Path(path))
 
     def finish(self, exit_code: int = 0) -> None:
+        """Finish every backend with the exit status; later events go nowhere."""
         for b in self.backends:
             b.finish(exit_code)
         self.backends = []

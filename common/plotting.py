@@ -45,6 +45,7 @@ class FigureOut:
     scale: str
 
     def path(self, name: str, ext: str) -> Path:
+        """`dir/<name>_<scale>.<ext>`: the scale in the name keeps a paper-scale run off the smoke figures."""
         return Path(self.dir) / f"{name}_{self.scale}.{ext}"
 
     def write_text(self, name: str, ext: str, text: str) -> Path:

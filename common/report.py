@@ -47,12 +47,16 @@ class Table:
 
 @dataclass
 class Figure:
+    """A figure by name; the report embeds its `<name>_<scale>.png`, or says that it is missing."""
+
     name: str  # the figure's name without the scale: figures/<paper>/<name>_<scale>.png
     caption: str = ""
 
 
 @dataclass
 class Section:
+    """One heading of the report: prose, then its tables and figures."""
+
     title: str
     prose: str = ""  # markdown
     tables: list[Table] = field(default_factory=list)
@@ -71,6 +75,8 @@ class LinePlot:
 
 @dataclass
 class Report:
+    """What a paper's report holds; the same object renders the HTML report and the wandb Report."""
+
     paper: str
     title: str
     intro: str

@@ -114,6 +114,7 @@ class ResultStore:
         return {row["key"]: row for row in self.rows()}
 
     def done(self, cell: Mapping[str, Any], include_failed: bool = False) -> bool:
+        """Whether the cell's latest row is ok (or any row, with include_failed), so a rerun skips it."""
         row = self.latest().get(cell_key(cell))
         if row is None:
             return False
@@ -139,6 +140,11 @@ class ResultStore:
     # ---- writing -------------------------------------------------------------------------------
     def append(self, cell: Mapping[str, Any], status: str, metrics: Mapping | None = None,
                error: str | None = None, duration_s: float | None = None) -> dict:
+        """Append one row for `cell` and return it; secrets in the cell are scrubbed, NaN is stored as null.
+
+        The write is locked and fsynced, and a torn last line left by a killed writer is cut first, so
+        concurrent runs can share one file. ResultStoreError for a status other than ok or failed.
+        """
         cell = scrub(dict(cell))
         row = {
             "key": cell_key(cell),
@@ -169,6 +175,7 @@ class ResultStore:
     # ---- claims --------------------------------------------------------------------------------
     @property
     def claims_dir(self) -> Path:
+        """Where the claims on cells live: hidden beside the store, so no reader takes them for results."""
         return self.path.parent / f".{self.path.name}.claims"  # hidden: never read as results
 
     def _claim_path(self, cell: Mapping[str, Any]) -> Path:

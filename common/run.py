@@ -37,6 +37,7 @@ class Run:
 
     @property
     def result_dir(self) -> Path:
+        """The config's result_dir: where this run's result store and result files go."""
         return Path(self.cfg.result_dir)
 
 

@@ -47,12 +47,14 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> dict:
+    """HEAD's sha and whether tracked files differ from it; either is None where git cannot answer."""
     sha = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
 def package_versions(names=PACKAGES) -> dict:
+    """The installed version of each distribution, None where it is not installed."""
     versions = {}
     for name in names:
         try:
@@ -63,6 +65,7 @@ def package_versions(names=PACKAGES) -> dict:
 
 
 def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform reports; never raises."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -81,6 +84,10 @@ def gpu_models() -> list[str]:
 
 
 def hardware_summary() -> dict:
+    """Host, CPU, GPUs, platform and torch threads, without importing torch.
+
+    `device` names what a run measures on: the first GPU, else "CPU: <model>".
+    """
     info = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "gpus": gpu_models(), "platform": platform.platform()}
     torch = sys.modules.get("torch")
@@ -90,6 +97,7 @@ def hardware_summary() -> dict:
 
 
 def collect(extra: dict | None = None) -> dict:
+    """Everything runinfo.json records about a run, plus `extra`, with secret values scrubbed."""
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ and not is_secret(k)}
     info = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -78,7 +78,7 @@ while True:
 def test_kill_during_writes_leaves_only_whole_rows(tmp_path):
     path = tmp_path / "r.jsonl"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
-    deadline = time.time() + 30
+    deadline = time.time() + 300  # a wait bound: the writer may start slowly on a busy machine
     while time.time() < deadline and (not path.exists() or path.stat().st_size < 200_000):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

@@ -63,22 +63,22 @@ def test_each_replica_reports_its_own_job_on_its_own_cores_in_replica_order():
 
 @two_cores
 def test_a_replica_that_raises_is_reported_with_its_error_and_the_others_are_released():
-    start = time.monotonic()
     group = ReplicaGroup(_work, ["a", "raise"], TINY, LONG, CORES)
     try:
         with pytest.raises(ReplicaFailed) as err:
             group.wait()
     finally:
         group.close()
+    # the replica's own error, not "no report ... within timeout_s": it broke the barrier, nobody waited
+    # out LONG (a property, so the test holds on a loaded machine)
     assert "replica 1" in str(err.value) and "boom in the replica" in str(err.value)
-    assert time.monotonic() - start < LONG / 2  # the replica broke the barrier; nobody waited out LONG
+    assert "within timeout_s" not in str(err.value)
     assert [p.exitcode for p in group.procs] == [0, 0]  # replica 0 left the broken barrier by itself
 
 
 def test_a_replica_that_dies_silently_breaks_the_barrier_at_once():
     """Without the watchdog the parent would sit in the barrier for LONG seconds and then blame a timeout."""
-    start = time.monotonic()
     with ReplicaGroup(_work, ["die"], TINY, LONG, CORES[:1]) as group, pytest.raises(ReplicaFailed) as err:
         group.wait()
-    assert "replica 0 exited with code 3" in str(err.value)
-    assert time.monotonic() - start < LONG / 2
+    assert "replica 0 exited with code 3" in str(err.value)  # the watchdog's words, not the timeout's
+    assert "within timeout_s" not in str(err.value)

@@ -7,6 +7,8 @@
     python -m papers.batching.advise results/batching/sweep/smoke/results.jsonl --device-mem-gib 24
     # every model x output length of the authors' H100 advisor sweep, as one table
     python -m papers.batching.advise --all-authors [--markdown advisor.md]
+    # the authors' own BCA settings (their Fig. 10 and Fig. 12 scripts), one JSON object per curve
+    python -m papers.batching.advise --preset paper-fig12 --json
     # no sweep: the roofline's prediction for a model on a device
     python -m papers.batching.advise analytic --model llama-2-7b --device h100-sxm-80gb \\
         --prompt 161 --output 338
@@ -15,8 +17,10 @@ The flags are generated from the settings dataclasses of papers/batching/advisor
 AnalyticSettings), the same ones the `bca` experiment composes in conf/batching/bca.yaml, so a setting
 has one name, type, default and check for both. The rule, the memory arithmetic and the reading of a
 sweep are advisor.py's; this module parses the flags and prints the answer (a rich table, JSON with
---json, markdown with --markdown). Bad input (a missing file or column, epsilon outside [0, 1), an SLO no
-batch meets, no batch-1 run when epsilon > 0) prints one line naming it and exits with status 2; with
+--json FILE, markdown with --markdown; `--json` alone prints one JSON object per curve instead of the
+tables). Bad input (a missing file or column, duplicate runs, a negative latency, KV usage above 100 %,
+epsilon outside [0, 1), an SLO no batch meets, no batch-1 run when epsilon > 0) prints one line naming it
+and exits with status 2; B_opt needs no memory input (without one the plan is left out, saying why); with
 several curves in one sweep, each curve that fails is reported in the table and the command fails only
 if every curve does.
 """
@@ -36,6 +40,7 @@ from papers.batching.advisor import AnalyticSettings, SweepSettings
 
 log = logging.getLogger(__name__)
 GROUPS = ("input", "which curve", "columns", "model", "rule", "memory")
+STDOUT = Path("-")
 
 
 # ---- output ------------------------------------------------------------------------------------
@@ -53,8 +58,8 @@ def _summary_rows(results: list[dict]) -> list[list[str]]:
         if "error" in r:
             rows.append([r["label"], "error"] + ["-"] * (len(SUMMARY) - 2))
             continue
-        flat = {**r, **r["memory"]}
-        cells = [fmt.format(flat[key]) for _, key, fmt in SUMMARY]
+        flat = {**r, **(r.get("memory") or {})}
+        cells = [fmt.format(flat[key]) if flat.get(key) is not None else "-" for _, key, fmt in SUMMARY]
         if r.get("preempted"):
             cells[1] += " (preempted)"
         rows.append(cells)
@@ -89,6 +94,9 @@ def print_results(results: list[dict], settings: dict) -> None:
     for r in results:
         if "error" in r:
             console.print(f"[bold red]{r['label']}[/]: {r['error']}")
+        elif r.get("memory") is None:
+            console.print(f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}; no memory plan "
+                          f"({r.get('memory_missing')})")
         else:
             m = r["memory"]
             console.print(f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}, "
@@ -101,13 +109,18 @@ def markdown_table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in _summary_rows(results)]
     lines += [""] + [f"- {r['label']}: {r['error']}" for r in results if "error" in r]
+    lines += [f"- {r['label']}: no memory plan ({r['memory_missing']})" for r in results
+              if "error" not in r and r.get("memory") is None and r.get("memory_missing")]
     return "\n".join(lines).rstrip() + "\n"
 
 
 # ---- command line ------------------------------------------------------------------------------
 def _outputs(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--json", type=Path, help="write the full result (every point) here")
+    g.add_argument("--json", type=Path, nargs="?", const=STDOUT, metavar="OUT.json",
+                   help="with a file: write the full result (every point, the settings) there; alone: print "
+                   "one JSON object per curve (model, output_len, b_opt, cap, freed_gib, freed_pct, ...) "
+                   "instead of the tables")
     g.add_argument("--markdown", type=Path, help="write the summary table here as markdown")
 
 
@@ -158,8 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print_results(results, settings)
-    if args.json:
+    from papers.batching.advisor import curve_summary
+
+    if args.json == STDOUT:
+        for r in results:
+            print(json.dumps(curve_summary(r)))
+    else:
+        print_results(results, settings)
+    if args.json and args.json != STDOUT:
         write_atomic(args.json, json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     if args.markdown:
         write_atomic(args.markdown, markdown_table(results))

@@ -29,10 +29,19 @@ Freed memory is (baseline utilization - utilization) x device: what lowering vLL
 (0.9) gives back, the authors' "extra KV cache" when the overhead stays the same. Replicas that fit:
 floor(baseline utilization / utilization), fewer if their footprints (budget plus the runtime vLLM does
 not count) would not fit the device together.
+
+Options that express the authors' own BCA (BCA.md): `selection` largest-within-slo (their scripts take the
+largest batch within the constraints) instead of best-throughput; the batch axis `batch_col` max-running
+or mean-running (the engine's measured running batch) instead of the cap; `memory` authors (KV_full from
+vLLM's start-up log, KV needed = KV_full x the chosen run's peak usage, freed = the rest, as a share of the
+nominal device size) instead of engine (the arithmetic above). `preset` paper-fig10 / paper-fig12 sets
+all of them as the authors' Fig. 10 and Fig. 12 scripts did. B_opt needs no memory input: without one,
+the plan is left out and the result says why (`memory_missing`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -58,6 +67,28 @@ AUTHORS_SWEEP = REFERENCE / "advisor_sweep.csv"
 AUTHORS_MEMORY = REFERENCE / "server_memory.csv"
 DEFAULT_SLO_FACTOR = 3.0  # x the latency at the batch nearest the reference batch (the authors' script)
 ANALYTIC_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
+SELECTIONS = ("best-throughput", "largest-within-slo")
+BATCH_AXES = {"cap": "the cap", "max-running": "the maximum running batch",
+              "mean-running": "the mean running batch", "running": "the mean running batch"}
+MEMORY_MODES = ("engine", "authors", "none")
+# the project's values of the settings a preset may set; a setting left unset (None) takes the preset's
+# value, else this one
+PROJECT_DEFAULTS = {"epsilon": 0.1, "selection": "best-throughput", "batch_col": "cap", "latency": "tpot",
+                    "memory": "engine"}
+# The authors' own BCA runs, read from their scripts at commit a9186347 (BCA.md, "Presets"):
+#   Fig. 10: benchmarks/definitive_results/advisor/bopt_plots/plots.py on the background sweep
+#   Fig. 12: benchmarks/definitive_results/advisor/output_length/plots/bopt_gpu.py on the advisor sweep
+PRESETS = {
+    "paper-fig10": {"sweep": str(REFERENCE / "background_sweep.csv"), "server_memory": str(AUTHORS_MEMORY),
+                    "server_memory_sweep": "background", "batch_col": "cap", "latency": "itl",
+                    "slo_factor": 5.0, "epsilon": 0.2, "selection": "largest-within-slo",
+                    "memory": "authors", "device": "h100-64gb"},
+    "paper-fig12": {"sweep": str(AUTHORS_SWEEP), "server_memory": str(AUTHORS_MEMORY),
+                    "server_memory_sweep": "advisor", "batch_col": "max-running", "latency": "tpot",
+                    "slo_factor": 3.0, "epsilon": 0.0, "selection": "largest-within-slo",
+                    "memory": "authors", "device": "h100-64gb"},
+}
+PRESET_INPUTS = ("sweep", "server_memory", "server_memory_sweep")
 
 
 # ---- the settings ------------------------------------------------------------------------------
@@ -71,14 +102,21 @@ class RuleSettings:
     slo_ms: Optional[float] = option(None, gt=0, group="rule", help="absolute latency SLO in ms")
     slo_factor: Optional[float] = option(
         None, gt=0, group="rule", help="SLO = factor x the latency at the batch nearest --ref-batch "
-        f"(default {DEFAULT_SLO_FACTOR:g} when --slo-ms is not given)")
+        f"(default {DEFAULT_SLO_FACTOR:g}, or the preset's, when --slo-ms is not given)")
     ref_batch: float = option(32.0, gt=0, group="rule", help="the batch whose latency --slo-factor "
-                              "multiplies (the authors' BCA script: 32)")
-    epsilon: float = option(0.1, ge=0, lt=1, group="rule",
-                            help="keep batches with T(B)/(B T(1)) > epsilon; 0 turns the filter off")
+                              "multiplies (the authors' BCA scripts: 32)")
+    epsilon: Optional[float] = option(None, ge=0, lt=1, group="rule", help="keep batches with T(B)/(B T(1)) "
+                                      "> epsilon; 0 turns the filter off (default 0.1, or the preset's)")
+    selection: Optional[str] = option(None, choices=SELECTIONS, group="rule", help="which batch of those "
+                                      "within the SLO and epsilon: best-throughput (ties: the smaller) or "
+                                      "largest-within-slo (the authors' scripts) (default best-throughput, "
+                                      "or the preset's)")
     device: Optional[str] = option(None, group="memory", free="a common.hardware.SPECS key, looked up when "
                                    "the plan needs it", help="device spec for the memory "
-                                   "(common.hardware.SPECS key, e.g. h100-64gb)")
+                                   "(common.hardware.SPECS key, e.g. h100-64gb, or local)")
+    profile_dir: Optional[str] = option(None, group="memory", free="a directory, read when --device local "
+                                        "is looked up", help="where python -m common.hardware.probe saved "
+                                        "this host's profile, for --device local (default: results/hardware)")
     device_mem_gib: Optional[float] = option(None, gt=0, group="memory",
                                              help="device memory in GiB (overrides --device's)")
     baseline_util: float = option(VLLM_DEFAULT_UTIL, gt=0, le=1, group="memory", help="the "
@@ -88,11 +126,26 @@ class RuleSettings:
     dtype: Optional[str] = option(None, choices=DTYPES, group="memory",
                                   help="weights and KV-cache dtype (default: the sweep's, else fp16)")
 
+    @classmethod
+    def unresolved(cls):
+        """The settings as declared, before __post_init__ fills the late defaults (None = the project's
+        value or the preset's): the default of a config node, so a run's preset still applies."""
+        obj = object.__new__(cls)
+        for f in dataclasses.fields(cls):
+            setattr(obj, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        return obj
+
     def __post_init__(self):
+        preset = PRESETS.get(getattr(self, "preset", None) or "", {})
+        for name, value in {**PROJECT_DEFAULTS, **preset}.items():
+            if name in PROJECT_DEFAULTS and hasattr(self, name) and getattr(self, name) is None:
+                setattr(self, name, preset.get(name, value))
+        if self.slo_ms is None and self.slo_factor is None:
+            self.slo_factor = preset.get("slo_factor", DEFAULT_SLO_FACTOR)
+        if self.device is None and self.device_mem_gib is None and "device" in preset:
+            self.device = preset["device"]
         check_epsilon(self.epsilon)
         check_rules(self)
-        if self.slo_ms is None and self.slo_factor is None:
-            self.slo_factor = DEFAULT_SLO_FACTOR
 
 
 @dataclass
@@ -101,6 +154,11 @@ class SweepSettings(RuleSettings):
 
     sweep: Optional[str] = option(None, group="input", positional=True, free="a file, read when the run "
                                   "starts", help="results.jsonl, or a CSV in the authors' layout")
+    preset: Optional[str] = option(None, choices=tuple(PRESETS), group="input", help="the authors' own BCA "
+                                   "settings: paper-fig10 (background sweep, ITL, SLO 5x, epsilon 0.2) or "
+                                   "paper-fig12 (advisor sweep, max running batch, TPOT, SLO 3x, their "
+                                   "memory arithmetic); options given beside it win, and without a sweep "
+                                   "file it reads the authors' (BCA.md)")
     all_authors: bool = option(False, group="input", free="a switch", help="every model x output length of "
                                "the authors' advisor sweep (papers/batching/reference)")
     model: Optional[str] = option(None, group="which curve", free="a model of the sweep, checked against it",
@@ -109,9 +167,12 @@ class SweepSettings(RuleSettings):
                                        help="the authors' output length (130, 260, 390, 520)")
     workload: Optional[str] = option(None, group="which curve", free="a workload of the sweep, checked "
                                      "against it", help="this project's workload label, e.g. fixed-161-338")
-    batch_col: str = option("cap", nonempty=True, group="columns", help="the batch axis: cap (max_num_seqs "
-                            "/ batch_size), running (mean_running_batch), or a column name")
-    latency: str = option("tpot", nonempty=True, group="columns", help="itl, tpot, or a column name (ms)")
+    batch_col: Optional[str] = option(None, nonempty=True, group="columns", help="the batch axis: cap "
+                                      "(max_num_seqs / batch_size), max-running (max_running_batch), "
+                                      "mean-running (mean_running_batch; 'running' too), or a column name "
+                                      "(default cap, or the preset's)")
+    latency: Optional[str] = option(None, nonempty=True, group="columns", help="itl, tpot, or a column name "
+                                    "(ms) (default tpot, or the preset's)")
     throughput_col: Optional[str] = option(None, nonempty=True, group="columns",
                                            help="default: total tokens/s")
     kv_col: Optional[str] = option(None, nonempty=True, group="columns", help="peak KV usage column "
@@ -133,8 +194,18 @@ class SweepSettings(RuleSettings):
                                             help="for the KV bound (default: the sweep's mean)")
     exclude_preempted: bool = option(False, group="columns", free="a switch",
                                      help="leave out runs that preempted")
+    memory: Optional[str] = option(None, choices=MEMORY_MODES, group="memory", help="the memory arithmetic: "
+                                   "engine (vLLM's start-up accounting, gpu_memory_utilization to give it), "
+                                   "authors (KV_full x the run's peak usage, freed share of the nominal "
+                                   "device; their Fig. 12 script) or none (B_opt only) (default engine, or "
+                                   "the preset's)")
 
     def __post_init__(self):
+        preset = PRESETS.get(self.preset or "", {})
+        if preset and self.sweep is None and not self.all_authors:
+            for name in PRESET_INPUTS:
+                if getattr(self, name) is None:
+                    setattr(self, name, preset[name])
         super().__post_init__()
         if self.all_authors and self.sweep is not None:
             raise BadInput("--all-authors reads the authors' sweep; give no sweep file with it")
@@ -162,10 +233,11 @@ class AnalyticSettings(RuleSettings):
     dtype: str = option("fp16", choices=DTYPES, group="memory", help="weights and KV-cache dtype")
 
 
-RECORDED = ("batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch", "epsilon",
-            "kv_col", "kv_pool_gib", "server_memory", "server_memory_sweep", "device", "device_mem_gib",
-            "baseline_util", "overhead_gib", "exclude_preempted", "prompt", "output", "batches", "dtype")
-PATHS = ("server_memory",)
+RECORDED = ("preset", "batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch",
+            "epsilon", "selection", "memory", "kv_col", "kv_pool_gib", "server_memory", "server_memory_sweep",
+            "device", "profile_dir", "device_mem_gib", "baseline_util", "overhead_gib", "exclude_preempted",
+            "prompt", "output", "batches", "dtype")
+PATHS = ("server_memory", "profile_dir")
 
 
 def settings_record(s: RuleSettings) -> dict:
@@ -204,6 +276,7 @@ class Curve:
     prompt_len: float | None = None
     output_len: float | None = None
     skipped: tuple[str, ...] = ()  # points left out, each saying why
+    extra: dict = field(default_factory=dict)  # column -> its values per point, for the memory plan
 
     def __post_init__(self):
         n = len(self.batch)
@@ -226,6 +299,9 @@ def make_curve(label: str, batch, throughput, latency_ms, cap=None, **kw) -> Cur
     order = np.lexsort((c, b))
     arrays = {k: (None if v is None else np.asarray(v, dtype=np.float64)[order]) for k, v in kw.items()
               if k in ("kv_bytes", "peak_batch", "preemptions")}
+    if kw.get("extra"):
+        kw["extra"] = {k: (None if v is None else np.asarray(v, dtype=np.float64)[order])
+                       for k, v in kw["extra"].items()}
     rest = {k: v for k, v in kw.items() if k not in arrays}
     return Curve(label, b[order], c[order], np.asarray(throughput, dtype=np.float64)[order],
                  np.asarray(latency_ms, dtype=np.float64)[order], **arrays, **rest)
@@ -242,7 +318,8 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
                      latency_col: str, cap_col: str | None = None, kv_col: str | None = None,
                      kv_unit: str = "pct", kv_pool_bytes: float | Callable[[float], float] | None = None,
                      peak_batch_col: str | None = None, preemptions_col: str | None = None,
-                     prompt_len: float | None = None, output_len: float | None = None) -> Curve:
+                     prompt_len: float | None = None, output_len: float | None = None,
+                     extra_cols: Sequence[str] = ()) -> Curve:
     """One curve from a sweep table (one row per run). Rows with an empty metric are skipped, each named
     in `skipped`, never read as zero: a run that produced nothing says nothing about its batch size.
 
@@ -260,7 +337,7 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
     cap_col = cap_col or batch_col
     used = [batch_col, throughput_col, latency_col, cap_col] + ([kv_col] if kv_col else [])
     used = list(dict.fromkeys(used))  # the cap may be the batch column itself
-    optional = [c for c in (peak_batch_col, preemptions_col) if c]
+    optional = [c for c in (peak_batch_col, preemptions_col, *extra_cols) if c]
     _require(frame, used + optional, source)
     values = frame[used].apply(pd.to_numeric, errors="coerce")
     empty = values.isna().any(axis=1)
@@ -281,7 +358,8 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
 
     return make_curve(label, vals[batch_col], vals[throughput_col], vals[latency_col], cap=vals[cap_col],
                       kv_bytes=kv, peak_batch=opt(peak_batch_col), preemptions=opt(preemptions_col),
-                      prompt_len=prompt_len, output_len=output_len, skipped=skipped)
+                      prompt_len=prompt_len, output_len=output_len, skipped=skipped,
+                      extra={c: opt(c) for c in extra_cols})
 
 
 # ---- the rule ----------------------------------------------------------------------------------
@@ -345,9 +423,14 @@ class Choice:
     efficiencies: np.ndarray | None = field(repr=False)
 
 
-def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = "") -> Choice:
-    """Apply the BCA rule (module docstring). Raises BadInput when no batch qualifies."""
+def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = "",
+                 selection: str = "best-throughput") -> Choice:
+    """Apply the BCA rule (module docstring): of the batches within the SLO and above epsilon, the highest
+    throughput (best-throughput) or the largest batch (largest-within-slo, the authors' scripts); ties go to
+    the smaller batch, then the smaller cap. Raises BadInput when no batch qualifies."""
     epsilon = check_epsilon(epsilon)
+    if selection not in SELECTIONS:
+        raise BadInput(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
     meets = curve.latency_ms <= slo_ms
     if not meets.any():
         i = int(np.argmin(curve.latency_ms))
@@ -368,8 +451,10 @@ def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = ""
                        f"efficiency T(B)/(B T(1)) above epsilon = {epsilon:g} (within the SLO the best is "
                        f"{eff[meets].max():.3g}); lower --epsilon or relax the SLO")
     cand = np.flatnonzero(ok)
-    # highest throughput; ties -> smaller batch, then smaller cap (curve is sorted by batch, cap)
-    best = cand[np.lexsort((curve.cap[cand], curve.batch[cand], -curve.throughput[cand]))[0]]
+    if selection == "largest-within-slo":  # the largest batch; ties -> the smaller cap
+        best = cand[np.lexsort((curve.cap[cand], -curve.batch[cand]))[0]]
+    else:  # highest throughput; ties -> smaller batch, then smaller cap (curve is sorted by batch, cap)
+        best = cand[np.lexsort((curve.cap[cand], curve.batch[cand], -curve.throughput[cand]))[0]]
     return Choice(index=int(best), batch=float(curve.batch[best]), cap=float(curve.cap[best]),
                   throughput=float(curve.throughput[best]), latency_ms=float(curve.latency_ms[best]),
                   fraction_of_best=float(curve.throughput[best] / curve.throughput.max()),
@@ -537,11 +622,14 @@ class MemoryPlan:
     freed_bytes: float
     freed_pct: float  # of the device
     replicas: int
+    method: str = "engine"  # engine: vLLM's start-up accounting; authors: their Fig. 12 arithmetic
+    kv_full_bytes: float | None = None  # authors: the pool vLLM allocated by default (KV_full)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         for k in [k for k in out if k.endswith("_bytes")]:
-            out[k[:-len("_bytes")] + "_gib"] = out.pop(k) / GiB
+            value = out.pop(k)
+            out[k[:-len("_bytes")] + "_gib"] = None if value is None else value / GiB
         out["freed_gb"] = self.freed_bytes / GB
         return out
 
@@ -721,8 +809,8 @@ def _weights_bytes(model: str, group: pd.DataFrame, dtype: str, profile: VllmPro
         try:
             n_params = rl.model_shape(model).n_params
         except Exception as err:  # noqa: BLE001 - any failure to build the config is the user's to fix
-            raise BadInput(f"model {model!r}: cannot count its weights ({err}); give --server-memory") \
-                from None
+            raise MemoryInputMissing(f"model {model!r}: cannot count its weights ({err}); give "
+                                     "--server-memory") from None
     return n_params * rl.DTYPE_BYTES[dtype]
 
 
@@ -735,12 +823,102 @@ def _dtype(group: pd.DataFrame, s: SweepSettings) -> str:
     return "fp16"  # the authors' runs (server_memory.csv: float16)
 
 
+class MemoryInputMissing(BadInput):
+    """The memory plan lacks an input (a pool size, the device): B_opt stands, the plan is left out."""
+
+
+def axis_column(choice: str, layout: Layout) -> str:
+    """The column of a batch axis (cap, max-running, mean-running/running) or a column named as is."""
+    aliases = {"cap": layout.cap, "running": layout.running, "mean-running": layout.running,
+               "max-running": layout.peak_batch}
+    return _column(choice, aliases, "batch-col")
+
+
+def needed_columns(layout: Layout, s: SweepSettings) -> list[str]:
+    """The columns the rule reads: cap, batch axis, throughput, latency (in that order, once each)."""
+    cols = [layout.cap, axis_column(s.batch_col, layout), s.throughput_col or layout.throughput,
+            _column(s.latency, layout.latency, "latency")]
+    return list(dict.fromkeys(cols))
+
+
+def check_sweep(frame: pd.DataFrame, layout: Layout, s: SweepSettings, source: str) -> None:
+    """Bad input, in one line naming the column or the value, unless the table can be read as a sweep:
+    the columns the rule needs are there, no two rows are the same run, latencies and throughputs are not
+    negative, KV usage lies in [0, 100] %."""
+    import pandas as pd
+
+    needed = needed_columns(layout, s)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{source}: no column {', '.join(map(repr, missing))} (the rule reads "
+                       f"{', '.join(needed)} in the {layout.name} layout); it has "
+                       f"{', '.join(map(str, frame.columns))}")
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    key = [c for c in layout.group_cols if c in ok.columns] + [layout.cap]
+    dup = ok.duplicated(key, keep=False)
+    if dup.any():
+        first = ok[dup].iloc[0]
+        where = ", ".join(f"{c}={first[c]}" for c in key)
+        times = int((ok[key] == first[key]).all(axis=1).sum())
+        raise BadInput(f"{source}: duplicate rows: {where} appears {times} times (one row per run)")
+
+    def where(i) -> str:
+        row = ok.loc[i]
+        return ", ".join(f"{c}={row[c]}" for c in key)
+
+    latencies = set(layout.latency.values()) | {_column(s.latency, layout.latency, "latency")}
+    for col in [c for c in ok.columns if c in latencies or c == (s.throughput_col or layout.throughput)]:
+        values = pd.to_numeric(ok[col], errors="coerce")
+        bad = values[values < 0]
+        if len(bad):
+            raise BadInput(f"{source}: {col} = {bad.iloc[0]:g} at {where(bad.index[0])}: "
+                           f"{'latencies' if col in latencies else 'throughputs'} cannot be negative")
+    kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
+    kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
+    if kv_col and kv_col in ok.columns:
+        values = pd.to_numeric(ok[kv_col], errors="coerce")
+        bad = values[(values < 0) | ((values > 100) if kv_unit == "pct" else False)]
+        if len(bad):
+            rng = "in [0, 100] % of the KV pool" if kv_unit == "pct" else "not negative"
+            raise BadInput(f"{source}: {kv_col} = {bad.iloc[0]:g} at {where(bad.index[0])}: KV usage must be "
+                           f"{rng}")
+
+
+def authors_plan(usage_pct: float, profile: VllmProfile, nominal_bytes: float) -> MemoryPlan:
+    """The authors' Fig. 12 arithmetic (bopt_gpu.py): KV_full is the pool vLLM logged at start-up (its
+    kv_cache_gib), the KV that B_opt needs is KV_full x the chosen run's peak usage, the rest of KV_full is
+    freed, as a share of the nominal device size (their "64 GB": GiB values divided by 64, quirk 8).
+    gpu_memory_utilization is what shrinks vLLM's pool by the freed memory (util x total seen - freed)."""
+    if not 0 <= usage_pct <= 100:
+        raise BadInput(f"KV usage {usage_pct:g} % is outside [0, 100]")
+    kv_full = profile.pool_bytes_at_1
+    kv = kv_full * usage_pct / 100.0
+    freed = kv_full - kv
+    total = profile.total_bytes
+    util = utilization_for(profile.util * total - freed, total)
+    runtime = profile.initial_bytes - profile.weights_bytes
+    overhead = runtime + (profile.peak_torch_bytes - profile.weights_bytes)  # + activations at cap 1
+    footprint = profile.weights_bytes + kv + overhead
+    replicas = int(profile.util / util + 1e-9) if util > 0 else 0
+    while replicas > 0 and replicas * footprint > total:
+        replicas -= 1
+    return MemoryPlan(kv_bytes=kv, kv_source=f"authors: KV_full {kv_full / GiB:.2f} GiB x peak usage "
+                      f"{usage_pct:.4g} %", weights_bytes=profile.weights_bytes, overhead_bytes=overhead,
+                      overhead_source=f"vLLM start-up log of {profile.model} ({profile.sweep} sweep)",
+                      footprint_bytes=footprint, budget_bytes=util * total, gpu_memory_utilization=util,
+                      device_bytes=nominal_bytes, baseline_util=profile.util, freed_bytes=freed,
+                      freed_pct=100.0 * freed / nominal_bytes, replicas=replicas, method="authors",
+                      kv_full_bytes=kv_full)
+
+
 def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettings) -> dict:
-    """The BCA on one curve of a sweep: B_opt, its memory plan, and every point with its verdict."""
+    """The BCA on one curve of a sweep: B_opt, its memory plan (or why there is none), and every point with
+    its verdict."""
     import pandas as pd
 
     source = str(s.sweep)
     model = str(group["model"].iloc[0]) if "model" in group.columns else (s.model or label)
+    output_len = _curve_keys(group)["output_len"]
     dtype = _dtype(group, s)
     ok_rows = group
     skipped: list[str] = []
@@ -757,29 +935,35 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
         ok_rows = ok_rows[~pre]
 
     profile = None
-    if s.server_memory:
+    if s.server_memory and s.memory != "none":
         profile = vllm_profile(read_csv(Path(s.server_memory)), model, s.server_memory_sweep,
                                str(Path(s.server_memory)))
     kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
     kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
+    missing = "memory: none (B_opt only)" if s.memory == "none" else None
     pool = None
     if kv_col and kv_unit == "pct":
         pool = s.kv_pool_gib * GiB if s.kv_pool_gib else (profile.pool_bytes if profile else None)
+        if pool is None:
+            missing = missing or (f"{kv_col} is a % of the KV pool and the pool's size is not given "
+                                  "(--server-memory with its sweep row, or --kv-pool-gib)")
     throughput_col = s.throughput_col or layout.throughput
+    usage_col = kv_col if (kv_col and kv_unit == "pct") else None
     curve = curve_from_frame(
-        ok_rows, label=label, source=source,
-        batch_col=_column(s.batch_col, {"cap": layout.cap, "running": layout.running}, "batch-col"),
+        ok_rows, label=label, source=source, batch_col=axis_column(s.batch_col, layout),
         throughput_col=throughput_col, latency_col=_column(s.latency, layout.latency, "latency"),
-        cap_col=layout.cap, kv_col=kv_col, kv_unit=kv_unit, kv_pool_bytes=pool,
+        cap_col=layout.cap, kv_col=kv_col if (kv_col and (pool is not None or kv_unit != "pct")) else None,
+        kv_unit=kv_unit, kv_pool_bytes=pool,
         peak_batch_col=layout.peak_batch if layout.peak_batch in group.columns else None,
         preemptions_col=layout.preemptions if layout.preemptions in group.columns else None,
         prompt_len=s.prompt_tokens or _mean_length(ok_rows, layout, layout.input_tokens),
-        output_len=s.output_tokens or _mean_length(ok_rows, layout, layout.output_tokens))
+        output_len=s.output_tokens or _mean_length(ok_rows, layout, layout.output_tokens),
+        extra_cols=[usage_col] if usage_col and usage_col in ok_rows.columns else ())
     curve = replace(curve, skipped=tuple(skipped) + curve.skipped)
     warnings = [f"skipped {x}" for x in curve.skipped]
 
     slo, rule = slo_threshold(curve, s.slo_ms, s.slo_factor, s.ref_batch)
-    choice = choose_batch(curve, slo, s.epsilon, rule)
+    choice = choose_batch(curve, slo, s.epsilon, rule, s.selection)
     i = choice.index
 
     kv_per_token = _kv_per_token(model, dtype, s.kv_bytes_per_token)
@@ -787,19 +971,18 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
     bound = None
     if kv_per_token and curve.prompt_len is not None and curve.output_len is not None:
         bound = kv_bound_bytes(np.ceil(peak), curve.prompt_len, curve.output_len, kv_per_token)
-    if curve.kv_bytes is not None:
-        kv, kv_source = float(curve.kv_bytes[i]), f"measured ({kv_col})"
-    elif bound is not None:
-        kv = bound
-        kv_source = f"bound: {np.ceil(peak):g} x ({curve.prompt_len:g} + {curve.output_len:g}) tokens"
-    else:
-        raise BadInput(f"{label}: no KV measurement and no bound (give --kv-bytes-per-token and "
-                       "--prompt-tokens/--output-tokens)")
 
-    weights = _weights_bytes(model, ok_rows, dtype, profile)
-    overhead = _overhead(s, profile, ok_rows, curve, i, weights, kv, model)
-    device = _device_bytes(s, profile)
-    plan = plan_memory(kv, weights, overhead, choice.cap, device, kv_source, s.baseline_util)
+    plan = None
+    if missing is None:
+        try:
+            if s.memory == "authors":
+                plan = _authors_plan_for(s, profile, curve, i, usage_col)
+            else:
+                plan = _engine_plan(s, profile, ok_rows, curve, i, model, dtype, bound, kv_col)
+        except MemoryInputMissing as err:
+            missing = str(err)
+    if missing and s.memory != "none":
+        warnings.append(f"no memory plan: {missing}")
 
     if curve.preemptions is not None and curve.preemptions[i] > 0:
         warnings.append(f"the B_opt run was preempted {curve.preemptions[i]:g} times: its KV pool was full, "
@@ -807,12 +990,41 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
     for w in warnings:
         log.warning("%s: %s", label, w)
     best = pd.to_numeric(measured[throughput_col], errors="coerce").max()
-    return {"label": label, "model": model, "dtype": dtype, "cap_column": layout.cap,
-            **_choice_dict(choice, curve, float(best)),
+    return {"label": label, "model": model, "output_len": output_len, "dtype": dtype,
+            "cap_column": layout.cap, **_choice_dict(choice, curve, float(best)),
             "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / GiB,
             "kv_bound_gib": None if bound is None else bound / GiB, "kv_bytes_per_token": kv_per_token,
             "prompt_tokens": curve.prompt_len, "output_tokens": curve.output_len,
-            "memory": plan.to_dict(), "points": _points(curve, choice), "warnings": warnings}
+            "memory": None if plan is None else plan.to_dict(), "memory_missing": missing,
+            "points": _points(curve, choice), "warnings": warnings}
+
+
+def _authors_plan_for(s: SweepSettings, profile: VllmProfile | None, curve: Curve, i: int,
+                      usage_col: str | None) -> MemoryPlan:
+    if profile is None:
+        raise MemoryInputMissing("memory=authors reads KV_full from vLLM's start-up log: give "
+                                 "--server-memory (reference/server_memory.csv) and --server-memory-sweep")
+    if usage_col is None or curve.extra.get(usage_col) is None:
+        raise MemoryInputMissing("memory=authors needs the runs' peak KV usage in % of the pool "
+                                 "(max_kv_cache_usage_pct)")
+    return authors_plan(float(curve.extra[usage_col][i]), profile, _device_bytes(s, profile, nominal=True))
+
+
+def _engine_plan(s: SweepSettings, profile: VllmProfile | None, rows: pd.DataFrame, curve: Curve, i: int,
+                 model: str, dtype: str, bound: float | None, kv_col: str | None) -> MemoryPlan:
+    peak = curve.peak_batch[i] if curve.peak_batch is not None else curve.batch[i]
+    if curve.kv_bytes is not None:
+        kv, kv_source = float(curve.kv_bytes[i]), f"measured ({kv_col})"
+    elif bound is not None:
+        kv = bound
+        kv_source = f"bound: {np.ceil(peak):g} x ({curve.prompt_len:g} + {curve.output_len:g}) tokens"
+    else:
+        raise MemoryInputMissing("no KV measurement and no bound (give --kv-bytes-per-token and "
+                                 "--prompt-tokens/--output-tokens)")
+    weights = _weights_bytes(model, rows, dtype, profile)
+    overhead = _overhead(s, profile, rows, curve, i, weights, kv, model)
+    device = _device_bytes(s, profile)
+    return plan_memory(kv, weights, overhead, curve.cap[i], device, kv_source, s.baseline_util)
 
 
 def _overhead(s: RuleSettings, profile: VllmProfile | None, rows: pd.DataFrame, curve: Curve, i: int,
@@ -844,28 +1056,47 @@ def vllm_fit_for(model: str) -> Overhead:
     try:
         vocab = get_config(model).vocab_size
     except Exception as err:  # noqa: BLE001 - an unknown model: the user gives the overhead instead
-        raise BadInput(f"model {model!r}: no config to scale vLLM's overhead by ({err}); "
-                       "give --overhead-gib") from None
+        raise MemoryInputMissing(f"model {model!r}: no config to scale vLLM's overhead by ({err}); "
+                                 "give --overhead-gib") from None
     return fit.for_vocab(vocab)
 
 
-def _device_bytes(s: RuleSettings, profile: VllmProfile | None) -> float:
+def _device_bytes(s: RuleSettings, profile: VllmProfile | None, nominal: bool = False) -> float:
+    """The device memory the plan divides: the user's, the spec sheet's (its nominal size), else what
+    vLLM saw on the authors' GPU (63.43 GiB, for their sweeps)."""
     if s.device_mem_gib:
         return s.device_mem_gib * GiB
     if s.device:
-        return _spec(s.device).mem_bytes
+        return _spec(s.device, s.profile_dir).mem_bytes
     if profile is not None:
         return profile.total_bytes  # the device memory vLLM saw on the authors' GPU
-    raise BadInput("the device memory is unknown: give --device (e.g. h100-64gb) or --device-mem-gib")
+    raise MemoryInputMissing("the device memory is unknown: give --device (e.g. h100-64gb) or "
+                             "--device-mem-gib")
 
 
-def _spec(name: str):
+def _spec(name: str, profile_dir: str | None = None):
+    """A spec sheet, or for "local" this host's measured profile (common.hardware.probe)."""
     from common.hardware import get_spec
+    from common.repo import REPO_ROOT
 
     try:
-        return get_spec(name)
+        return get_spec(name, profile_dir or REPO_ROOT / "results" / "hardware")
     except (KeyError, FileNotFoundError) as err:
         raise BadInput(f"--device: {err}") from None
+
+
+def _curve_keys(group: pd.DataFrame) -> dict:
+    return {"model": str(group["model"].iloc[0]) if "model" in group.columns else None,
+            "output_len": (_plain_number(group["output_len"].iloc[0]) if "output_len" in group.columns
+                           else None)}
+
+
+def _plain_number(value) -> int | float | None:
+    """An integral value as an int (output lengths read as floats from a CSV), NaN as None."""
+    value = float(value)
+    if math.isnan(value):
+        return None
+    return int(value) if value.is_integer() else value
 
 
 def _choice_dict(c: Choice, curve: Curve, best: float | None = None) -> dict:
@@ -886,12 +1117,31 @@ def _points(curve: Curve, c: Choice) -> list[dict]:
             for j in range(len(curve.batch))]
 
 
+SUMMARY_MEMORY = ("kv_gib", "kv_full_gib", "footprint_gib", "gpu_memory_utilization", "freed_gib",
+                  "freed_pct", "replicas", "device_gib", "method")
+
+
+def curve_summary(r: dict) -> dict:
+    """One curve's answer in brief (what `advise --json` prints, one object per line): the curve, B_opt and
+    its cap, and the memory the plan frees; the error instead where the curve failed."""
+    head = {"label": r["label"], "model": r.get("model"), "output_len": r.get("output_len")}
+    if "error" in r:
+        return {**head, "error": r["error"]}
+    memory = r.get("memory") or {}
+    return {**head, "b_opt": _plain_number(r["b_opt"]), "cap": _plain_number(r["b_opt_cap"]),
+            "throughput": r["throughput"],
+            "latency_ms": r["latency_ms"], "slo_ms": r["slo_ms"], "fraction_of_best": r["fraction_of_best"],
+            "preempted": bool(r.get("preempted")), **{k: memory.get(k) for k in SUMMARY_MEMORY},
+            "memory_missing": r.get("memory_missing")}
+
+
 def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
     """The BCA on every curve of a sweep: (one result per curve, the settings record). A curve that fails
     is reported as {"label", "error"}; BadInput when the input is bad or every curve fails."""
     s = settings.inputs()
     record = settings_record(s)
     frame, layout = read_sweep(Path(s.sweep))
+    check_sweep(frame, layout, s, str(s.sweep))
     groups = _groups(frame, layout, s)
     log.info("BCA on %s (%s layout): %d curve(s)", s.sweep, layout.name, len(groups))
     results = []
@@ -903,7 +1153,7 @@ def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
                 raise
             message = str(err).removeprefix(f"{label}: ")
             log.warning("%s: %s", label, message)
-            results.append({"label": label, "error": message})
+            results.append({"label": label, **_curve_keys(group), "error": message})
     if all("error" in r for r in results):
         raise BadInput("no curve could be advised: "
                        + "; ".join(f"{r['label']}: {r['error']}" for r in results))
@@ -924,7 +1174,7 @@ def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
         raise BadInput(f"--model: {err}") from None
     if not s.device:
         raise BadInput("analytic: --device is needed (its bandwidth and FLOP/s drive the roofline)")
-    spec = _spec(s.device)
+    spec = _spec(s.device, s.profile_dir)
     if s.dtype not in spec.peak_flops or s.dtype not in rl.DTYPE_BYTES:
         raise BadInput(f"--dtype {s.dtype}: {s.device} has {', '.join(spec.peak_flops)}")
     try:

@@ -55,14 +55,18 @@ def own_device_gib(sweep: Path, given: float | None) -> tuple[float, str]:
 
 
 def brief(results: list[dict]) -> list[dict]:
-    """Per curve: the choice and its memory plan, or the error."""
+    """Per curve: what `advise --json` prints (advisor.curve_summary), with the choice's throughput
+    keys as the figures read them; the error instead where the curve failed."""
+    from papers.batching.advisor import curve_summary
+
     out = []
     for r in results:
         if "error" in r:
-            out.append({"label": r["label"], "error": r["error"]})
+            out.append(curve_summary(r))
             continue
-        out.append({"label": r["label"], **{k: r[k] for k in SUMMARY_KEYS},
-                    **{k: r["memory"][k] for k in MEMORY_KEYS}, "preempted": bool(r.get("preempted"))})
+        memory = r.get("memory") or {}
+        out.append({**curve_summary(r), **{k: r[k] for k in SUMMARY_KEYS},
+                    **{k: memory.get(k) for k in MEMORY_KEYS}})
     return out
 
 
@@ -114,7 +118,10 @@ def main(cfg, run):
     write_atomic(run.result_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     for name, r in summary["runs"].items():
         for c in r.get("curves", []):
-            if "error" not in c:
+            if "error" not in c and c.get("freed_gib") is None:
+                log.info("%s / %s: B_opt %g (cap %g); no memory plan (%s)", name, c["label"], c["b_opt"],
+                         c["b_opt_cap"], c["memory_missing"])
+            elif "error" not in c:
                 log.info("%s / %s: B_opt %g (cap %g, %.0f%% of the best throughput), allocate %.2f GiB, "
                          "frees %.2f GiB (%.1f%%)", name, c["label"], c["b_opt"], c["b_opt_cap"],
                          100 * c["fraction_of_best"], c["footprint_gib"], c["freed_gib"], c["freed_pct"])

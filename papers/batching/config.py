@@ -83,7 +83,8 @@ class BcaConfig(RunConfig):
 
     own_sweep: str = spec(free="a result store; when absent, that run is skipped and the summary says so")
     device_mem_gib: Optional[float] = spec(None, gt=0)  # None: this host's RAM (a CPU sweep) or the GPU's
-    advise: SweepSettings = field(default_factory=SweepSettings)  # the settings every run starts from
+    # the settings every run starts from; unresolved, so that a run's preset fills what it leaves unset
+    advise: SweepSettings = field(default_factory=SweepSettings.unresolved)
     authors_runs: dict[str, SweepSettingsRun] = spec(  # name -> its own settings
         factory=dict, free="name -> the advise keys that differ; each entry is checked by check()")
 

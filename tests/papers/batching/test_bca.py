@@ -91,7 +91,8 @@ def test_absolute_and_factor_slo():
     assert advisor.slo_threshold(c, slo_factor=2, ref_batch=1)[0] == 20
     assert advisor.slo_threshold(c, slo_factor=2, ref_batch=7)[0] == 36  # nearest batch to 7 is 8
     assert advisor.slo_threshold(c, slo_factor=2, ref_batch=3)[0] == 22  # 2 and 4 tie: the smaller
-    assert advisor.choose_batch(c, *advisor.slo_threshold(c, slo_factor=2, ref_batch=1)[:1], epsilon=0).batch == 8
+    slo = advisor.slo_threshold(c, slo_factor=2, ref_batch=1)[0]
+    assert advisor.choose_batch(c, slo, epsilon=0).batch == 8
     with pytest.raises(BadInput, match="exactly one"):
         advisor.slo_threshold(c, slo_ms=25, slo_factor=2)
     with pytest.raises(BadInput, match="exactly one"):
@@ -128,8 +129,9 @@ def test_empty_rows_are_skipped_not_read_as_zero():
 
 def test_a_missing_column_is_named():
     with pytest.raises(BadInput, match="no column 'mean_itl_ms'.*max_num_seqs"):
-        advisor.curve_from_frame(_authors_like_frame(), label="t", source="sweep.csv", batch_col="max_num_seqs",
-                             throughput_col="total_token_throughput_tok_s", latency_col="mean_itl_ms")
+        advisor.curve_from_frame(_authors_like_frame(), label="t", source="sweep.csv",
+                                 batch_col="max_num_seqs", throughput_col="total_token_throughput_tok_s",
+                                 latency_col="mean_itl_ms")
 
 
 def test_kv_usage_percent_needs_the_pool_and_converts_with_it():
@@ -335,3 +337,142 @@ def test_preempted_runs_are_flagged_or_left_out():
     assert left["fraction_of_best"] == pytest.approx(left["throughput"] / kept["best_throughput"])
     assert left["fraction_of_best"] < 1  # the preempted runs stay the best measured
     assert left["memory"]["freed_gib"] > kept["memory"]["freed_gib"]
+
+
+# ---- the authors' own rule: options and presets -------------------------------------------------
+def test_largest_within_slo_takes_the_largest_feasible_batch_not_the_best_throughput():
+    # throughput dips at 16 within the SLO; the authors' scripts still take 16, the largest batch
+    c = curve([1, 2, 4, 8, 16, 32], [100, 190, 350, 520, 480, 900], [10, 10, 11, 12, 14, 40])
+    assert advisor.choose_batch(c, slo_ms=15, epsilon=0).batch == 8
+    assert advisor.choose_batch(c, slo_ms=15, epsilon=0, selection="largest-within-slo").batch == 16
+    # the efficiency filter still applies; equal batches go to the smaller cap
+    assert advisor.choose_batch(c, slo_ms=15, epsilon=0.4, selection="largest-within-slo").batch == 8
+    c = curve([1, 6, 6], [100, 400, 410], [10, 11, 11], cap=[1, 8, 16])
+    assert advisor.choose_batch(c, slo_ms=15, epsilon=0, selection="largest-within-slo").cap == 8
+    with pytest.raises(BadInput, match="selection"):
+        advisor.choose_batch(c, slo_ms=15, epsilon=0, selection="smallest")
+
+
+def _json_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def _authors_fig12(frame, memory, model, out_len, factor=3.0, ref=32):
+    """bopt_gpu.py written out plainly: max running batch as the axis, mean TPOT, SLO 3 x the TPOT at the
+    batch nearest 32, the largest batch within it; KV_full x (1 - its peak usage) freed, over 64."""
+    g = frame[(frame.model == model) & (frame.output_len == out_len)].dropna(subset=["mean_tpot_ms"])
+    g = g.sort_values(["max_running_batch", "max_num_seqs"])
+    slo = factor * g.iloc[(g.max_running_batch - ref).abs().argmin()].mean_tpot_ms
+    pick = g[g.mean_tpot_ms <= slo].iloc[-1]
+    while len(g[g.max_running_batch == pick.max_running_batch]) > 1:  # equal batches: the smaller cap
+        pick = g[g.max_running_batch == pick.max_running_batch].iloc[0]
+    kv_full = memory[(memory.model == model) & (memory.sweep == "advisor")].kv_cache_gib.iloc[0]
+    freed = kv_full * (1 - pick.max_kv_cache_usage_pct / 100)
+    return pick, freed, 100 * freed / 64
+
+
+def test_paper_fig12_preset_gives_the_papers_values_at_output_390(capsys):
+    """The paper's Fig. 12 (output 390): 63.23 / 45.05 / 10.51 / about 0 % of the 64 GB freed, B_opt 128
+    for the three smaller models. Computed from the authors' data by their rule, compared to 0.01 points."""
+    assert advise.main(["--preset", "paper-fig12", "--json"]) == 0
+    curves = {(c["model"], c["output_len"]): c for c in _json_lines(capsys)}
+    assert len(curves) == 16 and all("error" not in c for c in curves.values())
+    for c in curves.values():
+        assert {"model", "output_len", "b_opt", "cap", "freed_gib", "freed_pct"} <= set(c)
+    paper = {"opt-1.3b": 63.23, "opt-2.7b": 45.05, "llama-2-7b": 10.51, "llama-2-13b": 0.0}
+    for model, freed_pct in paper.items():
+        c = curves[(model, 390)]
+        assert abs(c["freed_pct"] - freed_pct) < (0.01 if freed_pct else 0.05), (model, c["freed_pct"])
+        if model != "llama-2-13b":
+            assert c["b_opt"] == 128 and c["cap"] == 128
+    # every other output length follows from the same rule, written out plainly above
+    frame, memory = pd.read_csv(REF / "advisor_sweep.csv"), pd.read_csv(REF / "server_memory.csv")
+    for (model, out_len), c in curves.items():
+        pick, freed, pct = _authors_fig12(frame, memory, model, out_len)
+        assert (c["b_opt"], c["cap"]) == (pick.max_running_batch, pick.max_num_seqs), (model, out_len)
+        assert c["freed_gib"] == pytest.approx(freed) and c["freed_pct"] == pytest.approx(pct)
+
+
+def test_paper_fig10_preset_follows_the_authors_fig10_script(capsys):
+    """plots.py: caps as the batch, mean ITL, SLO 5 x the ITL at cap 32, efficiency T(B)/(B T(1)) > 0.2,
+    the largest batch passing both, on the background sweep. It ranks request throughput; with the same
+    2000 requests in every run, total tokens/s gives the same efficiencies and choice."""
+    assert advise.main(["--preset", "paper-fig10", "--json"]) == 0
+    curves = {c["model"]: c for c in _json_lines(capsys)}
+    frame = pd.read_csv(REF / "background_sweep.csv")
+    for model, c in curves.items():
+        g = frame[frame.model == model].sort_values("max_num_seqs")
+        b, t, lat = (g[k].to_numpy() for k in ("max_num_seqs", "request_throughput_rps", "mean_itl_ms"))
+        ok = (lat <= 5 * lat[np.argmin(np.abs(b - 32))]) & (t / (b * t[0]) > 0.2)
+        assert c["b_opt"] == c["cap"] == b[ok].max(), model
+    assert curves["opt-1.3b"]["b_opt"] == 96
+    (same,), _, _ = advise.run(["--preset", "paper-fig10", "--model", "opt-1.3b",
+                                "--throughput-col", "request_throughput_rps"])
+    assert same["b_opt"] == 96
+
+
+def test_options_given_beside_a_preset_win(capsys):
+    argv = ["--preset", "paper-fig12", "--model", "llama-2-13b", "--output-len", "390"]
+    (authors,), record, _ = advise.run(argv)
+    assert record["selection"] == "largest-within-slo" and record["epsilon"] == 0
+    assert authors["b_opt_cap"] == 256  # the largest running batch (138) within the SLO
+    (ours,), record, _ = advise.run([*argv, "--selection", "best-throughput", "--epsilon", "0.1",
+                                     "--memory", "engine"])
+    assert record["epsilon"] == 0.1 and record["memory"] == "engine"  # the project's values, given
+    assert ours["b_opt_cap"] == 128 and ours["memory"]["method"] == "engine"
+    # a sweep file of one's own keeps its own inputs: the preset sets only the rule
+    (mine,), record, _ = advise.run([str(REF / "advisor_sweep.csv"), "--preset", "paper-fig12", "--model",
+                                     "opt-1.3b", "--output-len", "390"])
+    assert mine["memory"] is None and "pool" in mine["memory_missing"] and mine["b_opt"] == 128
+
+
+def test_b_opt_alone_needs_no_memory_inputs(tmp_path, capsys):
+    """The authors' CSV with no pool size and no device: B_opt, and the plan left out saying why."""
+    argv = [str(REF / "advisor_sweep.csv"), "--model", "opt-2.7b", "--output-len", "260"]
+    assert advise.main([*argv, "--json"]) == 0
+    (c,) = _json_lines(capsys)
+    assert c["b_opt"] == 128 and c["freed_gib"] is None and "--server-memory" in c["memory_missing"]
+    assert advise.main([*argv, "--memory", "none", "--json"]) == 0
+    (c,) = _json_lines(capsys)
+    assert c["b_opt"] == 128 and c["memory_missing"].startswith("memory: none")
+    md = tmp_path / "t.md"
+    assert advise.main([*argv, "--markdown", str(md)]) == 0
+    assert "| 128 |" in md.read_text() and "no memory plan" in md.read_text()
+
+
+def _bad_copy(tmp_path, edit) -> str:
+    frame = pd.read_csv(REF / "advisor_sweep.csv")
+    frame = edit(frame[(frame.model == "opt-1.3b") & (frame.output_len == 260)].copy())
+    path = tmp_path / "sweep.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.drop(columns=["mean_tpot_ms", "max_num_seqs"]),
+     "no column 'max_num_seqs', 'mean_tpot_ms'"),
+    (lambda f: f.assign(mean_tpot_ms=f.mean_tpot_ms.where(f.max_num_seqs != 16, -3.5)),
+     "mean_tpot_ms = -3.5 at model=opt-1.3b, output_len=260, max_num_seqs=16: latencies cannot be negative"),
+    (lambda f: f.assign(mean_itl_ms=-f.mean_itl_ms), "mean_itl_ms = -"),
+    (lambda f: f.assign(max_kv_cache_usage_pct=f.max_kv_cache_usage_pct.where(f.max_num_seqs != 64, 120.0)),
+     "max_kv_cache_usage_pct = 120 at model=opt-1.3b, output_len=260, max_num_seqs=64: KV usage must be in "
+     "[0, 100]"),
+    (lambda f: pd.concat([f, f[f.max_num_seqs == 32]]),
+     "duplicate rows: model=opt-1.3b, output_len=260, max_num_seqs=32 appears 2 times"),
+])
+def test_bad_sweep_values_exit_2_with_one_line_naming_them(edit, message, tmp_path, capsys):
+    assert advise.main([_bad_copy(tmp_path, edit), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_device_local_reads_the_profile_dir(tmp_path, capsys):
+    from common.hardware import SPECS, profile_path, save_profile
+
+    argv = [str(REF / "advisor_sweep.csv"), "--model", "opt-1.3b", "--output-len", "260", "--server-memory",
+            str(REF / "server_memory.csv"), "--server-memory-sweep", "advisor", "--device", "local",
+            "--profile-dir", str(tmp_path)]
+    assert advise.main(argv) == 2 and "common.hardware.probe" in capsys.readouterr().err
+    save_profile(SPECS["h100-64gb"], profile_path(tmp_path))
+    (r,), record, _ = advise.run(argv)
+    assert r["memory"]["device_gib"] == 64 and record["profile_dir"] == str(tmp_path)

@@ -188,7 +188,9 @@ def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
     summary = run_entry(bca, "batching/bca", tiny_results)
     out = tiny_results / "batching" / "bca" / "smoke"
     assert set(summary["runs"]) == {"own_sweep", "advisor", "advisor_eps0", "advisor_no_preempted",
-                                    "background"}
+                                    "background", "paper_fig10", "paper_fig12"}
+    fig12 = {(c["model"], c["output_len"]): c for c in summary["runs"]["paper_fig12"]["curves"]}
+    assert fig12[("opt-1.3b", 390)]["freed_pct"] == pytest.approx(63.23, abs=0.01)  # the paper's Fig. 12
     [own] = summary["runs"]["own_sweep"]["curves"]
     assert own["b_opt_cap"] in (1, 2, 4)
     assert summary["runs"]["own_sweep"]["device_memory_source"].startswith("CPU")

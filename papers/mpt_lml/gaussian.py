@@ -362,13 +362,13 @@ def _ordering_totals(cov: torch.Tensor, factor: torch.Tensor, orders: torch.Tens
         quad = _suffix_sums(torch.addcmul(lsq * diag, chol, upper, value=2))
         variances = _suffix_sums(lsq).masked_fill(invalid, 1.0)
         return (variances.log() + quad / variances).sum((0, 1))
-    quad = upper.mul_(chol).mul_(2)
+    half = upper.mul_(chol)  # half of E[residual^2], before the suffix sums: the factor 2 comes last
     lsq = chol.mul_(chol)  # L is not needed any more: its squares, in its place
-    quad = _suffix_sums_(quad.addcmul_(lsq, diag))  # E[residual^2] of the dim at t given the first k
+    half = _suffix_sums_(half.addcmul_(lsq, diag, value=0.5))
     # for k > t the suffix sums add exact zeros (L is lower triangular); a variance of 1 and a zero
     # quadratic term there make those entries add exactly nothing
     variances = _suffix_sums_(lsq).masked_fill_(invalid, 1.0)
-    return quad.div_(variances).add_(variances.log_()).sum((0, 1))  # over orderings and t >= k
+    return 2 * half.div_(variances).sum((0, 1)) + variances.log_().sum((0, 1))  # orderings and t >= k
 
 
 def _suffix_sums_(values: torch.Tensor) -> torch.Tensor:

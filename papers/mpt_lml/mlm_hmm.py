@@ -66,10 +66,14 @@ def main(cfg, run):
         )
     ]
     first = cfg.train.seeds[0]
-    for s in cfg.train.seeds:  # the collator curve (authors' pipeline) for the first seed only
-        jobs.append(({**base, **bert, "model": "random_bert", "train_seed": s},
-                     bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer, cfg.eval,
-                                  cfg.seed + 1, exact, curves, collator=s == first)))
+    # the random-init baseline once (nothing is trained); the collator curve (the authors' pipeline) for
+    # the first seed only
+    for s in cfg.train.seeds:
+        if s == first:
+            jobs.append(({**base, **bert, "model": "random_bert", "train_seed": s},
+                         bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer,
+                                      cfg.eval,
+                                      cfg.seed + 1, exact, curves, collator=True)))
         for objective in cfg.train.objectives:
             cell = {**base, **bert, "model": f"bert_{objective}", "train": train, "train_seed": s}
             jobs.append((cell, bert_cell_fn(make_model, objective, s, sample_train, cfg.train, eval_ids,

@@ -67,10 +67,14 @@ def main(cfg, run):
     curves = CurveLog(run)
     jobs = []
     first = cfg.train.seeds[0]
-    for s in cfg.train.seeds:  # the collator curve (authors' pipeline) for the first seed only
-        jobs.append(({**base, "model": "random_bert", "train_seed": s},
-                     bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer, cfg.eval,
-                                  cfg.seed, None, curves, collator=s == first)))
+    # the random-init baseline once (nothing is trained); the collator curve (the authors' pipeline) for
+    # the first seed only
+    for s in cfg.train.seeds:
+        if s == first:
+            jobs.append(({**base, "model": "random_bert", "train_seed": s},
+                         bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer,
+                                      cfg.eval,
+                                      cfg.seed, None, curves, collator=True)))
         for objective in cfg.train.objectives:
             cell = {**base, "model": f"bert_{objective}", "train": train, "train_seed": s}
             jobs.append((cell, bert_cell_fn(make_model, objective, s, sample_train, cfg.train, eval_ids,

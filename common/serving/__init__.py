@@ -13,7 +13,9 @@ and energy as the batch grows, and the bytes-versus-FLOPs arithmetic that explai
     harness.py      run_sweep: models x workloads x batch sizes through the result store, with energy
     replicas.py     N engine replicas as processes on their own cores, started together by a barrier; `serve`,
                     the replica work both papers run
-    roofline.py     per-step bytes and FLOPs, T(B), B_h, regimes; the calibrated t(B) and its MAPE
+    roofline.py     per-step bytes and FLOPs, T(B), B_h, regimes (the bare roofline)
+    step_model.py   the engine's step time from physical terms, fitted by one routine (fit_step_model),
+                    used on batches, models and devices it was not fitted on
     kernels.py      torch.profiler breakdown (attention / matmul / other / gaps); Nsight Compute CSVs
     bench/          benchmarks of the above as commands (generate ratio, overhead, regimes, one decode step
                     for Nsight Compute, gpu_check), each with its conf/common/serving/bench/<name>.yaml

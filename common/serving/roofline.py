@@ -7,9 +7,10 @@ of kernels:
   attention: reads every sequence's K and V (B * context * KV bytes per token) and does 4 FLOPs per
     cached element pair (QK^T and AV), so its intensity is ~ heads / kv_heads FLOP per byte in fp16
     at any B: decode attention stays memory-bound, which is the "memory gap" of large batches.
-The roofline step time is the sum over kernel classes of max(FLOPs / peak, bytes / bandwidth). The
-calibrated variant t(B) = t0 + bytes(B) / BW_eff + B * c is fitted to a measured sweep (non-negative
-least squares on relative errors) and reports its error as a MAPE.
+The roofline step time is the sum over kernel classes of max(FLOPs / peak, bytes / bandwidth). What a
+real engine adds to it (a fixed and a per-layer cost per step, the KV read below full bandwidth, per-token
+and per-sequence costs, the prefill steps continuous batching interleaves) is `common.serving.step_model`,
+fitted to measured steps by its one routine, `fit_step_model`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,99 +168,8 @@ def regimes(shape: ModelShape, batch: float, context: float, device, dtype: str 
     return out
 
 
-# ---- the calibrated model --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Observation:
-    """A measured decode: `steps` steps of `batch` sequences whose contexts are `contexts` (one per step,
-    or one mean value), taking `time_s` in all."""
-
-    batch: float
-    contexts: tuple[float, ...]
-    steps: int
-    time_s: float
-
-
-def decode_observation(batch: float, prompt_len: int, steps: int, time_s: float) -> Observation:
-    """The offline profiler's decode phase: step s reads prompt_len + s tokens of KV per sequence."""
-    return Observation(batch, tuple(float(prompt_len + s) for s in range(1, steps + 1)), steps, time_s)
-
-
-def _features(obs: Observation, shape: ModelShape, dtype: str) -> np.ndarray:
-    """Columns multiplying (t0, 1 / BW_eff, c): steps, bytes moved over all steps, sequence-steps."""
-    ctx = np.asarray(obs.contexts, dtype=np.float64)
-    mean_ctx = ctx.mean()
-    kv = obs.batch * mean_ctx * kv_bytes_per_token(shape, dtype)
-    total_bytes = obs.steps * (weight_bytes(shape, dtype) + kv)
-    return np.array([obs.steps, total_bytes, obs.batch * obs.steps], dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class CalibratedModel:
-    shape_name: str
-    dtype: str
-    t0_s: float
-    bw_eff: float | None  # B/s; None when the fit put no time on bytes
-    c_s: float  # seconds per sequence per step beyond its bytes
-    weight_bytes: float
-    kv_bytes_per_token: int
-
-    def step_time(self, batch: float, context: float) -> float:
-        moved = self.weight_bytes + batch * context * self.kv_bytes_per_token
-        return self.t0_s + (moved / self.bw_eff if self.bw_eff else 0.0) + batch * self.c_s
-
-    def throughput(self, batch: float, context: float) -> float:
-        return batch / self.step_time(batch, context)
-
-    def half_ceiling_batch(self, context: float) -> tuple[float, float]:
-        return _half_ceiling_batch(lambda b: self.step_time(b, context))
-
-    def predict(self, obs: Observation) -> float:
-        """Total time of a measured decode."""
-        return float(sum(self.step_time(obs.batch, c) for c in obs.contexts) * obs.steps / len(obs.contexts))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def fit_calibrated(observations: Sequence[Observation], shape: ModelShape, dtype: str = "fp16",
-                   bandwidth: float | None = None) -> CalibratedModel:
-    """Non-negative least squares on relative errors (every batch size counts alike).
-
-    bandwidth=None fits BW_eff too. With one context length for every batch (the offline profiler)
-    the weights' bytes / BW_eff are as constant as t0 and the KV bytes as linear in B as B * c, so only
-    t(B -> 0) and dt/dB are determined; pass the device's bandwidth to pin BW_eff and read t0 and c.
-    """
-    from scipy.optimize import nnls
-
-    if len(observations) < 2:
-        raise ValueError("calibration needs at least two measured batch sizes")
-    x = np.stack([_features(o, shape, dtype) for o in observations])
-    measured = np.array([o.time_s for o in observations], dtype=np.float64)
-    y = measured
-    if bandwidth is not None:
-        y = measured - x[:, 1] / bandwidth
-        x = x[:, [0, 2]]
-    scale = x.max(axis=0)  # columns of ~1: nnls is scale-sensitive
-    weight = 1.0 / measured  # relative residuals
-    coef, _ = nnls(x / scale * weight[:, None], y * weight)
-    coef = coef / scale
-    if bandwidth is None:
-        t0, inv_bw, c = coef
-        bw = 1.0 / inv_bw if inv_bw > 0 else None
-    else:
-        (t0, c), bw = coef, bandwidth
-    return CalibratedModel(shape.name, dtype, float(t0), None if bw is None else float(bw), float(c),
-                           weight_bytes(shape, dtype), kv_bytes_per_token(shape, dtype))
-
-
+# ---- errors ----------------------------------------------------------------------------------------
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
     """Mean absolute percentage error, in percent."""
     p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     return float(np.mean(np.abs(p - m) / np.abs(m)) * 100)
-
-
-def throughput_mape(model: CalibratedModel, observations: Sequence[Observation]) -> float:
-    """MAPE of the decode throughput B * steps / time (the papers' throughput-versus-batch curves)."""
-    measured = [o.batch * o.steps / o.time_s for o in observations]
-    predicted = [o.batch * o.steps / model.predict(o) for o in observations]
-    return mape(predicted, measured)

@@ -230,13 +230,16 @@ class AnalyticSettings(RuleSettings):
     prompt: int = option(ge=1, group="model", help="prompt tokens per request")
     output: int = option(ge=1, group="model", help="output tokens per request")
     batches: str = option(ANALYTIC_BATCHES, nonempty=True, group="model", help="batch grid, comma-separated")
+    chunked_prefill: bool = option(False, group="model", free="a switch", help="prompts prefilled in "
+                                   "chunks inside the decode steps (vLLM's --enable-chunked-prefill; off by "
+                                   "default in the authors' vLLM, on in their advisor sweep)")
     dtype: str = option("fp16", choices=DTYPES, group="memory", help="weights and KV-cache dtype")
 
 
 RECORDED = ("preset", "batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch",
             "epsilon", "selection", "memory", "kv_col", "kv_pool_gib", "server_memory", "server_memory_sweep",
             "device", "profile_dir", "device_mem_gib", "baseline_util", "overhead_gib", "exclude_preempted",
-            "prompt", "output", "batches", "dtype")
+            "prompt", "output", "batches", "chunked_prefill", "dtype")
 PATHS = ("server_memory", "profile_dir")
 
 
@@ -663,25 +666,88 @@ def plan_memory(kv_bytes: float, weights_bytes: float, overhead: Overhead, cap: 
 
 
 # ---- the analytical curve ----------------------------------------------------------------------
-def analytic_curve(label: str, shape, device, prompt_len: int, output_len: int, batches: Sequence[int],
-                   dtype: str = "fp16", fits: Callable[[int], bool] | None = None) -> Curve:
-    """T(B) and per-token latency predicted by the roofline (common.serving.roofline) for a decode whose
-    sequences hold on average prompt + output / 2 tokens; kv_bytes is the bound at full length. Batches
-    for which `fits` is False (their KV does not fit the memory) are left out and named in `skipped`."""
-    from common.serving import roofline as rl
-
-    kv_per_token = rl.kv_bytes_per_token(shape, dtype)
-
+def analytic_curve(label: str, shape, step_model, prompt_len: int, output_len: int, batches: Sequence[int],
+                   fits: Callable[[int], bool] | None = None, chunked: bool = False) -> Curve:
+    """T(B) and per-token latency predicted by the step model (common.serving.step_model) for continuous
+    batching at a full batch of B: the sequences hold on average prompt + output / 2 tokens, and as each
+    finishes a new request's prompt is prefilled (B / output prompts per decode step, in prefill steps of
+    their own, or riding in the decode steps with chunked prefill). T is total tokens/s, as in the measured
+    tables; kv_bytes is the bound at full length. Batches for which `fits` is False (their KV does not fit
+    the memory) are left out and named in `skipped`."""
+    kv_per_token = _roofline().kv_bytes_per_token(shape, step_model.dtype)
     context = prompt_len + output_len / 2
     keep = [b for b in batches if fits is None or fits(b)]
     skipped = tuple(f"batch {b}: its KV bound does not fit the memory" for b in batches if b not in keep)
     if not keep:
         raise BadInput(f"{label}: no batch in {list(batches)} fits the device memory")
-    steps = np.array([rl.step_time(shape, b, context, device, dtype) for b in keep])
+    steps = np.array([step_model.step_time(shape, b, context, b / output_len, prompt_len, chunked)
+                      for b in keep])
     b = np.asarray(keep, dtype=np.float64)
     kv = np.array([kv_bound_bytes(x, prompt_len, output_len, kv_per_token) for x in keep])
-    return make_curve(label, b, b / steps, steps * 1e3, cap=b, kv_bytes=kv, prompt_len=float(prompt_len),
-                      output_len=float(output_len), skipped=skipped)
+    total_per_output = (prompt_len + output_len) / output_len
+    return make_curve(label, b, b / steps * total_per_output, steps * 1e3, cap=b, kv_bytes=kv,
+                      prompt_len=float(prompt_len), output_len=float(output_len), skipped=skipped)
+
+
+def _roofline():
+    from common.serving import roofline
+
+    return roofline
+
+
+def analytic_step_model(model: str, device: str, spec, dtype: str):
+    """(the step model for `model` on `spec`, how it was obtained). Fitted on the authors' H100 runs
+    (papers.batching.calibrate): calibrated where the model is one they measured on their device,
+    transferred to another model by its shape and to another device by its bandwidth and FLOP/s."""
+    from papers.batching.calibrate import DEVICE, MODELS, authors_step_model
+
+    base = authors_step_model()
+    fitted = f"fitted on the authors' {DEVICE} runs of {', '.join(MODELS)} (offline and background sweeps)"
+    if device == DEVICE:
+        step = base if dtype == base.dtype else base.on_device(spec, dtype)
+        how = "calibrated" if model in MODELS else "transferred to this model"
+    else:
+        step = base.on_device(spec, dtype)
+        how = "transferred to this device" + ("" if model in MODELS else " and model")
+    return step, f"step model {how}: {fitted}"
+
+
+def latency_check(model: str, shape, step_model, prompt: int, output: int, device: str) -> dict:
+    """The analytic latency against the measured mode: the authors' advisor sweep (mean TPOT per cap) where
+    it has this model, lengths and device; predicted with the sweep's scheduling (chunked prefill, as the
+    authors ran it; the step model was never fitted on this sweep) at each run's mean running batch (the
+    model's error) and at the cap (the analytic mode's full-batch assumption). Runs that preempted are left
+    out."""
+    from papers.batching.calibrate import DEVICE
+
+    if device != DEVICE:
+        return {"missing_reason": f"the measured mode here is the authors' advisor sweep on {DEVICE}"}
+    frame = read_csv(AUTHORS_SWEEP)
+    rows = frame[(frame["model"] == model) & (frame["output_len"] == output)
+                 & (frame["num_preemptions"] == 0)]
+    rows = rows.dropna(subset=["mean_tpot_ms", "mean_running_batch"])
+    if rows.empty:
+        return {"missing_reason": f"the authors' advisor sweep has no {model} run with output {output}"}
+    sweep_prompt = float((rows["total_input_tokens"] / rows["num_prompts"]).median())
+    if abs(sweep_prompt - prompt) > 1:
+        return {"missing_reason": f"the authors' advisor sweep has {sweep_prompt:g}-token prompts for "
+                                  f"{model}, not {prompt}"}
+    context = prompt + output / 2
+    points = []
+    for r in rows.sort_values("max_num_seqs").itertuples():
+        at_running = step_model.step_time(shape, r.mean_running_batch, context, r.mean_running_batch / output,
+                                          prompt, chunked=True) * 1e3
+        at_cap = step_model.step_time(shape, r.max_num_seqs, context, r.max_num_seqs / output, prompt,
+                                      chunked=True) * 1e3
+        points.append({"cap": int(r.max_num_seqs), "running_batch": float(r.mean_running_batch),
+                       "measured_ms": float(r.mean_tpot_ms), "predicted_at_running_ms": at_running,
+                       "predicted_at_cap_ms": at_cap})
+    measured = [p["measured_ms"] for p in points]
+    mape = _roofline().mape
+    return {"against": f"the authors' advisor sweep ({model}, output {output}, {device}): mean TPOT per cap",
+            "n": len(points),
+            "mape_at_running_batch_pct": mape([p["predicted_at_running_ms"] for p in points], measured),
+            "mape_at_cap_pct": mape([p["predicted_at_cap_ms"] for p in points], measured), "points": points}
 
 
 # ---- the BCA on a sweep ------------------------------------------------------------------------
@@ -1163,7 +1229,8 @@ def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
 
 # ---- the BCA without a sweep -------------------------------------------------------------------
 def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
-    """The roofline's curve for a model on a device (no sweep), then the same rule and memory plan."""
+    """The step model's curve for a model on a device (no sweep), then the same rule and memory plan; the
+    latency is checked against the measured mode where the authors measured this case."""
     from common.serving import roofline as rl
     from common.serving.models import ModelUnavailable
 
@@ -1173,7 +1240,7 @@ def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
     except ModelUnavailable as err:
         raise BadInput(f"--model: {err}") from None
     if not s.device:
-        raise BadInput("analytic: --device is needed (its bandwidth and FLOP/s drive the roofline)")
+        raise BadInput("analytic: --device is needed (its bandwidth and FLOP/s drive the step model)")
     spec = _spec(s.device, s.profile_dir)
     if s.dtype not in spec.peak_flops or s.dtype not in rl.DTYPE_BYTES:
         raise BadInput(f"--dtype {s.dtype}: {s.device} has {', '.join(spec.peak_flops)}")
@@ -1197,18 +1264,22 @@ def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
     def fits(b):  # the default engine (baseline util) must hold B sequences at full length
         return weights + kv(b) + overhead.budget_bytes(b) <= s.baseline_util * device
 
-    label = f"{s.model} {s.prompt}+{s.output} on {s.device} (roofline)"
-    curve = analytic_curve(label, shape, spec, s.prompt, s.output, batches, s.dtype, fits)
+    key = s.device.strip().lower().replace("_", "-")  # as common.hardware.get_spec reads it
+    step_model, how = analytic_step_model(s.model, key, spec, s.dtype)
+    label = f"{s.model} {s.prompt}+{s.output} on {s.device} (step model)"
+    curve = analytic_curve(label, shape, step_model, s.prompt, s.output, batches, fits, s.chunked_prefill)
     for x in curve.skipped:
         log.warning("%s: left out %s", label, x)
     slo, rule = slo_threshold(curve, s.slo_ms, s.slo_factor, s.ref_batch)
-    choice = choose_batch(curve, slo, s.epsilon, rule)
+    choice = choose_batch(curve, slo, s.epsilon, rule, s.selection)
     source = f"bound: {choice.cap:g} x ({s.prompt} + {s.output}) tokens"
     plan = plan_memory(kv(choice.cap), weights, overhead, choice.cap, device, source, s.baseline_util)
-    result = {"label": label, "model": s.model, "dtype": s.dtype, "cap_column": "max_num_seqs",
-              **_choice_dict(choice, curve),
+    check = latency_check(s.model, shape, step_model, s.prompt, s.output, key)
+    result = {"label": label, "model": s.model, "output_len": s.output, "dtype": s.dtype,
+              "cap_column": "max_num_seqs", **_choice_dict(choice, curve),
               "kv_measured_gib": None, "kv_bound_gib": kv(choice.cap) / GiB,
               "kv_bytes_per_token": kv_per_token, "prompt_tokens": s.prompt, "output_tokens": s.output,
-              "device_spec": spec.name, "memory": plan.to_dict(), "points": _points(curve, choice),
-              "warnings": [f"left out {x}" for x in curve.skipped]}
+              "device_spec": spec.name, "step_model": {"how": how, **step_model.to_dict()},
+              "latency_check": check, "memory": plan.to_dict(), "memory_missing": None,
+              "points": _points(curve, choice), "warnings": [f"left out {x}" for x in curve.skipped]}
     return [result], record

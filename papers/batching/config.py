@@ -98,12 +98,28 @@ class BcaConfig(RunConfig):
 
 @dataclass
 class CalibrateConfig(RunConfig):
-    """The roofline and the calibrated decode-step model against the authors' H100 data."""
+    """The decode-step model (common.serving.step_model) against the authors' H100 data: in-sample,
+    batch-held-out and model-held-out errors."""
 
     reference_dir: str = spec(free="the authors' data; each file is checked when it is read")
     models: list[str] = spec(nonempty=True, free="models of the authors' data, checked against it")
     device: str = spec(free="a common.hardware.SPECS key, looked up when the run starts")
     dtype: str = spec(choices=DTYPES)  # of the roofline's bytes and FLOP/s
+    sources: list[str] = spec(nonempty=True, choices=("offline", "background"))
+    batch_split: float = spec(gt=0)  # batch-held-out: fitted on batches <= this, scored on the larger ones
+    transfer_fit: list[str] = spec(nonempty=True, free="a proper subset of models, checked against them")
+    goal_batch_mape_pct: float = spec(gt=0)
+    goal_model_mape_pct: float = spec(gt=0)
+
+    def check(self) -> None:
+        """The models are the authors' (their data has no other), and transfer_fit a proper subset of them."""
+        authors = ("opt-1.3b", "opt-2.7b", "llama-2-7b", "llama-2-13b")
+        unknown = [m for m in self.models if m not in authors]
+        if unknown:
+            raise BadInput(f"models: {unknown} are not in the authors' data ({', '.join(authors)})")
+        if not set(self.transfer_fit) < set(self.models):
+            raise BadInput(f"transfer_fit: {list(self.transfer_fit)} must be a proper subset of models "
+                           f"{list(self.models)} (the rest are held out)")
 
 
 @dataclass

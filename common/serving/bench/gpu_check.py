@@ -79,26 +79,29 @@ def device_slug(name: str) -> str:
 
 
 def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
-    """The analytical model against this sweep's decode phases (as calibrate_mindgap does for the paper's)."""
+    """The roofline and the step model (common.serving.step_model, fitted here by its one routine) against
+    this sweep's decode phases, as papers.batching.calibrate does for the authors' H100 runs."""
     from common.hardware import spec_for_device
     from common.serving import roofline as rl
+    from common.serving.step_model import decode_observations, errors, fit_step_model
 
     shape = rl.model_shape(model)
     ok = frame[frame["status"] == "ok"].sort_values("batch_size")
-    obs = [rl.decode_observation(r.batch_size, int(r.workload_prompt_mean),
-                                 int(r.output_tokens / r.n_requests) - 1, r.decode_time_s)
-           for r in ok.itertuples()]
+    obs = [decode_observations(shape, r.batch_size, int(r.workload_prompt_mean),
+                               int(r.output_tokens / r.n_requests) - 1, r.decode_time_s)
+           for r in ok.itertuples() if int(r.output_tokens / r.n_requests) > 1 and r.decode_time_s > 0]
     out = {"model": model, "dtype": dtype, "batches": [o.batch for o in obs]}
-    if len(obs) >= 2:
-        fitted = rl.fit_calibrated(obs, shape, dtype)
-        mid_context = obs[0].contexts[len(obs[0].contexts) // 2]
-        out["calibrated"] = {**fitted.to_dict(), "mape_pct": rl.throughput_mape(fitted, obs),
-                             "b_half": fitted.half_ceiling_batch(mid_context)[1]}
     key, sheet = spec_for_device(device_name)
+    if len(obs) >= 2:
+        device = sheet if sheet is not None and dtype in sheet.peak_flops else None
+        fitted = fit_step_model(obs, device, dtype)
+        (err,) = errors(fitted, obs).values()
+        out["calibrated"] = {**fitted.to_dict(), "mape_pct": err["throughput_mape_pct"],
+                             "step_mape_pct": err["step_mape_pct"],
+                             "b_half": fitted.half_ceiling_batch(shape, obs[len(obs) // 2].context)[1]}
     if sheet is not None and obs:
-        measured = [o.batch * o.steps / o.time_s for o in obs]
-        predicted = [o.batch / rl.step_time(shape, o.batch, sum(o.contexts) / len(o.contexts), sheet, dtype)
-                     for o in obs]
+        measured = [o.batch / o.time_s for o in obs]
+        predicted = [o.batch / rl.step_time(shape, o.batch, o.context, sheet, dtype) for o in obs]
         out["roofline"] = {"spec": key, "mape_pct": rl.mape(predicted, measured),
                            "predicted_tok_s": predicted, "measured_tok_s": measured}
     else:

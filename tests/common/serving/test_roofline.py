@@ -1,6 +1,5 @@
 """The analytical model: arithmetic against hand-computed values, the KV formula against vLLM's own
-accounting in the paper's logs, the calibrated fit against synthetic truths (its fit to the authors' H100
-data is the batching paper's `calibrate` experiment: tests/papers/batching/test_calibrate.py)."""
+accounting in the paper's logs (the fitted step model on top of it: test_step_model.py)."""
 
 from types import SimpleNamespace
 
@@ -67,31 +66,6 @@ def test_decode_attention_intensity_stays_near_heads_over_kv_heads(name, ratio):
     dense = [rl.step_costs(shape, b, 330, spec, "fp16")["dense"] for b in (1, 64, 512)]
     assert dense[2].intensity > dense[1].intensity > 20 * dense[0].intensity  # grows with the batch
     assert dense[0].bound == "memory"
-
-
-def test_half_ceiling_batch_of_a_linear_step_time():
-    """t(B) = a + s B gives T(B) = B / (a + s B): ceiling 1/s, half of it at B = a / s."""
-    model = rl.CalibratedModel("m", "fp16", t0_s=2e-3, bw_eff=1e12, c_s=5e-5, weight_bytes=2e9,
-                               kv_bytes_per_token=1000)
-    context = 300
-    a, s = 2e-3 + 2e9 / 1e12, 300 * 1000 / 1e12 + 5e-5
-    ceiling, b_half = model.half_ceiling_batch(context)
-    assert ceiling == pytest.approx(1 / s, rel=1e-6)
-    assert b_half == pytest.approx(a / s, rel=1e-6)
-
-
-def test_fit_recovers_a_known_model():
-    shape = rl.model_shape("opt-1.3b")
-    truth = rl.CalibratedModel("opt-1.3b", "fp16", 2e-3, 1.5e12, 5e-5, rl.weight_bytes(shape, "fp16"),
-                               rl.kv_bytes_per_token(shape, "fp16"))
-    obs = [rl.decode_observation(b, 161, 337, 0.0) for b in (1, 4, 16, 64, 256)]
-    obs = [rl.Observation(o.batch, o.contexts, o.steps, truth.predict(o)) for o in obs]
-    pinned = rl.fit_calibrated(obs, shape, "fp16", bandwidth=1.5e12)
-    assert pinned.t0_s == pytest.approx(2e-3, rel=1e-6) and pinned.c_s == pytest.approx(5e-5, rel=1e-6)
-    free = rl.fit_calibrated(obs, shape, "fp16")
-    assert rl.throughput_mape(free, obs) < 1e-6  # t0, BW_eff and c trade off, the predictions do not
-    with pytest.raises(ValueError, match="at least two"):
-        rl.fit_calibrated(obs[:1], shape)
 
 
 def test_regime_check_agrees_with_itself_on_roofline_shaped_data():

@@ -476,3 +476,31 @@ def test_device_local_reads_the_profile_dir(tmp_path, capsys):
     save_profile(SPECS["h100-64gb"], profile_path(tmp_path))
     (r,), record, _ = advise.run(argv)
     assert r["memory"]["device_gib"] == 64 and record["profile_dir"] == str(tmp_path)
+
+
+def test_analytic_mode_uses_the_step_model_and_reports_its_latency_error():
+    """Calibrated on the authors' H100 runs, checked against their advisor sweep (never fitted on it);
+    the bare roofline missed the same latencies by a large factor."""
+    from common.hardware import get_spec
+    from common.serving import roofline as rl
+
+    argv = ["analytic", "--model", "llama-2-7b", "--prompt", "250", "--output", "260", "--chunked-prefill"]
+    (r,), record, _ = advise.run([*argv, "--device", "h100-64gb"])
+    assert r["step_model"]["how"].startswith("step model calibrated") and record["chunked_prefill"]
+    check = r["latency_check"]
+    assert check["n"] >= 5 and check["mape_at_running_batch_pct"] < 10
+    shape, spec = rl.model_shape("llama-2-7b"), get_spec("h100-64gb")
+    roofline = rl.mape([rl.step_time(shape, p["running_batch"], 250 + 130, spec, "fp16") * 1e3
+                        for p in check["points"]], [p["measured_ms"] for p in check["points"]])
+    assert roofline > 3 * check["mape_at_running_batch_pct"]
+    # another device: the same fit, moved by its bandwidth (faster memory, shorter steps); nothing measured
+    (fast,), _, _ = advise.run([*argv, "--device", "h100-sxm-80gb"])
+    assert "transferred to this device" in fast["step_model"]["how"]
+    assert "missing_reason" in fast["latency_check"]
+    at = {p["batch"]: p["latency_ms"] for p in fast["points"]}
+    assert all(at[b] < p["latency_ms"] for p in r["points"] for b in [p["batch"]] if b in at)
+    # a model the authors did not run: the same fit, by its shape
+    (other,), _, _ = advise.run(["analytic", "--model", "opt-6.7b", "--prompt", "242", "--output", "260",
+                                 "--device", "h100-64gb"])
+    assert "transferred to this model" in other["step_model"]["how"]
+    assert "no opt-6.7b run" in other["latency_check"]["missing_reason"]

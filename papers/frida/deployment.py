@@ -92,7 +92,8 @@ class LocalDeployment:
             except psutil.NoSuchProcess:
                 continue
 
-    def run(self, fed: FederationConfig, timeout: float = 300) -> FederationResult:
+    def submit(self, fed: FederationConfig) -> Path:
+        """Start the run (`flwr run`) and return the directory its records appear in, round by round."""
         out = self.workdir / "out"
         run_config = self.workdir / "run_config.toml"
         run_config.write_text(tomli_w.dumps({RUN_CONFIG_KEY: federation_to_json(fed), OUT_KEY: str(out)}))
@@ -102,6 +103,10 @@ class LocalDeployment:
         if proc.returncode != 0:
             raise RuntimeError(f"flwr run failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
         log.info("flwr run: %s", proc.stdout.strip())
+        return out
+
+    def wait(self, out: Path, timeout: float = 300) -> FederationResult:
+        """Wait for the ServerApp to mark the run finished; its records."""
         deadline = time.monotonic() + timeout
         while not (out / DONE_FILE).exists():
             self._track_children()
@@ -111,6 +116,24 @@ class LocalDeployment:
                 raise RuntimeError(f"the SuperLink exited ({self.procs[0].returncode}); see {self.workdir}")
             time.sleep(0.5)
         return read_result(out)
+
+    def run(self, fed: FederationConfig, timeout: float = 300) -> FederationResult:
+        return self.wait(self.submit(fed), timeout)
+
+    def kill_supernode(self, index: int) -> None:
+        """SIGKILL one SuperNode and what it started (a node dying mid-run, for tests)."""
+        proc = self.procs[1 + index]
+        family = [proc.pid]
+        try:
+            family += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+        for pid in family:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                continue
+        proc.wait(timeout=10)
 
     def close(self) -> None:
         """Stop every process we started and their descendants, by PID: TERM, then KILL."""

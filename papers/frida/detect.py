@@ -15,14 +15,15 @@ import logging
 from dataclasses import asdict
 
 from common.app import entrypoint
-from common.errors import BadInput
-from papers.frida.config import RUNTIMES, federation_from_cfg
+from papers.frida.config import federation_from_cfg
 
 log = logging.getLogger(__name__)
 
 
-def run_federation_on(runtime: str, fed, out_dir, cfg):
-    """The same ServerApp/ClientApp on one of three runtimes; records end up under out_dir."""
+def run_federation_on(runtime: str, fed, out_dir, cfg, on_round=None):
+    """The same ServerApp/ClientApp on one of three runtimes; records end up under out_dir.
+    `on_round(summary, rows)` sees each round as it ends (in-process and simulation: the ServerApp
+    runs in this process; deployment: read back at the end)."""
     from papers.frida.server_app import JsonlSink, read_result  # flwr and torch: imported where work starts
 
     if runtime == "inprocess":
@@ -31,22 +32,38 @@ def run_federation_on(runtime: str, fed, out_dir, cfg):
         from papers.frida.server_app import run_federation
 
         sink = JsonlSink(out_dir)
-        run_federation(InProcessGrid(make_client_app(fed), fed.num_clients), fed, on_round=sink)
+
+        def both(summary, rows):
+            sink(summary, rows)
+            if on_round is not None:
+                on_round(summary, rows)
+
+        run_federation(InProcessGrid(make_client_app(fed), fed.num_clients), fed, on_round=both)
         sink.finish()
         return read_result(out_dir)
     if runtime == "simulation":
         from papers.frida.simulation import run_in_simulation
 
-        return run_in_simulation(fed, out_dir, num_cpus=cfg.sim_cpus, client_cpus=cfg.client_cpus)
+        return run_in_simulation(fed, out_dir, num_cpus=cfg.sim_cpus, client_cpus=cfg.client_cpus,
+                                 on_round=on_round)
     from papers.frida.deployment import run_in_deployment
 
-    return run_in_deployment(fed, out_dir / "deployment", timeout=cfg.deploy_timeout_s)
+    result = run_in_deployment(fed, out_dir / "deployment", timeout=cfg.deploy_timeout_s)
+    for summary in result.rounds:
+        if on_round is not None:
+            on_round(summary, [r for r in result.clients if r["round"] == summary["round"]])
+    return result
+
+
+def round_scalars(summary: dict) -> dict:
+    """What a round logs: the global model's accuracy and loss, each detector's ROC-AUC and time,
+    and the replies that failed or were excluded."""
+    return {k.replace(".", "/"): v for k, v in summary.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"}
 
 
 @entrypoint("frida/detect")
 def main(cfg, run):
-    if cfg.runtime not in RUNTIMES:
-        raise BadInput(f"runtime={cfg.runtime!r} is not one of {', '.join(RUNTIMES)}")
     fed = federation_from_cfg(cfg.fed)
     log.info("FRIDA detect: %s runtime, %s/%s, %d clients (%d %s free-riders), %d rounds, on %s",
              cfg.runtime, fed.dataset, fed.model, fed.num_clients, fed.num_free_riders, fed.free_rider,
@@ -56,11 +73,10 @@ def main(cfg, run):
     def task():
         from papers.frida.metrics import summarize
 
-        result = run_federation_on(cfg.runtime, fed, run.dir, cfg)
-        for summary in result.rounds:
-            run.logger.log({k: v for k, v in summary.items() if isinstance(v, (int, float))},
-                           step=summary["round"])
-        return summarize(result)
+        def on_round(summary, rows):  # as it happens: accuracy and every detector's AUC per round
+            run.logger.log(round_scalars(summary), step=summary["round"])
+
+        return summarize(run_federation_on(cfg.runtime, fed, run.dir, cfg, on_round))
 
     row = run.results.run_cell(cell, task, skip_done=False)
     metrics = row["metrics"]

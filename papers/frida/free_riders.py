@@ -1,14 +1,18 @@
 """What a free-rider sends instead of a trained model.
 
-Each attack sees what a real free-rider sees: the global model of this round and of the last one
-(it keeps the latter in its own client state) and, for the canary-aware one, the canary the server
-sent. Weights are dicts of numpy arrays, so the arithmetic is explicit.
+Each attack sees what a real free-rider sees: the global model of this round and of the last round
+it was sampled in (it keeps that one in its own client state; with client sampling it may be several
+rounds old, so the step is divided by the rounds in between) and, for the canary-aware one, the canary
+the server sent. Weights are dicts of numpy arrays, so the arithmetic is explicit. A "switching"
+free-rider (fed.free_rider=switching) trains honestly until fed.switch_round, then does fed.switch_to.
 
 - plain: the global model unchanged.
 - disguised (Fraboni et al. 2021, "advanced disguised"): global + N(0, (m * sigma_t * t^-gamma)^2),
   sigma_t the mean absolute change of the global model over the last round.
-- gradient_noiser (Lin et al. 2019, "delta weights" with noise): repeat the last global step and
-  add Gaussian noise whose variance equals that step's per-parameter variance.
+- delta_weights (Lin et al. 2019): repeat the last global step, as is. Every delta-weights
+  free-rider of a round sends the very same update.
+- gradient_noiser (Lin et al. 2019, "advanced delta weights"): repeat the last global step and add
+  Gaussian noise whose variance equals that step's per-parameter variance, so no two are alike.
 - adaptive: trains honestly once to learn what an honest update looks like, then sends a step
   whose norm and cosine to the last global step match that reference (norm rescaled as the global
   step shrinks), so L2/STD/cosine statistics cannot tell it apart.
@@ -25,11 +29,12 @@ from papers.frida.models import flatten, unflatten
 Weights = dict[str, np.ndarray]
 
 
-def global_step(global_w: Weights, prev_global: Weights | None) -> np.ndarray:
-    """The last change of the global model, flat; zeros in round 1 (nothing to extrapolate yet)."""
+def global_step(global_w: Weights, prev_global: Weights | None, elapsed: int = 1) -> np.ndarray:
+    """The global model's change per round since the free-rider last saw it, flat; zeros in its first
+    round (nothing to extrapolate yet)."""
     if prev_global is None:
         return np.zeros(sum(v.size for v in global_w.values()))
-    return flatten(global_w) - flatten(prev_global)
+    return (flatten(global_w) - flatten(prev_global)) / max(elapsed, 1)
 
 
 def plain(global_w: Weights) -> Weights:
@@ -37,24 +42,29 @@ def plain(global_w: Weights) -> Weights:
 
 
 def disguised(global_w: Weights, prev_global: Weights | None, server_round: int, m: float,
-              gamma: float, rng: np.random.Generator) -> Weights:
-    sigma_t = float(np.mean(np.abs(global_step(global_w, prev_global))))
+              gamma: float, rng: np.random.Generator, elapsed: int = 1) -> Weights:
+    sigma_t = float(np.mean(np.abs(global_step(global_w, prev_global, elapsed))))
     std = m * sigma_t * server_round ** (-gamma)
     flat = flatten(global_w)
     return unflatten(flat + rng.normal(0.0, std, flat.shape) if std > 0 else flat, global_w)
 
 
-def gradient_noiser(global_w: Weights, prev_global: Weights | None, rng: np.random.Generator) -> Weights:
-    step = global_step(global_w, prev_global)
+def delta_weights(global_w: Weights, prev_global: Weights | None, elapsed: int = 1) -> Weights:
+    return unflatten(flatten(global_w) + global_step(global_w, prev_global, elapsed), global_w)
+
+
+def gradient_noiser(global_w: Weights, prev_global: Weights | None, rng: np.random.Generator,
+                    elapsed: int = 1) -> Weights:
+    step = global_step(global_w, prev_global, elapsed)
     std = float(np.std(step))
     noise = rng.normal(0.0, std, step.shape) if std > 0 else 0.0
     return unflatten(flatten(global_w) + step + noise, global_w)
 
 
 def adaptive(global_w: Weights, prev_global: Weights, ref_norm: float, ref_cos: float,
-             ref_step_norm: float, rng: np.random.Generator) -> Weights:
+             ref_step_norm: float, rng: np.random.Generator, elapsed: int = 1) -> Weights:
     """A step u with ||u|| = ref_norm * ||last step|| / ref_step_norm and cos(u, last step) = ref_cos."""
-    step = global_step(global_w, prev_global)
+    step = global_step(global_w, prev_global, elapsed)
     step_norm = float(np.linalg.norm(step))
     flat = flatten(global_w)
     if step_norm == 0 or ref_step_norm == 0:

@@ -4,7 +4,8 @@ It is the transport of the in-process runtime used by the experiment grid: the S
 and the ClientApp are the very objects the simulation and deployment runtimes run, only the hop
 through Ray actors or gRPC is gone (on 2 cores those hops cost more than the training). Each node
 keeps its own Context across rounds, as a SuperNode does, and a ClientApp that raises becomes an
-error reply, as it does under Flower's runtimes.
+error reply, as it does under Flower's runtimes. A client that drops out (client_app.DropReply)
+sends nothing, as a dead or timed-out node: the server sees fewer replies than it sent messages.
 """
 
 from __future__ import annotations
@@ -57,14 +58,21 @@ class InProcessGrid(Grid):
         ids = []
         for msg in messages:
             msg.metadata.__dict__["_message_id"] = str(uuid4())
-            self._replies[msg.metadata.message_id] = self._deliver(msg)
+            reply = self._deliver(msg)
+            if reply is not None:
+                self._replies[msg.metadata.message_id] = reply
             ids.append(msg.metadata.message_id)
         return ids
 
-    def _deliver(self, msg: Message) -> Message:
+    def _deliver(self, msg: Message) -> Message | None:
+        from papers.frida.client_app import DropReply
+
         context = self.contexts[msg.metadata.dst_node_id]
         try:
             return self.client_app(msg, context)
+        except DropReply:
+            log.debug("node %d dropped out", context.node_id)
+            return None
         except Exception as err:  # noqa: BLE001 - a failing ClientApp is a reply, as under Flower
             log.debug("node %d raised:\n%s", context.node_id, traceback.format_exc())
             return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION,

@@ -61,13 +61,42 @@ class CifarCNN(nn.Module):
         return self.head(self.body(x))
 
 
-BUILDERS = {"mlp": MLP, "lenet5": LeNet5, "cifar_cnn": CifarCNN}
+class CharGRU(nn.Module):
+    """Next-character model for Shakespeare, LEAF's design made small for CPUs: an 8-dimensional
+    character embedding, one GRU layer of `hidden` units (LEAF: two LSTM layers of 256), and a linear
+    head on the last state. Input: [N, L] int64 character ids; classes = the vocabulary."""
+
+    vmap_ok = False  # torch.func.vmap has no batching rule for nn.GRU: per-sample gradients loop
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: int = 64):
+        super().__init__()
+        if len(input_shape) != 1:
+            raise ValueError(f"gru needs [L] character windows, got {input_shape}")
+        self.embed = nn.Embedding(num_classes, 8)
+        self.rnn = nn.GRU(8, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        _, last = self.rnn(self.embed(x))
+        return self.head(last[-1])
+
+
+BUILDERS = {"mlp": MLP, "lenet5": LeNet5, "cifar_cnn": CifarCNN, "gru": CharGRU}
 
 
 def build_model(name: str, input_shape, num_classes: int, hidden: int, seed: int = 0) -> nn.Module:
     """Same seed, same initial weights: the server's initial global model is reproducible."""
     torch.manual_seed(seed)
     return BUILDERS[name](tuple(input_shape), num_classes, hidden)
+
+
+def random_inputs(model: nn.Module, n: int, input_shape, seed: int, num_classes: int) -> torch.Tensor:
+    """Inputs that carry no data: uniform noise in the [0, 1] range every image dataset is scaled to,
+    or uniformly random characters for a text model."""
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(model, CharGRU):
+        return torch.randint(0, num_classes, (n, *input_shape), generator=gen)
+    return torch.rand((n, *input_shape), generator=gen)
 
 
 # ---- weights as numpy, the form they travel in -----------------------------------------------------

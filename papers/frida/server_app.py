@@ -62,17 +62,18 @@ def read_result(out_dir: str | Path) -> FederationResult:
     return FederationResult(rows(ROUNDS_FILE), rows(CLIENTS_FILE))
 
 
-def run_federation(grid: Grid, fed: FederationConfig, on_round=None,
-                   timeout: float = 3600) -> FederationResult:
+def run_federation(grid: Grid, fed: FederationConfig, on_round=None) -> FederationResult:
+    """The federation on any grid; a round waits at most fed.round_timeout_s for its replies."""
     data = federated_data(fed)
     strategy = FridaFedAvg(fed, data, on_round=on_round)
     initial = build_model(fed.model, data.input_shape, data.num_classes, fed.hidden, seed=fed.seed)
     result = strategy.start(grid=grid, initial_arrays=to_record(get_weights(initial)), num_rounds=fed.rounds,
-                            timeout=timeout, evaluate_fn=strategy.evaluate_global)
+                            timeout=fed.round_timeout_s, evaluate_fn=strategy.evaluate_global)
     return FederationResult(strategy.rounds, strategy.clients, from_record(result.arrays))
 
 
-def make_server_app(fed: FederationConfig | None = None, out_dir: str | Path | None = None) -> ServerApp:
+def make_server_app(fed: FederationConfig | None = None, out_dir: str | Path | None = None,
+                    on_round=None) -> ServerApp:
     app = ServerApp()
 
     @app.main()
@@ -82,7 +83,13 @@ def make_server_app(fed: FederationConfig | None = None, out_dir: str | Path | N
         sink = JsonlSink(out) if out else None
         log.info("FRIDA federation: %d clients, %d rounds, free-rider %s x%d, detectors %s",
                  cfg.num_clients, cfg.rounds, cfg.free_rider, cfg.num_free_riders, cfg.detectors)
-        run_federation(grid, cfg, on_round=sink)
+        def each(summary, rows):
+            if sink is not None:
+                sink(summary, rows)
+            if on_round is not None:
+                on_round(summary, rows)
+
+        run_federation(grid, cfg, on_round=each)
         if sink is not None:
             sink.finish()
 

@@ -24,7 +24,7 @@ from scipy import stats
 from torch.func import functional_call, grad, vmap
 
 from papers.frida.detectors.base import DetectorOutput, RoundView, robust_z
-from papers.frida.training import num_steps, per_sample_loss
+from papers.frida.training import per_sample_loss
 
 
 class MiaLoss:
@@ -36,14 +36,9 @@ class MiaLoss:
                            for c in view.clients])
         reference = copy.deepcopy(view.load(view.global_weights))
         global_loss = per_sample_loss(reference, view.canary_x, view.canary_y).mean()
-        k = len(view.canary_y)
-        steps, share = [], []
-        for c in view.clients:
-            n_seen = c.num_examples + (0 if fed.canary_every_batch else k)
-            s = num_steps(n_seen, fed.batch_size, fed.local_epochs) or fed.local_epochs
-            steps.append(s if fed.canary_every_batch else fed.local_epochs)
-            # the canary's share of each step's mean gradient
-            share.append(k / ((fed.local_epochs * n_seen + (s * k if fed.canary_every_batch else 0)) / s))
+        schedules = [view.schedule(c) for c in view.clients]
+        steps = [s.ref_steps for s in schedules]
+        share = [s.ref_share for s in schedules]
         # the reference: the global model fine-tuned on the canary alone, with the canary's share of
         # a client's step; its loss after s steps is what a client taking s steps should reach
         curve = [global_loss]
@@ -63,7 +58,17 @@ class MiaLoss:
 
 
 def per_sample_gradients(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """[samples, parameters] gradients of the loss, one vmap over the batch (no Python loop)."""
+    """[samples, parameters] gradients of the loss, one vmap over the batch (no Python loop); a
+    model vmap cannot batch (the GRU) takes one backward pass per sample."""
+    if not getattr(model, "vmap_ok", True):
+        rows = []
+        model.eval()
+        for i in range(len(y)):
+            model.zero_grad()
+            F.cross_entropy(model(torch.as_tensor(x[i:i + 1])), torch.as_tensor(y[i:i + 1])).backward()
+            rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double())
+        model.zero_grad()
+        return torch.stack(rows).numpy()
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_one(p, xi, yi):
@@ -72,6 +77,17 @@ def per_sample_gradients(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -
     model.eval()
     grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, torch.as_tensor(x), torch.as_tensor(y))
     return torch.cat([g.reshape(len(y), -1) for g in grads.values()], dim=1).double().numpy()
+
+
+def welch_greater(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's t-test of mean(a) > mean(b) for every column at once (scipy.stats.ttest_ind with
+    equal_var=False, alternative='greater', one column at a time, gives the same numbers)."""
+    na, nb = len(a), len(b)
+    va, vb = a.var(axis=0, ddof=1) / na, b.var(axis=0, ddof=1) / nb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    return t, stats.t.sf(t, df)
 
 
 class MiaGrad:
@@ -87,17 +103,11 @@ class MiaGrad:
         g = torch.as_tensor(g / (np.linalg.norm(g, axis=1, keepdims=True) + 1e-30))
         k = len(view.canary_y)
         updates = view.updates[:, :g.shape[1]]
-        t_values, p_values = [], []
-        for u in updates:
-            norm = np.linalg.norm(u)
-            if norm == 0:  # nothing trained at all: no evidence of membership
-                t_values.append(0.0)
-                p_values.append(1.0)
-                continue
-            cos = (g @ torch.as_tensor(u / norm)).numpy()
-            res = stats.ttest_ind(cos[:k], cos[k:], equal_var=False, alternative="greater")
-            t, p = (float(res.statistic), float(res.pvalue))
-            t_values.append(t if np.isfinite(t) else 0.0)
-            p_values.append(p if np.isfinite(p) else 1.0)
-        t_arr, p_arr = np.array(t_values), np.array(p_values)
+        norms = np.linalg.norm(updates, axis=1)
+        unit = updates / np.where(norms > 0, norms, 1.0)[:, None]
+        cos = (g @ torch.as_tensor(unit).T).numpy()  # [samples, clients], one product for the round
+        t_arr, p_arr = welch_greater(cos[:k], cos[k:])
+        # nothing trained at all, or no variance to test: no evidence of membership
+        bad = (norms == 0) | ~np.isfinite(t_arr) | ~np.isfinite(p_arr)
+        t_arr, p_arr = np.where(bad, 0.0, t_arr), np.where(bad, 1.0, p_arr)
         return DetectorOutput(-t_arr, p_arr > view.fed.mia_alpha, {"t": t_arr, "p": p_arr})

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from papers.frida.detectors.base import DetectorOutput, RoundView, noise_inputs, outlier_flags, robust_z
-from papers.frida.training import num_steps
+from papers.frida.detectors.base import DetectorOutput, RoundView, outlier_flags, robust_z
+from papers.frida.models import random_inputs
+from papers.frida.training import canary_schedule
 
 HEAD_BIAS = "head.bias"
 
@@ -41,17 +42,17 @@ def mean_noise_prediction(model: torch.nn.Module, noise: torch.Tensor) -> np.nda
 
 def infer_label_counts(bias_change: np.ndarray, p_mean: np.ndarray, num_examples: int, *, lr: float,
                        epochs: int, batch_size: int, canary_y: np.ndarray | None = None,
-                       canary_every_batch: bool = True) -> np.ndarray:
-    """Label counts of a client's own data from its last-layer bias change (see module docstring)."""
+                       canary_mode: str = "every_batch", canary_per_batch: int = 0) -> np.ndarray:
+    """Label counts of a client's own data from its last-layer bias change (see module docstring);
+    the canary's share is known from the protocol (training.canary_schedule) and subtracted."""
     num_classes = len(bias_change)
     k = 0 if canary_y is None else len(canary_y)
-    canary_counts = np.bincount(canary_y, minlength=num_classes) if k else np.zeros(num_classes)
-    n_seen = num_examples + (0 if canary_every_batch else k)  # samples in the shuffled epoch
-    steps = num_steps(n_seen, batch_size, epochs) if n_seen else epochs
-    trained = epochs * n_seen + (steps * k if canary_every_batch else 0)  # sample-gradients in total
-    mean_batch = trained / max(steps, 1)
-    label_sums = trained * p_mean + mean_batch * bias_change / lr
-    label_sums -= canary_counts * (steps if canary_every_batch else epochs)
+    sched = canary_schedule(num_examples, k, batch_size, epochs, canary_mode, canary_per_batch)
+    canary_counts = np.bincount(canary_y, weights=sched.uses, minlength=num_classes) if k \
+        else np.zeros(num_classes)
+    trained = sched.total_grads  # sample-gradients in total
+    label_sums = trained * p_mean + sched.mean_batch * bias_change / lr
+    label_sums -= canary_counts
     return np.clip(label_sums / epochs, 0.0, None)
 
 
@@ -66,7 +67,8 @@ def inferred_distributions(view: RoundView) -> np.ndarray:
     if "pia_q" in view.cache:
         return view.cache["pia_q"]
     fed = view.fed
-    noise = noise_inputs(fed.pia_noise_samples, view.canary_x.shape[1:], fed.seed + view.server_round)
+    noise = random_inputs(view.model, fed.pia_noise_samples, view.nonmember_x.shape[1:],
+                          fed.seed + view.server_round, view.num_classes)
     p_global = mean_noise_prediction(view.load(view.global_weights), noise)
     rows, priors = [], []
     for c in view.clients:
@@ -75,8 +77,8 @@ def inferred_distributions(view: RoundView) -> np.ndarray:
         for out, delta in ((rows, change), (priors, np.zeros_like(change))):
             out.append(to_distribution(infer_label_counts(
                 delta, p_mean, c.num_examples, lr=fed.lr, epochs=fed.local_epochs,
-                batch_size=fed.batch_size, canary_y=view.canary_y,
-                canary_every_batch=fed.canary_every_batch)))
+                batch_size=fed.batch_size, canary_y=view.canary_y, canary_mode=fed.canary_mode,
+                canary_per_batch=fed.canary_per_batch)))
     view.cache["pia_q"], view.cache["pia_q0"] = np.array(rows), np.array(priors)
     return view.cache["pia_q"]
 

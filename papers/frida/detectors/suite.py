@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from papers.frida.baselines import DAGMM, CosineToRandom, L2Norm, UpdateStd
+from papers.frida.baselines import DAGMM, CosineToRandom, FoolsGold, L2Norm, UpdateStd
 from papers.frida.config import FederationConfig
 from papers.frida.detectors.base import DetectorOutput, RoundView
 from papers.frida.detectors.membership import MiaGrad, MiaLoss
@@ -17,9 +17,10 @@ def _build(name: str, fed: FederationConfig):
     return {
         "mia_loss": MiaLoss, "mia_grad": MiaGrad, "pia_dist": PiaDist, "pia_incons": PiaIncons,
         "l2": L2Norm, "std": UpdateStd,
-        "cosine": lambda: CosineToRandom(fed.seed),
-        "dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, False, fed.dagmm_dim),
-        "std_dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, True, fed.dagmm_dim),
+        "cosine": lambda: CosineToRandom(fed.seed), "foolsgold": FoolsGold,
+        "dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "plain", fed.dagmm_dim),
+        "std_dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "std", fed.dagmm_dim),
+        "delta_dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "delta", fed.dagmm_dim),
     }[name]()
 
 

@@ -108,3 +108,86 @@ def test_every_model_ends_in_a_linear_head_with_a_bias():
         model = build_model(name, shape, 10, 32)
         assert isinstance(model.head, torch.nn.Linear) and model.head.bias is not None
         assert model(torch.zeros(2, *shape)).shape == (2, 10)
+
+
+def test_vectorised_welch_test_equals_scipy_one_column_at_a_time():
+    from scipy import stats
+
+    from papers.frida.detectors.membership import welch_greater
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.1, 1.0, (20, 6)), rng.normal(0.0, 2.0, (40, 6))
+    t, p = welch_greater(a, b)
+    for j in range(6):
+        ref = stats.ttest_ind(a[:, j], b[:, j], equal_var=False, alternative="greater")
+        assert np.isclose(t[j], ref.statistic) and np.isclose(p[j], ref.pvalue)
+
+
+def test_ties_that_float_rounding_would_break_are_exact_ties():
+    """Four clients, an even count: 0.3 and 0.5 are equally far from the median 0.4 in exact
+    arithmetic but not in floats. Rounded z-scores tie, so the AUC is the same whichever of the two
+    is the free-rider, and each pair counts one half."""
+    values = [0.1, 0.3, 0.5, 0.7]
+    raw = np.abs(np.asarray(values) - 0.4)
+    assert raw[1] != raw[2]  # the float artefact the rounding removes
+    z = np.abs(robust_z(values))
+    assert z[1] == z[2]
+    for positive in (1, 2):
+        labels = [i == positive for i in range(4)]
+        assert roc_auc(labels, z) == roc_auc(labels, list(reversed(z)))
+        assert np.isclose(roc_auc(labels, z), 0.5 / 3)
+
+
+def _view(updates, fed, round_=1):
+    from papers.frida.detectors.base import ClientUpdate, RoundView
+
+    model = build_model("mlp", (1, 8, 8), 10, 4, seed=0)
+    from papers.frida.models import get_weights
+
+    glob = get_weights(model)
+    clients = [ClientUpdate(i, unflatten(flatten(glob) + u, glob), 10) for i, u in enumerate(updates)]
+    empty = np.zeros((0, 1, 8, 8), np.float32)
+    return RoundView(round_, fed, glob, clients, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64),
+                     10, model)
+
+
+def test_baselines_score_their_designed_direction_and_the_metrics_report_the_flip():
+    """A client that sends nothing has the smallest norm: l2 and std (designed: low = suspicious) rank
+    it first; cosine and FoolsGold (designed: high) rank the two identical updates first. Flipping a
+    score turns its AUC a into 1 - a."""
+    from papers.frida.baselines import DIRECTIONS, CosineToRandom, FoolsGold, L2Norm, UpdateStd
+
+    from .conftest import tiny_fed
+
+    fed = tiny_fed()
+    rng = np.random.default_rng(3)
+    size = 8 * 8 * 4 + 4 + 4 * 10 + 10  # the 4-unit MLP's parameters
+    honest = [rng.normal(0, 1, size) for _ in range(5)]
+    same = rng.normal(0, 1, size)
+    view = _view([np.zeros(size), *honest, same, same], fed)
+    l2, std = L2Norm()(view), UpdateStd()(view)
+    assert np.argmax(l2.scores) == 0 and np.argmax(std.scores) == 0
+    assert DIRECTIONS["l2"] == DIRECTIONS["std"] == "low" and l2.extras["stat"][0] == 0.0
+    fg = FoolsGold()(view)
+    assert set(np.argsort(fg.scores)[-2:]) == {6, 7} and np.isclose(fg.extras["stat"][6], 1.0)
+    assert CosineToRandom(0)(view).scores.shape == (8,)
+    labels = [True] + [False] * 7
+    assert roc_auc(labels, l2.scores) == 1.0 and roc_auc(labels, -l2.scores) == 0.0
+    scores = rng.normal(size=40)
+    labels = rng.random(40) < 0.3
+    assert np.isclose(roc_auc(labels, scores) + roc_auc(labels, -scores), 1.0)
+
+
+def test_summaries_report_designed_and_flipped_auc_for_baselines_only(run_inprocess):
+    from .conftest import tiny_fed
+
+    fed = tiny_fed("fed.num_clients=4", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=2",
+                   "fed.detectors=[mia_loss,l2,foolsgold,delta_dagmm]")
+    from papers.frida.metrics import summarize
+
+    out = summarize(run_inprocess(fed))
+    for det in ("l2", "foolsgold", "delta_dagmm"):
+        assert np.isclose(out[f"auc.{det}"] + out[f"auc_flipped.{det}"], 1.0)
+    assert "auc_flipped.mia_loss" not in out
+    assert out["auc.l2"] == 1.0  # a plain free-rider sends a zero update: the lowest norm
+    assert out["detected.mia_loss"] == 1.0 and out["rounds_to_detect.mia_loss"] >= 1

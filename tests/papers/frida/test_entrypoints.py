@@ -36,16 +36,21 @@ def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
     failed = all_rows[all_rows["status"] == "failed"]
     assert set(failed["partition"]) == {"1e-9"} and failed["error"].str.contains("dirichlet").all()
     finished = len(store.rows())
-    run_task(grid.main.task, compose("frida/grid", overrides), tmp_path / "run2")
+    with pytest.raises(SystemExit) as exit_:  # the rerun computes only the failed cells, which fail again:
+        run_task(grid.main.task, compose("frida/grid", overrides), tmp_path / "run2")
+    assert exit_.value.code == 1  # a run whose every cell failed exits 1
     rows = store.rows()
     assert len(rows) == finished + len(failed)  # only the failed cells ran again
     out = tmp_path / "figs"
-    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}", "logger=none"])
+    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}",
+                                    "logger=none"])
     run_task(figures.main.task, cfg, tmp_path / "run3")
-    for name in ("auc_vs_alpha", "f1_by_round", "accuracy_mitigation"):
+    for name in ("detector_auc", "f1_by_round", "accuracy_mitigation"):
         assert (out / "frida" / f"{name}_smoke.png").stat().st_size > 0
     table = (out / "frida" / "auc_table_smoke.md").read_text()
     assert "gradient_noiser" in table and "mia_loss" in table
+    assert " / " in table.splitlines()[2]  # baselines: designed / flipped
+    assert "FRIDA wins" in (out / "frida" / "wins_smoke.md").read_text()
 
 
 def test_a_malformed_partition_label_is_bad_input(tmp_path):
@@ -63,10 +68,39 @@ def test_figures_without_results_exit_2(tmp_path, caplog):
     assert err.value.code == 2 and "grid" in caplog.text and not (tmp_path / "run").exists()
 
 
+def test_grid_with_one_worker_skips_a_cell_another_run_finished(tmp_path):
+    """run_cell returns None for a cell finished elsewhere between listing and claiming; the grid counts
+    it as done instead of failing (it used to raise TypeError)."""
+    from types import SimpleNamespace
+
+    from papers.frida.grid import run_cells
+
+    store = ResultStore(tmp_path / "results.jsonl")
+    cell = {"x": 1}
+    store.append(cell, "ok", {"auc.l2": 0.5})  # the other run's row
+    run = SimpleNamespace(results=store)
+    assert run_cells(run, [(cell, "{}")], workers=1, label="t") == 0
+    assert len(store.rows()) == 1
+
+
+def test_a_cell_claimed_by_a_live_run_is_left_to_it_with_several_workers(tmp_path):
+    from types import SimpleNamespace
+
+    from papers.frida.grid import run_cells
+
+    store = ResultStore(tmp_path / "results.jsonl")
+    run = SimpleNamespace(results=store)
+    cell = {"x": 2}
+    with store.claim(cell) as mine:  # held by a live process (this one, standing for another run)
+        assert mine
+        assert run_cells(run, [(cell, "{}")], workers=2, label="t") == 0
+    assert store.rows() == [] and store.claimed_elsewhere == [cell]
+
+
 def test_bench_reports_overhead_against_training(tmp_path):
     cfg = compose("frida/bench", [f"paths.results_dir={tmp_path}", *TINY, "repeats=2",
-                                  "fed.detectors=[mia_loss,mia_grad,l2]"])
-    table = pd.DataFrame(run_task(bench.main.task, cfg, tmp_path / "run"))
+                                  "canary_modes=[every_batch]", "fed.detectors=[mia_loss,mia_grad,l2]"])
+    table = pd.DataFrame(run_task(bench.main.task, cfg, tmp_path / "run")["overhead"])
     assert list(table["detector"])[:3] == ["mia_loss", "mia_grad", "l2"]
     assert (table["seconds_per_round"] > 0).all()
     train = table[table["detector"].str.startswith("client training")]

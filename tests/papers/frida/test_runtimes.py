@@ -36,3 +36,33 @@ def test_deployment_runtime_with_three_supernodes_stops_every_daemon(tmp_path):
     assert len(deployment.pids) >= 4  # SuperLink, 3 SuperNodes (and what they started)
     assert not [p for p in deployment.pids if psutil.pid_exists(p)
                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.slow
+def test_a_dead_supernode_times_out_and_the_run_continues(tmp_path):
+    """A SuperNode killed after round 1: its partition's later replies never come, the server waits
+    fed.round_timeout_s, records a time-out (or the SuperLink's error) and finishes every round."""
+    import time
+
+    fed = tiny_fed("fed.num_clients=3", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=3",
+                   "fed.round_timeout_s=20", "fed.detectors=[mia_loss,l2]")
+    deployment = LocalDeployment(3, tmp_path)
+    try:
+        deployment.start()
+        out = deployment.submit(fed)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            lines = (out / "rounds.jsonl").read_text().splitlines() if (out / "rounds.jsonl").exists() else []
+            if len(lines) >= 2:  # round 0 (the initial model) and round 1
+                break
+            time.sleep(0.5)
+        deployment.kill_supernode(2)
+        result = deployment.wait(out, timeout=240)
+    finally:
+        deployment.close()
+    assert [r["round"] for r in result.rounds] == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" for r in result.clients if r["round"] == 1)
+    for k in (2, 3):
+        rows = {r["partition_id"]: r for r in result.clients if r["round"] == k}
+        assert rows[2]["status"] in ("timeout", "error") and rows[2]["excluded"]
+        assert rows[0]["status"] == rows[1]["status"] == "ok"

@@ -221,3 +221,16 @@ def test_full_mnist_loads_binarised_from_the_wheel():
     x, labels = binarised_mnist("test", 50, 0.5)
     assert x.shape == (50, 784) and set(x.unique().tolist()) == {0.0, 1.0} and len(labels) == 50
     assert 0.05 < float(x.mean()) < 0.3  # digits are mostly background
+
+
+def test_entry_points_import_neither_torch_nor_transformers():
+    """`--help` answers fast: heavy libraries are imported only where work starts (issue 12, point 8)."""
+    import subprocess
+    import sys
+
+    commands = ["convergence", "curve", "ppca_training", "noise_to_lml", "bernoulli_digits", "mlm_hmm",
+                "mlm_text", "mlm_glue", "mlm_pretrained", "benchmark", "figures"]
+    code = ("import sys\n" + "".join(f"import papers.mpt_lml.{c}\n" for c in commands)
+            + "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

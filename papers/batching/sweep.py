@@ -29,7 +29,7 @@ def spec_from_config(cfg):
                      workloads=[serving.workload_spec(cfg.workload)], **serving.sweep_settings(cfg))
 
 
-@entrypoint("batching/sweep")
+@entrypoint("batching/sweep", x_axis="batch_size")
 def main(cfg, run):
     from common.serving.harness import run_sweep, scaling_summary
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from common.app import entrypoint
 from papers.frida.cells import base_digest, run_cell
-from papers.frida.config import federation_from_cfg, federation_to_json
+from papers.frida.config import BenchConfig, federation_from_cfg, federation_to_json
 
 log = logging.getLogger(__name__)
 MEMBERSHIP = ("mia_loss", "mia_grad")
@@ -66,7 +66,7 @@ def overhead_table(rows, detectors: list[str]):
     return pd.DataFrame.from_records(records)
 
 
-@entrypoint("frida/bench")
+@entrypoint("frida/bench", schema=BenchConfig)
 def main(cfg, run):
     fed = federation_from_cfg(cfg.fed)
     device = run.info["hardware"]["device"]

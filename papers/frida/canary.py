@@ -17,13 +17,13 @@ import time
 
 from common.app import entrypoint
 from papers.frida.cells import CANARY_FACTORS, canary_cells, cell_federation
-from papers.frida.config import federation_from_cfg, federation_to_json
+from papers.frida.config import CanaryConfig, federation_from_cfg, federation_to_json
 from papers.frida.grid import run_cells
 
 log = logging.getLogger(__name__)
 
 
-@entrypoint("frida/canary")
+@entrypoint("frida/canary", schema=CanaryConfig)
 def main(cfg, run):
     base = federation_from_cfg(cfg.fed)
     sweep = {k: list(getattr(cfg, k)) for k in CANARY_FACTORS}

@@ -14,7 +14,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from common.config import register_schema
 from common.errors import BadInput
 from common.schema import FiguresConfig, RunConfig, spec
 
@@ -263,13 +262,18 @@ class BenchConfig(RunConfig):
                                    choices=("none", *CANARY_MODES))
 
 
-register_schema("frida/detect", DetectConfig)
-register_schema("frida/grid", GridConfig)
-register_schema("frida/research", GridConfig)
-register_schema("frida/shakespeare", GridConfig)
-register_schema("frida/canary", CanaryConfig)
-register_schema("frida/bench", BenchConfig)
-register_schema("frida/figures", FiguresConfig)
+SCHEMAS = {"frida/detect": DetectConfig, "frida/grid": GridConfig, "frida/research": GridConfig,
+           "frida/shakespeare": GridConfig, "frida/canary": CanaryConfig, "frida/bench": BenchConfig,
+           "frida/figures": FiguresConfig}
+
+
+def register_schemas() -> None:
+    """Register every FRIDA schema with hydra (tests and tools compose configs directly); a command
+    registers only its own, through `entrypoint(..., schema=...)`, which keeps `--help` fast."""
+    from common.config import register_schema
+
+    for name, schema in SCHEMAS.items():
+        register_schema(name, schema)
 
 
 # ---- the federation as the Flower apps see it -----------------------------------------------------

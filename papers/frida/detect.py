@@ -15,7 +15,7 @@ import logging
 from dataclasses import asdict
 
 from common.app import entrypoint
-from papers.frida.config import federation_from_cfg
+from papers.frida.config import DetectConfig, federation_from_cfg
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def round_scalars(summary: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"}
 
 
-@entrypoint("frida/detect")
+@entrypoint("frida/detect", schema=DetectConfig)
 def main(cfg, run):
     fed = federation_from_cfg(cfg.fed)
     log.info("FRIDA detect: %s runtime, %s/%s, %d clients (%d %s free-riders), %d rounds, on %s",

@@ -24,13 +24,16 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import papers.frida.config  # noqa: F401 - registers the schemas
 from common.app import entrypoint
 from common.errors import BadInput
-from common.plotting import FigureOut, new_figure, publish, save
 from common.results import ResultStore
+from common.schema import FiguresConfig
 from papers.frida.config import BASELINE_DETECTORS, FRIDA_DETECTORS
+
+if TYPE_CHECKING:
+    from common.plotting import FigureOut
 
 PAPER = "frida"
 log = logging.getLogger(__name__)
@@ -232,6 +235,8 @@ def _direction(d: str) -> str:
 
 
 def plot_detector_auc(detect, out: FigureOut, what: str) -> list[Path]:
+    from common.plotting import new_figure, save
+
     n = int(sorted(detect["num_free_riders"].unique())[0])
     rows = detect[detect["num_free_riders"] == n]
     kinds = [k for k in KIND_STYLE if k in set(rows["free_rider"])]
@@ -296,6 +301,8 @@ def plot_f1_by_round(detect, out: FigureOut, what: str) -> list[Path]:
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
+    from common.plotting import new_figure, save
+
     n = int(sorted(detect["num_free_riders"].unique())[0])
     part = _partitions(detect)[-1]
     rows = detect[(detect["num_free_riders"] == n) & (detect["partition"] == part)]
@@ -332,6 +339,8 @@ def plot_f1_by_round(detect, out: FigureOut, what: str) -> list[Path]:
 
 def plot_accuracy(rows, out: FigureOut, what: str) -> list[Path] | None:
     import numpy as np
+
+    from common.plotting import new_figure, save
 
     mitigated = rows[rows["mitigate"]]
     if mitigated.empty:
@@ -376,6 +385,8 @@ def plot_dotplot(
     """Small multiples of AUC per detector: a row per `rows_keys` value, a column per partition; FRIDA
     above the line, baselines below; filled: designed direction, hollow: flipped after the fact; one
     marker per number of free-riders; bars: std over seeds."""
+    from common.plotting import new_figure, save
+
     counts = sorted(rows["num_free_riders"].unique())
     markers = ["o", "s", "^", "D"]
     dets = _detectors(rows)
@@ -478,6 +489,8 @@ def canary_frame(rows):
 
 
 def plot_canary(rows, out: FigureOut, what: str) -> list[Path] | None:
+    from common.plotting import new_figure, save
+
     data = canary_frame(rows)
     if data.empty:
         return None
@@ -554,6 +567,8 @@ def canary_records(rows) -> list[dict]:
 
 
 def plot_overhead(bench, out: FigureOut) -> list[Path] | None:
+    from common.plotting import new_figure, save
+
     if bench is None or bench.empty:
         return None
     mode = "every_batch" if "every_batch" in set(bench["canary_mode"]) else bench["canary_mode"].iloc[0]
@@ -693,7 +708,7 @@ def _research_outputs(rows, out: FigureOut, name: str, what: str) -> list[Path]:
     return written
 
 
-@entrypoint("frida/figures")
+@entrypoint("frida/figures", schema=FiguresConfig)
 def main(cfg, run):
     results, scale = Path(cfg.results), cfg.scale.name
     stores = {
@@ -705,6 +720,8 @@ def main(cfg, run):
             f"no results under {results}/<experiment>/{scale}/ (grid, research, shakespeare, canary, "
             f"bench, detect); run `python -m papers.frida.grid` first"
         )
+    from common.plotting import FigureOut, publish
+
     out = FigureOut(Path(cfg.out), scale)
     written: list[Path] = []
     for experiment, rows in stores.items():

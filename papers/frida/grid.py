@@ -18,17 +18,17 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from common.app import entrypoint
 from common.processes import die_with_parent
 from papers.frida.cells import cell_federation, grid_cells, run_cell
-from papers.frida.config import DETECTORS, federation_from_cfg, federation_to_json
+from papers.frida.config import DETECTORS, GridConfig, federation_from_cfg, federation_to_json
 
 log = logging.getLogger(__name__)
 
 
-def _progress() -> Progress:
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
@@ -108,7 +108,7 @@ def run_grid(cfg, run) -> dict:
     return {"detectors": list(DETECTORS), "elapsed_s": elapsed}
 
 
-@entrypoint("frida/grid")
+@entrypoint("frida/grid", schema=GridConfig)
 def main(cfg, run):
     return run_grid(cfg, run)
 

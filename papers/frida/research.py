@@ -12,10 +12,11 @@ On 2 CPU cores it takes hours (README); it is not part of `make reproduce-frida`
 from __future__ import annotations
 
 from common.app import entrypoint
+from papers.frida.config import GridConfig
 from papers.frida.grid import run_grid
 
 
-@entrypoint("frida/research")
+@entrypoint("frida/research", schema=GridConfig)
 def main(cfg, run):
     return run_grid(cfg, run)
 

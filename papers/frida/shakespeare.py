@@ -11,10 +11,11 @@ membership canary is a fresh set of 80-character windows of speakers that are no
 from __future__ import annotations
 
 from common.app import entrypoint
+from papers.frida.config import GridConfig
 from papers.frida.grid import run_grid
 
 
-@entrypoint("frida/shakespeare")
+@entrypoint("frida/shakespeare", schema=GridConfig)
 def main(cfg, run):
     return run_grid(cfg, run)
 

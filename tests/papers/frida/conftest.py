@@ -7,9 +7,10 @@ import logging
 import pytest
 import torch
 
-import papers.frida.config  # noqa: F401 - registers the schemas
 from common.config import compose
-from papers.frida.config import federation_from_cfg
+from papers.frida.config import federation_from_cfg, register_schemas
+
+register_schemas()  # the commands register only their own schema; tests compose any of them
 
 
 @pytest.fixture(autouse=True)

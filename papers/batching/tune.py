@@ -13,10 +13,11 @@ up the batch grid with short probes instead and stops where the rule stops:
    workload's mean context (prompt + output / 2); the first token's time (the prefill, scaled back to the
    workload's prompt) and the mean gap between later tokens give the workload's per-token latency and an
    estimate of its total tokens/s at B;
-2. it probes batch 1 (T(1), for the efficiency filter) and the batch nearest ref_batch (the SLO's
-   anchor, when the SLO is a factor), then climbs the grid from there, stopping at the first batch that
-   misses the SLO, falls to T(B) / (B T(1)) <= epsilon, or gains less than min_gain per doubling (the
-   plateau); if the anchor itself fails epsilon, it walks down instead;
+2. it probes batch 1 (T(1), for the efficiency filter; three times, it is cheap) and the batch nearest
+   ref_batch (the SLO's anchor, when the SLO is a factor), then climbs the grid from there, stopping at
+   the first batch that misses the SLO, falls to T(B) / (B T(1)) <= epsilon, or gains less than min_gain
+   per doubling (the plateau), each confirmed by a second probe (shared cores are noisy); if the anchor
+   itself fails, it walks down instead;
 3. the BCA's rule (the same function, common selection) picks B_opt among the probed batches.
 
 It prints and saves what to give the engine: vLLM's `--max-num-seqs` B_opt and `--gpu-memory-utilization`
@@ -86,66 +87,99 @@ def short_probe(engine, requests: list, probe_tokens: int, repeats: int = 1) -> 
 
 
 class Search:
-    """The walk over the batch grid (module docstring, step 2); `probe(B)` returns short_probe's dict."""
+    """The walk over the batch grid (module docstring, step 2). `probe(B)` returns short_probe's dict; a
+    batch probed more than once counts with the median of its probes. Batch 1 is probed three times (it
+    is cheap, and every efficiency divides by it), and a batch at which the walk would stop is probed
+    once more first (and batch 1 with it, when epsilon is the reason): one noisy probe on shared cores
+    does not end the walk."""
 
     def __init__(self, grid: list[int], probe, slo_ms: float | None, slo_factor: float | None,
                  ref_batch: float, epsilon: float, min_gain: float):
         self.grid, self.probe = sorted(set(grid)), probe
         self.slo_ms, self.slo_factor, self.ref_batch = slo_ms, slo_factor, ref_batch
         self.epsilon, self.min_gain = epsilon, min_gain
-        self.points: dict[int, dict] = {}
+        self.runs: dict[int, list[dict]] = {}
         self.stop = ""
 
+    def measure(self, b: int) -> dict:
+        p = self.probe(b)
+        self.runs.setdefault(b, []).append(p)
+        log.info("probe B=%d: latency %.2f ms, ~%.0f tok/s (%.2f s)", b, p["latency_ms"], p["throughput"],
+                 p["probe_time_s"])
+        return self.point(b)
+
+    def point(self, b: int) -> dict:
+        import numpy as np
+
+        runs = self.runs[b]
+        return {**runs[0], "throughput": float(np.median([r["throughput"] for r in runs])),
+                "latency_ms": float(np.median([r["latency_ms"] for r in runs])),
+                "probe_time_s": sum(r["probe_time_s"] for r in runs), "probes": len(runs)}
+
+    @property
+    def points(self) -> dict[int, dict]:
+        return {b: self.point(b) for b in sorted(self.runs)}
+
     def at(self, b: int) -> dict:
-        if b not in self.points:
-            self.points[b] = self.probe(b)
-            log.info("probe B=%d: latency %.2f ms, ~%.0f tok/s (%.2f s)", b, self.points[b]["latency_ms"],
-                     self.points[b]["throughput"], self.points[b]["probe_time_s"])
-        return self.points[b]
+        return self.point(b) if b in self.runs else self.measure(b)
 
     def efficiency(self, b: int) -> float | None:
-        if 1 not in self.points:
+        if 1 not in self.runs:
             return None
-        return self.points[b]["throughput"] / (b * self.points[1]["throughput"])
+        return self.point(b)["throughput"] / (b * self.point(1)["throughput"])
 
-    def feasible(self, b: int, slo: float) -> bool:
+    def reason(self, b: int, slo: float, below: int | None = None) -> str | None:
+        """Why the walk stops at batch b (None: it goes on): the SLO, epsilon, or the plateau (the gain
+        over `below`)."""
+        p = self.point(b)
+        if p["latency_ms"] > slo:
+            return f"batch {b} misses the SLO ({p['latency_ms']:.2f} > {slo:.2f} ms)"
         eff = self.efficiency(b)
-        efficient = self.epsilon == 0 or eff is None or eff > self.epsilon
-        return self.points[b]["latency_ms"] <= slo and efficient
+        if self.epsilon > 0 and eff is not None and eff <= self.epsilon:
+            return f"batch {b} has efficiency {eff:.3f} <= epsilon {self.epsilon:g}"
+        if below is not None:
+            gain = p["throughput"] / self.point(below)["throughput"]
+            if gain < (1 + self.min_gain) ** math.log2(b / below):
+                return f"the plateau: batch {b} gains x{gain:.3f} over batch {below}"
+        return None
+
+    def confirmed(self, b: int, slo: float, below: int | None = None) -> str | None:
+        """The reason to stop at b, if it holds after probing b once more (and batch 1, for epsilon)."""
+        why = self.reason(b, slo, below)
+        if why is None or len(self.runs[b]) > 1:
+            return why
+        self.measure(b)
+        if "epsilon" in why and b != 1:
+            self.measure(1)
+        return self.reason(b, slo, below)
 
     def run(self) -> float:
         """Probe until the rule's constraints bind; returns the SLO in ms."""
         from papers.batching.advisor import nearest_index
 
-        if self.epsilon > 0 or 1 in self.grid:
-            self.at(self.grid[0])
         if self.epsilon > 0 and self.grid[0] != 1:
             raise BadInput("epsilon: the efficiency filter needs batch 1 in batch_sizes (or epsilon=0)")
+        if self.grid[0] == 1:
+            for _ in range(3):
+                self.measure(1)
         if self.slo_ms is not None:
             slo, start = float(self.slo_ms), 0
         else:
             start = nearest_index(self.grid, self.ref_batch)
             slo = self.slo_factor * self.at(self.grid[start])["latency_ms"]
         i = start
-        if not self.feasible(self.grid[i], slo):  # the anchor fails: walk down to the first feasible batch
-            while i > 0 and not self.feasible(self.grid[i], slo):
+        self.at(self.grid[i])
+        if start > 0 and self.confirmed(self.grid[i], slo):  # the anchor fails: walk down
+            while i > 0 and self.reason(self.grid[i], slo):
                 i -= 1
                 self.at(self.grid[i])
             self.stop = f"walked down from batch {self.grid[start]}: it misses the SLO or epsilon"
             return slo
         while i + 1 < len(self.grid):
-            b, nxt = self.grid[i], self.grid[i + 1]
-            p = self.at(nxt)
-            if p["latency_ms"] > slo:
-                self.stop = f"batch {nxt} misses the SLO ({p['latency_ms']:.2f} > {slo:.2f} ms)"
-                return slo
-            eff = self.efficiency(nxt)
-            if self.epsilon > 0 and eff is not None and eff <= self.epsilon:
-                self.stop = f"batch {nxt} has efficiency {eff:.3f} <= epsilon {self.epsilon:g}"
-                return slo
-            gain = p["throughput"] / self.points[b]["throughput"]
-            if gain < (1 + self.min_gain) ** math.log2(nxt / b):
-                self.stop = f"the plateau: batch {nxt} gains x{gain:.3f} over batch {b}"
+            self.at(self.grid[i + 1])
+            why = self.confirmed(self.grid[i + 1], slo, below=self.grid[i])
+            if why:
+                self.stop = why
                 return slo
             i += 1
         self.stop = f"the top of the grid (batch {self.grid[-1]})"
@@ -249,10 +283,11 @@ def tune(engine, requests: list, cfg) -> dict:
     slo = search.run()
     choice = choose(search.points, slo, cfg.epsilon, cfg.selection, "tuner")
     elapsed = time.perf_counter() - start
-    probed = [search.points[b] for b in sorted(search.points)]
+    probed = list(search.points.values())
     return {"b_opt": int(choice.batch), "slo_ms": slo, "stop": search.stop, "probes": probed,
-            "probed_batches": [p["batch"] for p in probed], "throughput_estimate": choice.throughput,
-            "latency_ms": choice.latency_ms, "probe_time_s": sum(p["probe_time_s"] for p in probed),
+            "probed_batches": [p["batch"] for p in probed], "probe_runs": sum(p["probes"] for p in probed),
+            "throughput_estimate": choice.throughput, "latency_ms": choice.latency_ms,
+            "probe_time_s": sum(p["probe_time_s"] for p in probed),
             "search_time_s": elapsed}
 
 

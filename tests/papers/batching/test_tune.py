@@ -27,6 +27,7 @@ def test_the_tuner_probes_part_of_the_grid_and_chooses_by_the_bca_rule(tuned):
     assert s["grid"] == grid and set(s["probed_batches"]) <= set(grid) and s["b_opt"] in s["probed_batches"]
     assert 1 in s["probed_batches"] and 4 in s["probed_batches"]  # T(1) and the SLO's anchor
     assert s["probed_batches"] == sorted({p["batch"] for p in s["probes"]})
+    assert by_batch_runs(s)[1] >= 3 and s["probe_runs"] == sum(by_batch_runs(s).values())
     assert any(word in s["stop"] for word in ("SLO", "epsilon", "plateau", "top of the grid", "walked down"))
     by_batch = {p["batch"]: p for p in s["probes"]}
     assert s["slo_ms"] == pytest.approx(3 * by_batch[4]["latency_ms"])
@@ -38,6 +39,10 @@ def test_the_tuner_probes_part_of_the_grid_and_chooses_by_the_bca_rule(tuned):
                 and (p["batch"] == 1 or p["throughput"] / (p["batch"] * by_batch[1]["throughput"]) > 0.1)]
     assert chosen["throughput"] == max(p["throughput"] for p in feasible)
     assert all(p["probe_time_s"] > 0 and p["throughput"] > 0 for p in s["probes"])
+
+
+def by_batch_runs(s) -> dict:
+    return {p["batch"]: p["probes"] for p in s["probes"]}
 
 
 def test_the_tuner_writes_the_engine_settings_as_flags_and_a_vllm_config(tuned):
@@ -62,7 +67,7 @@ def test_against_the_full_sweep_the_tuner_spends_less_probe_time(tuned):
     # the work behind the times: the short probes generate fewer tokens than the sweep's cells (full
     # lengths, a warm-up, repeats), at every batch and in all
     probe_tokens, warmup_tokens, output, repeats = 3, 2, 8, 1
-    tuner_work = sum(b * probe_tokens for b in s["probed_batches"])
+    tuner_work = sum(p["batch"] * probe_tokens * p["probes"] for p in s["probes"])
     sweep_work = sum(b * (warmup_tokens + output * repeats) for b in s["grid"])
     assert tuner_work < sweep_work / 3
     at = {p["batch"]: p["throughput"] for p in c["sweep_points"]}

@@ -244,7 +244,7 @@ def seed_stat(rows: list[dict], key: str) -> tuple[float, float, int]:
     if len(values) == 0:
         return math.nan, math.nan, 0
     if len(values) == 1:
-        own = rows[0].get(key.replace("_mean", "_sem"))
+        own = rows[0].get(key.removesuffix("_mean") + "_sem") if key.endswith("_mean") else None
         return float(values[0]), float(own) if own is not None else math.nan, 1
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), len(values)
 

@@ -131,12 +131,17 @@ def evaluate(model: mlm.LogitsFn, ids: torch.Tensor, tokenizer, eval_cfg, seed: 
 
 class CurveLog:
     """Training curves to the run's logger as they happen: one monotonic step across the run's cells
-    (wandb needs one), with the cell's own step logged beside its loss."""
+    (wandb needs one), with the cell's own step logged beside its values and declared as their x axis
+    (`define_x`, wandb's define_metric), so each curve plots against its own training step."""
 
     def __init__(self, run):
-        self.run, self.step = run, 0
+        self.run, self.step, self.named = run, 0, set()
 
     def __call__(self, name: str, step: int, values: dict) -> None:
+        if name not in self.named:
+            self.named.add(name)
+            for backend in getattr(self.run.logger, "backends", []):
+                backend.define_x(f"train/{name}/step", f"train/{name}/*")
         self.step += 1
         scalars = {f"train/{name}/{k}": v for k, v in {"step": step, **values}.items()}
         self.run.logger.log(scalars, step=self.step)

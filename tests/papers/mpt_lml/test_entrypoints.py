@@ -234,3 +234,17 @@ def test_entry_points_import_neither_torch_nor_transformers():
             + "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_training_curves_are_logged_as_they_happen_against_their_own_step(tmp_path):
+    cfg = compose("mpt_lml/ppca_training", ["logger.backend=jsonl", f"paths.results_dir={tmp_path}", "dim=3",
+                                            "n_data=20", "steps=4", "eval_every=2", "seeds=[0]",
+                                            "objectives=[cumulative]"])
+    run_task(ppca_training.main.task, cfg, tmp_path / "run")
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    axes = [e for e in events if e["kind"] == "define_x"]
+    assert {"axis": "train/cumulative/seed0/step", "metrics": "train/cumulative/seed0/*"} in [
+        {k: e[k] for k in ("axis", "metrics")} for e in axes]
+    key = "train/cumulative/seed0/lml"
+    curve = [e["values"] for e in events if e["kind"] == "scalars" and key in e["values"]]
+    assert [v["train/cumulative/seed0/step"] for v in curve] == [0, 2, 4]

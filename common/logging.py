@@ -202,10 +202,13 @@ class ExperimentLogger:
         values["cell_failed"] = int(row["status"] != "ok")
         self.log(values)
 
-    def define_x(self, axis: str) -> None:
-        """Plot every metric against the sweep axis `axis` (a cell parameter: `batch_size`, `round`)."""
+    def define_x(self, axis: str, metrics: str = "metrics/*") -> None:
+        """Plot `metrics` (a glob of logged keys) against `axis`: by default every cell metric against a
+        sweep axis given as a cell parameter (`batch_size`, `round`); a training curve passes its own
+        keys (`train/loss/step`, `train/loss/*`)."""
+        axis = axis if "/" in axis else f"cell/{axis}"
         for b in self.backends:
-            b.define_x(f"cell/{axis}", "metrics/*")
+            b.define_x(axis, metrics)
 
     def log_results(self, rows: list[dict], files: dict[str, Path], name: str, metadata: dict) -> None:
         """What a run computed, for whoever reads it in wandb: its cells as a table (`cells`), every

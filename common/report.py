@@ -36,8 +36,9 @@ class Table:
     """Rows computed from result stores (and reference tables), with where they came from."""
 
     title: str
-    records: list[dict]
+    records: list[dict] = field(default_factory=list)
     columns: list[str] | None = None  # None: the keys of the first record, in order
+    markdown: str = ""  # or the table already written as markdown by the paper's own table code
     note: str = ""  # markdown below the table
     sources: list[str] = field(default_factory=list)  # the paper's experiments whose runs it reads
     reference: str = ""  # where the published numbers in it come from
@@ -216,6 +217,7 @@ def render(report: Report, results_dir: Path, figures_dir: Path, scale: str, out
                     "anchor": _slug(t.title, seen),
                     "columns": columns,
                     "rows": [[_cell(r.get(c), t.formats.get(c)) for c in columns] for r in t.records],
+                    "markdown": t.markdown,
                     "note": t.note,
                     "empty": t.empty,
                     "provenance": _provenance(t, runs, scale),

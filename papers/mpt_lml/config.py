@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from common.config import register_schema
 from common.errors import BadInput
+from common.report import ReportConfig
 from common.schema import FiguresConfig, RunConfig, spec
 
 PAPER = "mpt_lml"
@@ -230,6 +231,7 @@ SCHEMAS = {
     "mlm_pretrained": MlmPretrainedConfig,
     "benchmark": BenchmarkConfig,
     "figures": FiguresConfig,
+    "report": ReportConfig,
 }
 for _name, _cls in SCHEMAS.items():
     register_schema(f"{PAPER}/{_name}", _cls)

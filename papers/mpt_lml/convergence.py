@@ -37,7 +37,7 @@ def replicate_estimates(estimator: str, g, data, masks: int, replicates: int, se
     )
 
 
-@entrypoint("mpt_lml/convergence")
+@entrypoint("mpt_lml/convergence", x_axis="masks_per_size")
 def main(cfg, run):
     import numpy as np
     import torch

@@ -140,8 +140,7 @@ class CurveLog:
     def __call__(self, name: str, step: int, values: dict) -> None:
         if name not in self.named:
             self.named.add(name)
-            for backend in getattr(self.run.logger, "backends", []):
-                backend.define_x(f"train/{name}/step", f"train/{name}/*")
+            self.run.logger.define_x(f"train/{name}/step", f"train/{name}/*")
         self.step += 1
         scalars = {f"train/{name}/{k}": v for k, v in {"step": step, **values}.items()}
         self.run.logger.log(scalars, step=self.step)

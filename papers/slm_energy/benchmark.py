@@ -25,7 +25,7 @@ def plan_from_config(cfg):
                      max_batch=serving.plain(cfg.max_batch), **serving.sweep_settings(cfg))
 
 
-@entrypoint("slm_energy/benchmark")
+@entrypoint("slm_energy/benchmark", x_axis="batch_size")
 def main(cfg, run):
     from common.hardware import profile_dir
     from papers.slm_energy.runner import run_benchmark

@@ -15,6 +15,7 @@ from typing import Optional
 
 from common.config import register_schema
 from common.errors import BadInput
+from common.report import ReportConfig
 from common.schema import FiguresConfig, spec
 from common.serving.config import MonitoredServingConfig, ServingSweepConfig, WorkloadConfig
 from papers.slm_energy.analysis import AnalysisConfig, check_analysis
@@ -74,3 +75,4 @@ register_schema(f"{PAPER}/replication", ReplicationConfig)
 register_schema(f"{PAPER}/gpu_bench", GpuBenchConfig)
 
 register_schema(f"{PAPER}/figures", FiguresConfig)
+register_schema(f"{PAPER}/report", ReportConfig)

@@ -254,7 +254,7 @@ def _roofline_cells(entry: dict, devices: list[str]) -> str:
     return " | ".join(out)
 
 
-def _benchmark_rows(p: dict) -> list[str]:
+def benchmark_rows(p: dict) -> list[str]:
     devices = p["settings"]["roofline_devices"]
     names = " | ".join(f"roofline {ROOFLINE_LABELS.get(k, k)}" for k in devices)
     load = p.get("load_avg_1m") or [float("nan")] * 2
@@ -291,7 +291,7 @@ def _benchmark_rows(p: dict) -> list[str]:
     return lines
 
 
-def _replication_rows(r: dict) -> list[str]:
+def replication_rows(r: dict) -> list[str]:
     load = r.get("load_avg_1m") or [float("nan")] * 2
     lines = [f"Replication of {r['model']} ({r['workload']}) on **{r['hardware']['device']}**, "
              f"cores {r.get('cores')} split between the instances, load average {load[0]:.1f} to "
@@ -325,9 +325,9 @@ def results_table(src: dict, made: list[Path], table_dir: Path) -> str:
     for each quantity that was not measured."""
     lines = [f"#### {src['name']}", ""]
     if src["pareto"]:
-        lines += _benchmark_rows(src["pareto"]) + [""]
+        lines += benchmark_rows(src["pareto"]) + [""]
     if src["replication"]:
-        lines += _replication_rows(src["replication"]) + [""]
+        lines += replication_rows(src["replication"]) + [""]
     scale = src["out"].scale
     for png in (m for m in made if m.suffix == ".png"):
         stem = png.stem.removesuffix(f"_{scale}")

@@ -42,7 +42,7 @@ def groups_from_config(cfg) -> list:
     return groups
 
 
-@entrypoint("slm_energy/replication")
+@entrypoint("slm_energy/replication", x_axis="total_batch")
 def main(cfg, run):
     from rich.progress import Progress
 

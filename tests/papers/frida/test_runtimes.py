@@ -40,12 +40,13 @@ def test_deployment_runtime_with_three_supernodes_stops_every_daemon(tmp_path):
 
 @pytest.mark.slow
 def test_a_dead_supernode_times_out_and_the_run_continues(tmp_path):
-    """A SuperNode killed after round 1: its partition's later replies never come, the server waits
-    fed.round_timeout_s, records a time-out (or the SuperLink's error) and finishes every round."""
+    """A SuperNode killed after round 1: its partition's reply in round 2 never comes, the server waits
+    fed.round_timeout_s, records a time-out (or the SuperLink's error) and finishes the run. (The same
+    timeout bounds the wait for every node to connect before round 1, hence 60 s on a busy machine.)"""
     import time
 
-    fed = tiny_fed("fed.num_clients=3", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=3",
-                   "fed.round_timeout_s=20", "fed.detectors=[mia_loss,l2]")
+    fed = tiny_fed("fed.num_clients=3", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=2",
+                   "fed.round_timeout_s=60", "fed.detectors=[mia_loss,l2]")
     deployment = LocalDeployment(3, tmp_path)
     try:
         deployment.start()
@@ -60,9 +61,8 @@ def test_a_dead_supernode_times_out_and_the_run_continues(tmp_path):
         result = deployment.wait(out, timeout=240)
     finally:
         deployment.close()
-    assert [r["round"] for r in result.rounds] == [0, 1, 2, 3]
-    assert all(r["status"] == "ok" for r in result.clients if r["round"] == 1)
-    for k in (2, 3):
-        rows = {r["partition_id"]: r for r in result.clients if r["round"] == k}
-        assert rows[2]["status"] in ("timeout", "error") and rows[2]["excluded"]
-        assert rows[0]["status"] == rows[1]["status"] == "ok"
+    assert [r["round"] for r in result.rounds] == [0, 1, 2]
+    assert [r["status"] for r in result.clients if r["round"] == 1] == ["ok"] * 3, result.clients
+    rows = {r["partition_id"]: r for r in result.clients if r["round"] == 2}
+    assert rows[2]["status"] in ("timeout", "error") and rows[2]["excluded"], rows
+    assert rows[0]["status"] == rows[1]["status"] == "ok"

@@ -12,12 +12,15 @@ SCHEMES = ("iid", "dirichlet")
 
 
 def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | None = None,
-              seed: int = 0, min_partition_size: int = 1) -> list[np.ndarray]:
+              seed: int = 0, min_partition_size: int = 1, retries: int = 1) -> list[np.ndarray]:
     """Split sample indices among `num_partitions` clients.
 
     iid: a seeded shuffle, then contiguous shards (sizes differ by at most one); alpha is ignored.
     dirichlet: per class, client shares ~ Dir(alpha) (small alpha = strong label skew); flwr
     resamples (up to 10 times, then raises) until every client has >= min_partition_size samples.
+    `retries` > 1 starts flwr over that many times in all, from seeds derived from `seed` (the first
+    is `seed` itself, so a split that succeeds at once is the same whatever `retries` is): many
+    clients at a small alpha need more than flwr's 10 draws.
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0:
@@ -25,6 +28,8 @@ def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | N
     if isinstance(num_partitions, bool) or not isinstance(num_partitions, (int, np.integer)) \
             or not 1 <= num_partitions <= len(labels):
         raise BadInput(f"num_partitions must be an integer in [1, {len(labels)}], got {num_partitions!r}")
+    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 1:
+        raise BadInput(f"retries must be an integer >= 1, got {retries!r}")
     if scheme not in SCHEMES:
         raise BadInput(f"unknown partition scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     if scheme == "dirichlet" and (alpha is None or not float(alpha) > 0):
@@ -49,5 +54,8 @@ def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | N
         return [np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64)
                 for i in range(num_partitions)]
     except ValueError as e:  # flwr gave up meeting min_partition_size
+        if retries > 1:
+            return partition(labels, num_partitions, scheme, alpha, seed + 1_000_003, min_partition_size,
+                             retries - 1)
         raise BadInput(f"dirichlet partitioning (alpha={alpha}, {num_partitions} partitions, "
                        f"min_partition_size={min_partition_size}) failed: {e}") from e

@@ -49,8 +49,10 @@ def _build(dataset, data_dir, seed, num_clients, scheme, alpha, min_partition_si
     else:
         rest, test = train_test_split(ds, test_fraction, seed)
         members, pool = train_test_split(rest, pool_fraction / (1.0 - test_fraction), seed)
+        # 100 clients at alpha 0.1 can exhaust flwr's 10 draws (seed 2 of MNIST did): start it over up
+        # to 10 times; a split that succeeds at once is unchanged
         parts = partition(members.y, num_clients, scheme, alpha if scheme == "dirichlet" else None, seed=seed,
-                          min_partition_size=min_partition_size if scheme == "dirichlet" else 1)
+                          min_partition_size=min_partition_size if scheme == "dirichlet" else 1, retries=10)
         clients = [members.subset(p) for p in parts]
     if max_client_samples:
         clients = [c if len(c) <= max_client_samples else

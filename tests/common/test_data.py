@@ -296,3 +296,20 @@ def test_unmeetable_min_partition_size_is_a_clear_error():
     labels = np.arange(100) % 10
     with pytest.warns(UserWarning), pytest.raises(BadInput, match="min_partition_size=10.*failed"):
         partition(labels, 10, "dirichlet", alpha=0.01, min_partition_size=10, seed=0)
+
+
+def test_retries_start_flwr_over_from_derived_seeds_and_keep_a_first_success():
+    """Many clients at a small alpha can exhaust flwr's 10 draws; retries start it over from seeds
+    derived from the given one. A split that succeeds at once is the same with or without retries."""
+    labels = np.arange(200) % 10
+    with pytest.warns(UserWarning), pytest.raises(BadInput, match="min_partition_size=10.*failed"):
+        partition(labels, 10, "dirichlet", alpha=0.1, seed=0, min_partition_size=10)
+    with pytest.warns(UserWarning):
+        parts = partition(labels, 10, "dirichlet", alpha=0.1, seed=0, min_partition_size=10, retries=10)
+    assert min(len(p) for p in parts) >= 10
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(200))
+    once = partition(labels, 10, "dirichlet", alpha=1.0, seed=3, min_partition_size=5)
+    again = partition(labels, 10, "dirichlet", alpha=1.0, seed=3, min_partition_size=5, retries=10)
+    assert all(np.array_equal(a, b) for a, b in zip(once, again))
+    with pytest.raises(BadInput, match="retries"):
+        partition(labels, 10, "iid", retries=0)

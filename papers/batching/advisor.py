@@ -1007,6 +1007,12 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
     kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
     kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
     missing = "memory: none (B_opt only)" if s.memory == "none" else None
+    if kv_col and kv_col not in group.columns:
+        if s.kv_col:  # asked for by name: a column the user expects
+            raise BadInput(f"{source}: no column {s.kv_col!r} (--kv-col); it has "
+                           f"{', '.join(map(str, group.columns))}")
+        missing = missing or f"the sweep has no {kv_col} column (the KV cache's peak)"
+        kv_col = None
     pool = None
     if kv_col and kv_unit == "pct":
         pool = s.kv_pool_gib * GiB if s.kv_pool_gib else (profile.pool_bytes if profile else None)

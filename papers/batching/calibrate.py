@@ -153,8 +153,12 @@ def benchmark(models=MODELS, reference: Path = REFERENCE, device: str = DEVICE, 
             raise BadInput(f"{name}: {len(train)} observations to fit and {len(test)} to score; check "
                            "batch_split, transfer_fit and models")
         model = fit_step_model(train, spec, dtype)
+        points: dict[str, list] = {}
+        for o in test:
+            points.setdefault(f"{o.model}/{o.source}", []).append(
+                {"batch": o.batch, "measured_ms": o.time_s * 1e3, "predicted_ms": model.predict(o) * 1e3})
         out["protocols"][name] = {"fitted_on": list(model.fitted_on), "model": model.to_dict(),
-                                  "errors": errors(model, test)}
+                                  "errors": errors(model, test), "points": points}
     return out
 
 

@@ -14,7 +14,7 @@ up the batch grid with short probes instead and stops where the rule stops:
    workload's prompt) and the mean gap between later tokens give the workload's per-token latency and an
    estimate of its total tokens/s at B;
 2. it probes batch 1 (T(1), for the efficiency filter; three times, it is cheap) and the batch nearest
-   ref_batch (the SLO's anchor, when the SLO is a factor), then climbs the grid from there, stopping at
+   ref_batch (the SLO's anchor, when the SLO is a factor; twice), then climbs the grid from there, stopping at
    the first batch that misses the SLO, falls to T(B) / (B T(1)) <= epsilon, or gains less than min_gain
    per doubling (the plateau), each confirmed by a second probe (shared cores are noisy); if the anchor
    itself fails, it walks down instead;
@@ -90,8 +90,8 @@ class Search:
     """The walk over the batch grid (module docstring, step 2). `probe(B)` returns short_probe's dict; a
     batch probed more than once counts with the median of its probes. Batch 1 is probed three times (it
     is cheap, and every efficiency divides by it), and a batch at which the walk would stop is probed
-    once more first (and batch 1 with it, when epsilon is the reason): one noisy probe on shared cores
-    does not end the walk."""
+    once more first, with what it was compared with (batch 1 for epsilon, the batch below for the
+    plateau): one noisy probe on shared cores does not end the walk."""
 
     def __init__(self, grid: list[int], probe, slo_ms: float | None, slo_factor: float | None,
                  ref_batch: float, epsilon: float, min_gain: float):
@@ -144,11 +144,14 @@ class Search:
         return None
 
     def confirmed(self, b: int, slo: float, below: int | None = None) -> str | None:
-        """The reason to stop at b, if it holds after probing b once more (and batch 1, for epsilon)."""
+        """The reason to stop at b, if it holds after probing b once more, and what it is compared with:
+        batch 1 for epsilon, the batch below for the plateau."""
         why = self.reason(b, slo, below)
         if why is None or len(self.runs[b]) > 1:
             return why
         self.measure(b)
+        if why.startswith("the plateau") and below is not None and len(self.runs[below]) < 2:
+            self.measure(below)
         if "epsilon" in why and b != 1:
             self.measure(1)
         return self.reason(b, slo, below)
@@ -164,9 +167,11 @@ class Search:
                 self.measure(1)
         if self.slo_ms is not None:
             slo, start = float(self.slo_ms), 0
-        else:
+        else:  # the SLO is a factor times one batch's latency: that batch is probed twice
             start = nearest_index(self.grid, self.ref_batch)
-            slo = self.slo_factor * self.at(self.grid[start])["latency_ms"]
+            while len(self.runs.get(self.grid[start], [])) < 2:
+                self.measure(self.grid[start])
+            slo = self.slo_factor * self.point(self.grid[start])["latency_ms"]
         i = start
         self.at(self.grid[i])
         if start > 0 and self.confirmed(self.grid[i], slo):  # the anchor fails: walk down

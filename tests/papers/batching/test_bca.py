@@ -438,6 +438,13 @@ def test_b_opt_alone_needs_no_memory_inputs(tmp_path, capsys):
     md = tmp_path / "t.md"
     assert advise.main([*argv, "--markdown", str(md)]) == 0
     assert "| 128 |" in md.read_text() and "no memory plan" in md.read_text()
+    capsys.readouterr()
+    # nor a KV column at all
+    frame = pd.read_csv(REF / "advisor_sweep.csv").drop(columns=["max_kv_cache_usage_pct"])
+    frame.to_csv(tmp_path / "no_kv.csv", index=False)
+    assert advise.main([str(tmp_path / "no_kv.csv"), *argv[1:], "--json"]) == 0
+    (c,) = _json_lines(capsys)
+    assert c["b_opt"] == 128 and "no max_kv_cache_usage_pct column" in c["memory_missing"]
 
 
 def _bad_copy(tmp_path, edit) -> str:

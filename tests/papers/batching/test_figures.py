@@ -2,11 +2,13 @@
 
 import pytest
 
-from papers.batching import bca, breakdown, figures, ncu, study
+from papers.batching import bca, breakdown, calibrate, figures, ncu, study, tune
 from tests.papers.batching.helpers import run_entry
+from tests.papers.batching.test_tune import TINY
 
 DRAWN = ("fig2_throughput_vs_itl", "fig3_throughput_vs_kv", "fig4_prefill_decode",
-         "throughput_scaling_normalised", "fig5_breakdown", "bca_choice")
+         "throughput_scaling_normalised", "fig5_breakdown", "bca_choice", "bca_memory_freed",
+         "step_model_held_out", "tune_vs_sweep")
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +20,8 @@ def saved(tiny_results):
               "prompt_len=4", "decode_steps=2", "progress=false")
     run_entry(ncu, "batching/ncu", results)
     run_entry(bca, "batching/bca", results)
+    run_entry(calibrate, "batching/calibrate", results)
+    run_entry(tune, "batching/tune", results, *TINY, "compare_sweep=true")
     return results
 
 

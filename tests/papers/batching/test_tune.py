@@ -27,7 +27,8 @@ def test_the_tuner_probes_part_of_the_grid_and_chooses_by_the_bca_rule(tuned):
     assert s["grid"] == grid and set(s["probed_batches"]) <= set(grid) and s["b_opt"] in s["probed_batches"]
     assert 1 in s["probed_batches"] and 4 in s["probed_batches"]  # T(1) and the SLO's anchor
     assert s["probed_batches"] == sorted({p["batch"] for p in s["probes"]})
-    assert by_batch_runs(s)[1] >= 3 and s["probe_runs"] == sum(by_batch_runs(s).values())
+    assert by_batch_runs(s)[1] >= 3 and by_batch_runs(s)[4] >= 2  # T(1) and the SLO's anchor, repeated
+    assert s["probe_runs"] == sum(by_batch_runs(s).values())
     assert any(word in s["stop"] for word in ("SLO", "epsilon", "plateau", "top of the grid", "walked down"))
     by_batch = {p["batch"]: p for p in s["probes"]}
     assert s["slo_ms"] == pytest.approx(3 * by_batch[4]["latency_ms"])
@@ -65,11 +66,11 @@ def test_against_the_full_sweep_the_tuner_spends_less_probe_time(tuned):
     assert c["sweep_b_opt"] in s["grid"]
     assert c["probe_time_ratio"] == pytest.approx(c["tuner_time_s"] / c["sweep_time_s"])
     # the work behind the times: the short probes generate fewer tokens than the sweep's cells (full
-    # lengths, a warm-up, repeats), at every batch and in all
+    # lengths, a warm-up, repeats), at every batch probed and in all
     probe_tokens, warmup_tokens, output, repeats = 3, 2, 8, 1
+    assert all(p["probes"] * probe_tokens < warmup_tokens + output * repeats for p in s["probes"])
     tuner_work = sum(p["batch"] * probe_tokens * p["probes"] for p in s["probes"])
-    sweep_work = sum(b * (warmup_tokens + output * repeats) for b in s["grid"])
-    assert tuner_work < sweep_work / 3
+    assert tuner_work < sum(b * (warmup_tokens + output * repeats) for b in s["grid"])
     at = {p["batch"]: p["throughput"] for p in c["sweep_points"]}
     assert c["throughput_gap"] == pytest.approx(1 - at[s["b_opt"]] / at[c["sweep_b_opt"]])
 

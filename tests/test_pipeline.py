@@ -56,7 +56,8 @@ def test_bad_pipeline_settings_exit_2(args, named):
 @pytest.mark.parametrize("paper", PAPERS)
 def test_every_pipeline_plans(paper):
     cfg, apps, shares = pipeline.plan([f"pipeline={paper}", "scale=paper"])
-    assert cfg.name == paper and apps[-1].config == "common/report" and f"{paper}/figures" in [a.config for a in apps]
+    assert cfg.name == paper and apps[-1].config == f"{paper}/report"
+    assert f"{paper}/figures" in [a.config for a in apps]
     assert all("scale=paper" in share for share in shares)
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 from common.config import register_schema
 from common.errors import BadInput
 from common.hardware.specs import DTYPES
+from common.report import ReportConfig
 from common.schema import FiguresConfig, RunConfig, spec
 from common.serving.config import MonitoredServingConfig, ServingConfig, ServingSweepConfig, WorkloadConfig
 from papers.batching.advisor import SELECTIONS, SweepSettings
@@ -193,3 +194,4 @@ register_schema(f"{PAPER}/replicate", ReplicateConfig)
 register_schema(f"{PAPER}/tune", TuneConfig)
 
 register_schema(f"{PAPER}/figures", FiguresConfig)
+register_schema(f"{PAPER}/report", ReportConfig)

@@ -26,8 +26,13 @@ def _hydra_available() -> bool:
     return True
 
 
-def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR, schema: type | None = None,
-               plain: bool = False, x_axis: str | None = None) -> Callable:
+def entrypoint(
+    config_name: str,
+    config_dir: str | os.PathLike = CONF_DIR,
+    schema: type | None = None,
+    plain: bool = False,
+    x_axis: str | None = None,
+) -> Callable:
     """Decorate `task(cfg, run)`; the result is the `main()` of `python -m <module>`.
 
     `schema` registers the command's dataclass where its module cannot (a hydra-free module);
@@ -37,6 +42,7 @@ def entrypoint(config_name: str, config_dir: str | os.PathLike = CONF_DIR, schem
 
     def decorate(task: Callable[[Any, Any], Any]) -> Callable[[], None]:
         task.x_axis = x_axis
+
         @functools.wraps(task)
         def main() -> None:
             argv = sys.argv[1:]

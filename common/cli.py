@@ -38,8 +38,15 @@ _NO_DEFAULT = dataclasses.MISSING
 _BOUNDS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
-def option(default: Any = _NO_DEFAULT, *, help: str, group: str | None = None,  # noqa: A002 - argparse's name
-           metavar: str | None = None, positional: bool = False, **rule: Any) -> Any:
+def option(
+    default: Any = _NO_DEFAULT,
+    *,
+    help: str,
+    group: str | None = None,  # noqa: A002 - argparse's name
+    metavar: str | None = None,
+    positional: bool = False,
+    **rule: Any,
+) -> Any:
     """A dataclass field that is also a command-line flag. `help` is plain text (a '%' needs no escaping);
     `rule` is a `common.schema.Rule` (ge, gt, le, lt, choices, nonempty, free: why any value goes), checked
     by `check_rules` and, in a hydra config, by `common.validation`; choices are argparse's too.
@@ -79,8 +86,9 @@ def _default_of(f: dataclasses.Field) -> Any:
     return _NO_DEFAULT
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = (),
-                  group_order: Iterable[str] = ()) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = (), group_order: Iterable[str] = ()
+) -> None:
     """Add one argument per field of the dataclass `cls` (those without help metadata are skipped),
     in groups named by the metadata: those of `group_order` first, the others as they first appear."""
     hints = typing.get_type_hints(cls)
@@ -126,8 +134,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[
 
 def from_namespace(cls: type, namespace: argparse.Namespace) -> Any:
     """The dataclass built from parsed arguments (its `__post_init__` checks them)."""
-    return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
-                  if hasattr(namespace, f.name)})
+    return cls(
+        **{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if hasattr(namespace, f.name)}
+    )
 
 
 def from_mapping(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
@@ -137,13 +146,15 @@ def from_mapping(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     unknown = sorted(set(values) - names)
     prefix = f"{where}." if where else ""
     if unknown:
-        raise BadInput(f"{prefix}{unknown[0]}: not a key of {cls.__name__} "
-                       f"(known: {', '.join(sorted(names))})")
+        raise BadInput(
+            f"{prefix}{unknown[0]}: not a key of {cls.__name__} (known: {', '.join(sorted(names))})"
+        )
     try:
         return cls(**dict(values))
     except BadInput as err:
-        raise BadInput(f"{prefix}{err}" if str(err).split(":")[0] in names else
-                       f"{where or cls.__name__}: {err}") from None
+        raise BadInput(
+            f"{prefix}{err}" if str(err).split(":")[0] in names else f"{where or cls.__name__}: {err}"
+        ) from None
 
 
 def check_rules(obj: Any) -> None:

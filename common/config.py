@@ -51,15 +51,20 @@ def register_schema(config_name: str, node: type) -> None:
 
 
 # ---- composing ----------------------------------------------------------------------------------
-def compose(config_name: str, overrides: list[str] | None = None,
-            config_dir: str | os.PathLike = CONF_DIR, hydra_config: bool = False) -> DictConfig:
+def compose(
+    config_name: str,
+    overrides: list[str] | None = None,
+    config_dir: str | os.PathLike = CONF_DIR,
+    hydra_config: bool = False,
+) -> DictConfig:
     """Compose a config the way the entry point would (for tests, notebooks and tools)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir), job_name="compose"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []),
-                             return_hydra_config=hydra_config)
+        return hydra_compose(
+            config_name=config_name, overrides=list(overrides or []), return_hydra_config=hydra_config
+        )
 
 
 def experiment_configs(papers: tuple[str, ...] = PAPERS) -> list[str]:

@@ -42,16 +42,24 @@ def help_text(task: Callable, config_name: str, config_dir: str | Path, override
         groups = _groups(dict(cfg.hydra.runtime.choices), GlobalHydra.instance().config_loader())
     job = f"{cfg.paper}-{cfg.experiment}"
     doc = inspect.getdoc(sys.modules[task.__module__]) or inspect.getdoc(task) or ""
-    lines = [f"usage: python -m {module_of(config_name)} [key=value ...] [group=option ...]",
-             f"job: {job}   config: conf/{config_name}.yaml", "", doc.strip(), "",
-             "config groups (group=option; * marks the current choice):"]
+    lines = [
+        f"usage: python -m {module_of(config_name)} [key=value ...] [group=option ...]",
+        f"job: {job}   config: conf/{config_name}.yaml",
+        "",
+        doc.strip(),
+        "",
+        "config groups (group=option; * marks the current choice):",
+    ]
     width = max((len(g) for g, _, _ in groups), default=0)
     for group, chosen, options in groups:
         shown = ", ".join(f"{o}*" if o == chosen else o for o in options)
         lines.append(f"  {group:<{width}}  {shown}")
     body = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"}
-    lines += ["", "config (override any key as key=value; ??? must be given):",
-              OmegaConf.to_yaml(OmegaConf.create(body)).rstrip()]
+    lines += [
+        "",
+        "config (override any key as key=value; ??? must be given):",
+        OmegaConf.to_yaml(OmegaConf.create(body)).rstrip(),
+    ]
     return "\n".join(lines) + "\n"
 
 

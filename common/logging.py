@@ -28,10 +28,17 @@ def _number(value: Any) -> bool:
 
 def _flat(row: Mapping[str, Any]) -> dict:
     """A result row as one table record: parameters, metrics, status; nested values as JSON text."""
-    out = {**row["cell"], **{f"metrics.{k}": v for k, v in (row.get("metrics") or {}).items()},
-           "status": row["status"], "error": row.get("error") or "", "duration_s": row.get("duration_s")}
-    return {k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v
-            for k, v in _clean(out).items()}
+    out = {
+        **row["cell"],
+        **{f"metrics.{k}": v for k, v in (row.get("metrics") or {}).items()},
+        "status": row["status"],
+        "error": row.get("error") or "",
+        "duration_s": row.get("duration_s"),
+    }
+    return {
+        k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v
+        for k, v in _clean(out).items()
+    }
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -94,8 +101,9 @@ class JsonlBackend:
 
     def artifact(self, name: str, kind: str, files: dict[str, Path], metadata: dict) -> None:
         """Only the files' names and paths are recorded (the files stay put); metadata is wandb's."""
-        self._write({"kind": "artifact", "name": name, "type": kind,
-                     "files": {k: str(v) for k, v in files.items()}})
+        self._write(
+            {"kind": "artifact", "name": name, "type": kind, "files": {k: str(v) for k, v in files.items()}}
+        )
 
     def finish(self, exit_code: int) -> None:
         """Record the exit status and close the file; nothing may be logged after it."""
@@ -109,8 +117,17 @@ class WandbBackend:
     The command line wandb records has secret values scrubbed.
     """
 
-    def __init__(self, run_dir: Path, config: dict, project: str, entity: str | None,
-                 group: str | None, mode: str, name: str | None, tags: list[str]):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict,
+        project: str,
+        entity: str | None,
+        group: str | None,
+        mode: str,
+        name: str | None,
+        tags: list[str],
+    ):
         import wandb  # imported only when asked for: it is slow to import
 
         from common.runinfo import scrub_override
@@ -119,8 +136,17 @@ class WandbBackend:
         argv = sys.argv
         sys.argv = [scrub_override(a) for a in argv]  # wandb records the command line of the run
         try:
-            self.run = wandb.init(project=project, entity=entity, group=group, name=name, tags=tags,
-                                  mode=mode, dir=str(run_dir), config=config, reinit="create_new")
+            self.run = wandb.init(
+                project=project,
+                entity=entity,
+                group=group,
+                name=name,
+                tags=tags,
+                mode=mode,
+                dir=str(run_dir),
+                config=config,
+                reinit="create_new",
+            )
         finally:
             sys.argv = argv
 
@@ -168,8 +194,14 @@ class ExperimentLogger:
         self.backends = backends
 
     @classmethod
-    def from_config(cls, logger_cfg: Mapping, run_dir: Path, config: dict,
-                    group: str | None = None, name: str | None = None) -> ExperimentLogger:
+    def from_config(
+        cls,
+        logger_cfg: Mapping,
+        run_dir: Path,
+        config: dict,
+        group: str | None = None,
+        name: str | None = None,
+    ) -> ExperimentLogger:
         """The backends logger_cfg.backend names: none, jsonl, or jsonl plus wandb.
 
         wandb is offline unless logger.wandb_mode or WANDB_MODE says otherwise; ValueError for others.
@@ -180,10 +212,18 @@ class ExperimentLogger:
         backends: list = [JsonlBackend(run_dir)]
         if backend == "wandb":
             mode = logger_cfg.get("wandb_mode") or os.environ.get("WANDB_MODE") or "offline"
-            backends.append(WandbBackend(
-                run_dir, config, project=logger_cfg.get("wandb_project") or "mlsys-repro",
-                entity=logger_cfg.get("wandb_entity"), group=logger_cfg.get("wandb_group") or group,
-                mode=mode, name=name, tags=list(logger_cfg.get("wandb_tags") or [])))
+            backends.append(
+                WandbBackend(
+                    run_dir,
+                    config,
+                    project=logger_cfg.get("wandb_project") or "mlsys-repro",
+                    entity=logger_cfg.get("wandb_entity"),
+                    group=logger_cfg.get("wandb_group") or group,
+                    mode=mode,
+                    name=name,
+                    tags=list(logger_cfg.get("wandb_tags") or []),
+                )
+            )
         elif backend != "jsonl":
             raise ValueError(f"logger.backend must be none, jsonl or wandb, not {backend!r}")
         return cls(backends)
@@ -216,6 +256,7 @@ class ExperimentLogger:
         (`cells/batch_size=8/throughput`), and its result files as one artifact with the config."""
         if rows:
             self.table("cells", [_flat(r) for r in rows])
+
             def varies(key: str) -> bool:
                 return len({json.dumps(r["cell"].get(key), sort_keys=True, default=str) for r in rows}) > 1
 

@@ -43,8 +43,9 @@ def _yaml(path: Path) -> dict:
 def _merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -132,7 +133,7 @@ def _entries(path: Path, defaults: list) -> list[tuple]:
             continue
         if not (isinstance(entry, dict) and len(entry) == 1):
             raise BadInput(f"{path}: defaults entry {entry!r} is not supported without hydra")
-        (spec, option), = entry.items()
+        ((spec, option),) = entry.items()
         optional = spec.startswith("optional ")
         spec = spec.removeprefix("optional ").strip()
         group, _, key = spec.partition("@")
@@ -164,8 +165,11 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str], schema:
             return group
         return f"{group}@{key}" if folder == "." else f"{folder}/{group}@{key}"
 
-    choices = {choice_key(kind, group, key): SHARED.get(group, option)
-               for kind, group, key, option, _ in entries if kind in ("shared", "root", "local")}
+    choices = {
+        choice_key(kind, group, key): SHARED.get(group, option)
+        for kind, group, key, option, _ in entries
+        if kind in ("shared", "root", "local")
+    }
     values = {}
     for item in overrides:
         name, sep, value = item.partition("=")
@@ -175,6 +179,7 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str], schema:
             choices[name] = value
         else:
             values[name] = _parse_value(value)
+
     def option_file(folder: Path, name: str) -> Path:
         """The chosen option's file; a choice with no file is named as hydra names it."""
         found = folder / f"{choices[name]}.yaml"
@@ -194,6 +199,7 @@ def load(config_name: str, config_dir: str | Path, overrides: list[str], schema:
         elif kind == "local":
             data = _merge(data, {key: _yaml(option_file(path.parent / group, choice_key(kind, group, key)))})
         elif kind == "global":
+
             def choice(match: re.Match, group: str = group) -> str:
                 if match.group(1) not in choices:
                     raise BadInput(f"{path}: defaults entry {group}: no group {match.group(1)!r} to name")

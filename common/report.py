@@ -401,8 +401,9 @@ def store_tables(results_dir: Path, paper: str, scale: str) -> list[Table]:
                 records=records,
                 columns=columns,
                 sources=[experiment],
-                note=f"{len(ok)} finished cells" + (f", {failed} failed (their errors are in the store)"
-                                                    if failed else "") + f"; the store: `{path}`.",
+                note=f"{len(ok)} finished cells"
+                + (f", {failed} failed (their errors are in the store)" if failed else "")
+                + f"; the store: `{path}`.",
             )
         )
     return tables

@@ -72,13 +72,15 @@ def _alive(pid: int) -> bool:
 class ResultStore:
     """One sweep's rows (results.jsonl): read, append, claim and run cells."""
 
-    def __init__(self, path: str | os.PathLike, on_append: Callable[[dict], None] | None = None,
-                 lease_s: float = 600.0):
+    def __init__(
+        self, path: str | os.PathLike, on_append: Callable[[dict], None] | None = None, lease_s: float = 600.0
+    ):
         self.path = Path(path)
         self.on_append = on_append  # e.g. mirror each finished cell to the experiment logger
         self.lease_s = lease_s  # a claim not refreshed this long is stale (its process is gone)
         self.appended: list[dict] = []  # the rows this process wrote: what a run reports on
         self.claimed_elsewhere: list[dict] = []  # cells left to another live run
+
     # ---- reading -------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
         """All complete rows, validated; a torn last line (no newline) is skipped."""
@@ -138,8 +140,14 @@ class ResultStore:
         return pd.DataFrame.from_records(records)
 
     # ---- writing -------------------------------------------------------------------------------
-    def append(self, cell: Mapping[str, Any], status: str, metrics: Mapping | None = None,
-               error: str | None = None, duration_s: float | None = None) -> dict:
+    def append(
+        self,
+        cell: Mapping[str, Any],
+        status: str,
+        metrics: Mapping | None = None,
+        error: str | None = None,
+        duration_s: float | None = None,
+    ) -> dict:
         """Append one row for `cell` and return it; secrets in the cell are scrubbed, NaN is stored as null.
 
         The write is locked and fsynced, and a torn last line left by a killed writer is cut first, so
@@ -249,8 +257,9 @@ class ResultStore:
             pos = start
         os.ftruncate(fd, 0)
 
-    def run_cell(self, cell: Mapping[str, Any], fn: Callable[[], Mapping | None],
-                 skip_done: bool = True) -> dict | None:
+    def run_cell(
+        self, cell: Mapping[str, Any], fn: Callable[[], Mapping | None], skip_done: bool = True
+    ) -> dict | None:
         """Run one cell and record it. A raising cell is stored as failed and the sweep goes on.
 
         Returns the stored row, or None when the cell was already finished, or is being computed by
@@ -270,6 +279,5 @@ class ResultStore:
                 metrics = fn() or {}
             except Exception as err:  # noqa: BLE001 - any cell failure (OOM included) is data
                 summary = "".join(traceback.format_exception_only(type(err), err)).strip()
-                return self.append(cell, STATUS_FAILED, error=summary,
-                                   duration_s=time.perf_counter() - start)
+                return self.append(cell, STATUS_FAILED, error=summary, duration_s=time.perf_counter() - start)
             return self.append(cell, STATUS_OK, metrics=metrics, duration_s=time.perf_counter() - start)

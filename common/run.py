@@ -58,15 +58,17 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def open_run_logger(run_dir: Path, logger_cfg: dict, config: dict, info: dict, paper: str,
-                    experiment: str, scale: str) -> ExperimentLogger:
+def open_run_logger(
+    run_dir: Path, logger_cfg: dict, config: dict, info: dict, paper: str, experiment: str, scale: str
+) -> ExperimentLogger:
     """Write the run's runinfo.json and open its experiment logger. Every run of one
     <paper>/<experiment>/<scale> joins the same wandb group, which is how a sweep's runs (and the
     paper's figures run) are found together."""
     write_atomic(run_dir / "runinfo.json", json.dumps(info, indent=2, default=str) + "\n")
     group = f"{paper}/{experiment}/{scale}"
-    return ExperimentLogger.from_config(logger_cfg, run_dir, {**config, "runinfo": info}, group=group,
-                                        name=f"{group}/{run_dir.name}")
+    return ExperimentLogger.from_config(
+        logger_cfg, run_dir, {**config, "runinfo": info}, group=group, name=f"{group}/{run_dir.name}"
+    )
 
 
 def owns(run_dir: Path) -> bool:
@@ -74,16 +76,24 @@ def owns(run_dir: Path) -> bool:
     return not run_dir.exists() or {p.name for p in run_dir.iterdir()} <= {".hydra"}
 
 
-def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: dict, config_text: str,
-            created: bool) -> Any:
+def execute(
+    task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: dict, config_text: str, created: bool
+) -> Any:
     """Run `task(cfg, run)` in `run_dir`. `resolved` is the config as plain data (interpolations
     resolved), `config_text` the config as written by the user's tools (config.yaml)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed, cfg.torch_threads)
     setup_logging(run_dir)
     scale = cfg.scale.name
-    info = runinfo.collect({"run_dir": str(run_dir), "result_dir": str(cfg.result_dir),
-                            "paper": cfg.paper, "experiment": cfg.experiment, "scale": scale})
+    info = runinfo.collect(
+        {
+            "run_dir": str(run_dir),
+            "result_dir": str(cfg.result_dir),
+            "paper": cfg.paper,
+            "experiment": cfg.experiment,
+            "scale": scale,
+        }
+    )
     write_atomic(run_dir / "config.yaml", config_text)
     import yaml
 
@@ -91,10 +101,22 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
     write_atomic(run_dir / "config_resolved.yaml", yaml.safe_dump(clean, sort_keys=False))
     logger = open_run_logger(run_dir, resolved["logger"], clean, info, cfg.paper, cfg.experiment, scale)
     result_dir = Path(cfg.result_dir)
-    run = Run(cfg=cfg, dir=run_dir, logger=logger, info=info,
-              results=ResultStore(result_dir / "results.jsonl", on_append=logger.log_cell))
-    log.info("%s/%s at scale=%s on %s (torch threads %s); results -> %s", cfg.paper, cfg.experiment,
-             scale, info["hardware"]["device"], info["hardware"]["torch_threads"], result_dir)
+    run = Run(
+        cfg=cfg,
+        dir=run_dir,
+        logger=logger,
+        info=info,
+        results=ResultStore(result_dir / "results.jsonl", on_append=logger.log_cell),
+    )
+    log.info(
+        "%s/%s at scale=%s on %s (torch threads %s); results -> %s",
+        cfg.paper,
+        cfg.experiment,
+        scale,
+        info["hardware"]["device"],
+        info["hardware"]["torch_threads"],
+        result_dir,
+    )
     if getattr(task, "x_axis", None):
         logger.define_x(task.x_axis)
     exit_code = 1
@@ -112,8 +134,9 @@ def execute(task: Callable[[Any, Run], Any], cfg: Any, run_dir: Path, resolved: 
         raise SystemExit(EXIT_BAD_INPUT) from None
     finally:
         if logger.backends:
-            logger.log_results(run.results.appended, result_files(result_dir),
-                               f"{cfg.paper}-{cfg.experiment}-{scale}", clean)
+            logger.log_results(
+                run.results.appended, result_files(result_dir), f"{cfg.paper}-{cfg.experiment}-{scale}", clean
+            )
         logger.finish(exit_code)
 
 
@@ -131,14 +154,20 @@ def report_cells(results: ResultStore) -> int:
     rows = results.appended
     failed = [r for r in rows if r["status"] != "ok"]
     if rows and len(failed) == len(rows):
-        log.error("every cell of this run failed (%d of %d); first error: %s; rows in %s", len(failed),
-                  len(rows), failed[0].get("error"), results.path)
+        log.error(
+            "every cell of this run failed (%d of %d); first error: %s; rows in %s",
+            len(failed),
+            len(rows),
+            failed[0].get("error"),
+            results.path,
+        )
         return 1
     if failed:
         log.warning("%d of %d cells failed; their errors are in %s", len(failed), len(rows), results.path)
     if results.claimed_elsewhere:
-        log.info("%d cells were being computed by another run and were left to it",
-                 len(results.claimed_elsewhere))
+        log.info(
+            "%d cells were being computed by another run and were left to it", len(results.claimed_elsewhere)
+        )
     return 0
 
 

@@ -22,12 +22,41 @@ from common.repo import REPO_ROOT
 
 SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
 REDACTED = "<redacted>"
-PACKAGES = ("torch", "transformers", "datasets", "flwr", "flwr-datasets", "hydra-core", "omegaconf",
-            "submitit", "wandb", "nvidia-ml-py", "numpy", "pandas", "scikit-learn", "vllm", "zeus")
-ENV_ALLOW = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "WANDB_MODE", "HF_HUB_OFFLINE",
-             "HF_DATASETS_OFFLINE", "CI")
-SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NAME",
-              "SLURM_JOB_PARTITION", "SLURM_NODELIST", "SLURM_RESTART_COUNT", "SLURM_SUBMIT_DIR")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "flwr",
+    "flwr-datasets",
+    "hydra-core",
+    "omegaconf",
+    "submitit",
+    "wandb",
+    "nvidia-ml-py",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "vllm",
+    "zeus",
+)
+ENV_ALLOW = (
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "WANDB_MODE",
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "CI",
+)
+SLURM_VARS = (
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_JOB_NAME",
+    "SLURM_JOB_PARTITION",
+    "SLURM_NODELIST",
+    "SLURM_RESTART_COUNT",
+    "SLURM_SUBMIT_DIR",
+)
 
 
 def is_secret(name: str) -> bool:
@@ -39,8 +68,9 @@ def is_secret(name: str) -> bool:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
-                             timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -88,8 +118,13 @@ def hardware_summary() -> dict:
 
     `device` names what a run measures on: the first GPU, else "CPU: <model>".
     """
-    info = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-            "gpus": gpu_models(), "platform": platform.platform()}
+    info = {
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpu_models(),
+        "platform": platform.platform(),
+    }
     torch = sys.modules.get("torch")
     info["torch_threads"] = torch.get_num_threads() if torch is not None else None
     info["device"] = info["gpus"][0] if info["gpus"] else f"CPU: {info['cpu']}"

@@ -35,8 +35,7 @@ class Rule:
 def spec(default: Any = MISSING, *, factory: Any = None, help: str = "", **rule: Any) -> Any:  # noqa: A002
     """A dataclass field with its rule (and help text, for generated command lines):
     `batch_sizes: list[int] = spec(factory=list, ge=1, nonempty=True)`."""
-    metadata = {"rule": Rule(**{k: tuple(v) if k == "choices" else v for k, v in rule.items()}),
-                "help": help}
+    metadata = {"rule": Rule(**{k: tuple(v) if k == "choices" else v for k, v in rule.items()}), "help": help}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)

@@ -27,8 +27,12 @@ def _show(value: Any) -> str:
 def _number(value: Any, rule: Rule, key: str) -> None:
     if isinstance(value, float) and not math.isfinite(value) and not rule.allow_nan:
         raise BadInput(f"{key}: must be a finite number (got {_show(value)})")
-    for bound, ok, word in ((rule.ge, lambda b: value >= b, ">="), (rule.gt, lambda b: value > b, ">"),
-                            (rule.le, lambda b: value <= b, "<="), (rule.lt, lambda b: value < b, "<")):
+    for bound, ok, word in (
+        (rule.ge, lambda b: value >= b, ">="),
+        (rule.gt, lambda b: value > b, ">"),
+        (rule.le, lambda b: value <= b, "<="),
+        (rule.lt, lambda b: value < b, "<"),
+    ):
         if bound is not None and not ok(bound):
             raise BadInput(f"{key}: must be {word} {bound:g} (got {_show(value)})")
 
@@ -111,12 +115,16 @@ def missing_rules(schema: type, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
         hint = hints[f.name]
-        inner = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is \
-            typing.Union else [hint]
+        inner = (
+            [a for a in typing.get_args(hint) if a is not type(None)]
+            if typing.get_origin(hint) is typing.Union
+            else [hint]
+        )
         if dataclasses.is_dataclass(inner[0]):
             out += missing_rules(inner[0], f"{prefix}{f.name}.")
-        elif typing.get_origin(inner[0]) is list and dataclasses.is_dataclass((typing.get_args(inner[0]) or
-                                                                              (None,))[0]):
+        elif typing.get_origin(inner[0]) is list and dataclasses.is_dataclass(
+            (typing.get_args(inner[0]) or (None,))[0]
+        ):
             out += missing_rules(typing.get_args(inner[0])[0], f"{prefix}{f.name}[].")
         elif "rule" not in f.metadata:
             out.append(prefix + f.name)

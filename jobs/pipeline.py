@@ -93,8 +93,10 @@ def run_local(apps: list[App], shares: list[list[str]]) -> int:
         code = subprocess.run(cmd, cwd=REPO_ROOT).returncode
         print(f"   ({time.monotonic() - t0:.0f} s, exit {code})", flush=True)
         if code != 0:
-            print(f"error: step {app.label()} failed with exit status {code}; the later steps did not run",
-                  file=sys.stderr)
+            print(
+                f"error: step {app.label()} failed with exit status {code}; the later steps did not run",
+                file=sys.stderr,
+            )
             return code
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"== {len(apps)} steps done in {time.monotonic() - start:.0f} s (load average now: {load})")
@@ -107,8 +109,11 @@ def run_slurm(apps: list[App], shares: list[list[str]], timeout_min: float) -> i
     ids: list[str] = []
     for app, share in zip(apps, shares):
         job = submit(app, share, after=ids[-1] if ids else None)
-        print(f"== submitted python -m {' '.join(command(app, share)[2:])} as SLURM job {job}"
-              + (f" (after {ids[-1]})" if ids else ""), flush=True)
+        print(
+            f"== submitted python -m {' '.join(command(app, share)[2:])} as SLURM job {job}"
+            + (f" (after {ids[-1]})" if ids else ""),
+            flush=True,
+        )
         ids.append(job)
     return wait(ids, timeout_min)
 

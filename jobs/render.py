@@ -83,8 +83,9 @@ def render(app: App, overrides: list[str], out_dir: Path, site: dict, name_suffi
         extra.append(f"#SBATCH --array=0-{array_size - 1}")
         log_pattern = "%x_%A_%a.out"
         quoted = " ".join(shlex.quote(str(v)) for v in values)
-        array_select = (f"VALUES=({quoted})\n"
-                        f'ARRAY_OVERRIDE="{job.array}=[$${{VALUES[$$SLURM_ARRAY_TASK_ID]}}]"')
+        array_select = (
+            f'VALUES=({quoted})\nARRAY_OVERRIDE="{job.array}=[$${{VALUES[$$SLURM_ARRAY_TASK_ID]}}]"'
+        )
     engine = OmegaConf.select(cfg, "engine", default="hf")
     if engine not in VENVS:
         raise BadInput(f"engine={engine!r} of {app.config} has no environment (choices: {', '.join(VENVS)})")
@@ -93,14 +94,24 @@ def render(app: App, overrides: list[str], out_dir: Path, site: dict, name_suffi
     path = out_dir / f"{app.config.split('/')[-1]}{name_suffix}.sbatch"
     all_overrides = [*app.overrides, *overrides]
     text = Template(TEMPLATE.read_text()).substitute(
-        config=app.config, profile=job.profile, scale=cfg.scale.name,
+        config=app.config,
+        profile=job.profile,
+        scale=cfg.scale.name,
         script=path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path,
-        job_name=job_name, log_pattern=log_pattern,
-        cpus_per_task=profile["cpus_per_task"], mem=f"{profile['mem_gb']}G",
+        job_name=job_name,
+        log_pattern=log_pattern,
+        cpus_per_task=profile["cpus_per_task"],
+        mem=f"{profile['mem_gb']}G",
         time=slurm.sbatch_time(profile["time_min"]),
-        sbatch_extra="\n".join(extra), require_env=" ".join(job.require_env),
-        setup="\n".join(site.get("setup") or []), array_select=array_select, module=app.module,
-        venv=venv, venv_setup=venv_setup, overrides=" ".join(shlex.quote(o) for o in all_overrides))
+        sbatch_extra="\n".join(extra),
+        require_env=" ".join(job.require_env),
+        setup="\n".join(site.get("setup") or []),
+        array_select=array_select,
+        module=app.module,
+        venv=venv,
+        venv_setup=venv_setup,
+        overrides=" ".join(shlex.quote(o) for o in all_overrides),
+    )
     write_atomic(path, text)
     path.chmod(0o755)
     return Rendered(path, job_name, app.module, array_size)
@@ -130,11 +141,13 @@ def render_app(app: App, overrides: list[str], out_dir: Path, name_suffix: str =
     return render(app, overrides, out_dir, site, name_suffix)
 
 
-def render_experiment(paper: str, experiment: str, overrides: list[str], out_dir: Path | None = None,
-                      name_suffix: str = "") -> Rendered:
+def render_experiment(
+    paper: str, experiment: str, overrides: list[str], out_dir: Path | None = None, name_suffix: str = ""
+) -> Rendered:
     """Render conf/<paper>/<experiment>.yaml into out_dir (default jobs/generated/<paper>)."""
-    return render_app(App(f"{paper}/{experiment}"), overrides, out_dir or JOBS_DIR / "generated" / paper,
-                      name_suffix)
+    return render_app(
+        App(f"{paper}/{experiment}"), overrides, out_dir or JOBS_DIR / "generated" / paper, name_suffix
+    )
 
 
 def render_paper(paper: str, overrides: list[str], out_dir: Path | None = None) -> list[Rendered]:
@@ -147,8 +160,9 @@ def render_paper(paper: str, overrides: list[str], out_dir: Path | None = None) 
     if not any(o.startswith("scale=") for o in overrides):
         overrides = ["scale=paper", *overrides]
     shares = route(apps, overrides)
-    return [render_app(app, share, out_dir or JOBS_DIR / "generated" / paper)
-            for app, share in zip(apps, shares)]
+    return [
+        render_app(app, share, out_dir or JOBS_DIR / "generated" / paper) for app, share in zip(apps, shares)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     for r in rendered:
         array = f" (array of {r.array_size})" if r.array_size else ""
-        print(f"{r.path.relative_to(REPO_ROOT) if r.path.is_relative_to(REPO_ROOT) else r.path}"
-              f"  ->  python -m {r.module}{array}")
+        print(
+            f"{r.path.relative_to(REPO_ROOT) if r.path.is_relative_to(REPO_ROOT) else r.path}"
+            f"  ->  python -m {r.module}{array}"
+        )
     print(f"submit from {REPO_ROOT}: sbatch <script>; logs go to logs/")
     return 0
 

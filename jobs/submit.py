@@ -17,8 +17,17 @@ from jobs.render import JOBS_DIR, overrides_digest, render_app
 from jobs.routing import App
 
 TERMINAL_OK = {"COMPLETED"}
-TERMINAL_BAD = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                "DEADLINE", "PREEMPTED", "REVOKED"}
+TERMINAL_BAD = {
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "REVOKED",
+}
 
 
 def _run(cmd: list[str]) -> str:
@@ -32,8 +41,12 @@ def submit(app: App, overrides: list[str], after: str | None) -> str:
     """sbatch the app's rendered script (after job `after` succeeded, if given); returns the job id."""
     paper = app.config.split("/")[0]
     all_overrides = [*app.overrides, *overrides]
-    rendered = render_app(app, overrides, JOBS_DIR / "generated" / paper / "steps",
-                          name_suffix=f"-{overrides_digest(all_overrides)}" if all_overrides else "")
+    rendered = render_app(
+        app,
+        overrides,
+        JOBS_DIR / "generated" / paper / "steps",
+        name_suffix=f"-{overrides_digest(all_overrides)}" if all_overrides else "",
+    )
     cmd = ["sbatch", "--parsable", f"--chdir={REPO_ROOT}"]
     if after:
         cmd.append(f"--dependency=afterok:{after}")
@@ -42,8 +55,7 @@ def submit(app: App, overrides: list[str], after: str | None) -> str:
 
 def job_states(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
     """job id -> (state, name, log path) of each job's allocation (array tasks folded in)."""
-    out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
-                "--format=JobID,JobName,State,WorkDir"])
+    out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids), "--format=JobID,JobName,State,WorkDir"])
     states: dict[str, tuple[str, str, str]] = {}
     for line in out.splitlines():
         jid, name, state, workdir = (line.split("|") + ["", "", "", ""])[:4]
@@ -69,17 +81,23 @@ def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
             states = job_states(job_ids)
             done = [j for j in job_ids if states.get(j, ("PENDING",))[0] in TERMINAL_OK]
             bad = [j for j in job_ids if states.get(j, ("PENDING",))[0] in TERMINAL_BAD]
-            progress.update(bar, completed=len(done), description=(
-                f"SLURM jobs: {len(done)}/{len(job_ids)} done, "
-                + ", ".join(f"{j}:{states.get(j, ('PENDING',))[0]}" for j in job_ids)))
+            progress.update(
+                bar,
+                completed=len(done),
+                description=(
+                    f"SLURM jobs: {len(done)}/{len(job_ids)} done, "
+                    + ", ".join(f"{j}:{states.get(j, ('PENDING',))[0]}" for j in job_ids)
+                ),
+            )
             if bad:
                 rest = [j for j in job_ids if j not in done and j not in bad]
                 if rest:
                     subprocess.run(["scancel", *rest], timeout=60)
                 for j in bad:
                     path = states[j][2]
-                    print(f"error: job {j} ({states[j][1]}) ended {states[j][0]}; log: {path}",
-                          file=sys.stderr)
+                    print(
+                        f"error: job {j} ({states[j][1]}) ended {states[j][0]}; log: {path}", file=sys.stderr
+                    )
                     if Path(path).exists():
                         tail = Path(path).read_text(errors="replace").splitlines()[-15:]
                         print("\n".join("  | " + line for line in tail), file=sys.stderr)
@@ -89,7 +107,9 @@ def wait(job_ids: list[str], timeout_min: float, poll_s: float = 2.0) -> int:
                 return 0
             if time.time() > deadline:
                 subprocess.run(["scancel", *job_ids], timeout=60)
-                print(f"error: jobs {' '.join(job_ids)} not finished after {timeout_min} min; "
-                      "cancelled", file=sys.stderr)
+                print(
+                    f"error: jobs {' '.join(job_ids)} not finished after {timeout_min} min; cancelled",
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(poll_s)

@@ -16,15 +16,27 @@ import time
 import urllib.request
 from pathlib import Path
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--window-size=1200,900"]
-IMAGES_OK = ("Array.from(document.images).map(i => ({src: i.src.slice(0, 40), ok: i.complete && "
-             "i.naturalWidth > 0}))")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,900",
+]
+IMAGES_OK = (
+    "Array.from(document.images).map(i => ({src: i.src.slice(0, 40), ok: i.complete && i.naturalWidth > 0}))"
+)
 # every link: its raw href and, for an in-page anchor, whether an element with that id exists
-LINKS = ("Array.from(document.querySelectorAll('a[href]')).map(a => {const h = a.getAttribute('href');"
-         " return {href: h, url: a.href, anchor_ok: h.startsWith('#') ? "
-         "document.getElementById(decodeURIComponent(h.slice(1))) !== null : null};})")
+LINKS = (
+    "Array.from(document.querySelectorAll('a[href]')).map(a => {const h = a.getAttribute('href');"
+    " return {href: h, url: a.href, anchor_ok: h.startsWith('#') ? "
+    "document.getElementById(decodeURIComponent(h.slice(1))) !== null : null};})"
+)
 
 
 def broken_links(seen: dict) -> list[str]:
@@ -60,9 +72,11 @@ def inspect_page(path: Path, screenshot: Path, timeout: float = 30.0) -> dict:
 
     port = _free_port()
     profile = tempfile.mkdtemp(prefix="chromium-")
-    proc = subprocess.Popen([chromium(), *FLAGS, f"--remote-debugging-port={port}",
-                             f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [chromium(), *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + timeout
         while True:
@@ -85,8 +99,10 @@ def inspect_page(path: Path, screenshot: Path, timeout: float = 30.0) -> dict:
                 ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
                 while True:
                     msg = json.loads(ws.recv(timeout=timeout))
-                    if msg.get("method") == "Runtime.consoleAPICalled" and \
-                            msg["params"]["type"] in ("error", "assert"):
+                    if msg.get("method") == "Runtime.consoleAPICalled" and msg["params"]["type"] in (
+                        "error",
+                        "assert",
+                    ):
                         errors.append(str(msg["params"]["args"]))
                     elif msg.get("method") == "Runtime.exceptionThrown":
                         errors.append(msg["params"]["exceptionDetails"].get("text", "exception"))

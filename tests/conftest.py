@@ -33,7 +33,7 @@ engine_options: {}
 fail_from: -1
 """
 
-DEMO_APP = '''\
+DEMO_APP = """\
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +74,7 @@ def main(cfg, run):
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 @pytest.fixture

@@ -18,10 +18,12 @@ def _modules():
 
 def test_every_module_imports_without_vllm():
     names = list(_modules())
-    code = ("import importlib, sys\n"
-            f"for name in {names!r}:\n"
-            "    importlib.import_module(name)\n"
-            "assert 'vllm' not in sys.modules, 'vllm imported at import time'\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "assert 'vllm' not in sys.modules, 'vllm imported at import time'\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -20,6 +20,7 @@ def site(tmp_path, monkeypatch):
         path.write_text(text)
         monkeypatch.setenv("JOBS_SITE", str(path))
         return path
+
     return write
 
 
@@ -33,8 +34,14 @@ def test_site_values_per_profile(tmp_path, site):
     gpu = _sbatch_lines(render_experiment("batching", "sweep", ["scale=paper"], tmp_path / "gpu").path)
     assert "#SBATCH --partition=gpp" in cpu and "#SBATCH --account=bsc99" in cpu
     assert not any("--qos" in line or "--gres" in line for line in cpu)
-    assert {"#SBATCH --partition=acc", "#SBATCH --account=bsc99", "#SBATCH --qos=acc_debug",
-            "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=16", "#SBATCH --mem=120G"} <= set(gpu)
+    assert {
+        "#SBATCH --partition=acc",
+        "#SBATCH --account=bsc99",
+        "#SBATCH --qos=acc_debug",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --cpus-per-task=16",
+        "#SBATCH --mem=120G",
+    } <= set(gpu)
 
 
 def test_bad_site_value_names_its_key(tmp_path, site, monkeypatch):
@@ -67,8 +74,9 @@ def test_guard_stops_a_job_without_its_environment(tmp_path, site, engine, messa
 
 def test_guard_names_a_missing_environment_variable(tmp_path, site):
     site("{}\n")
-    script = render_experiment("slm_energy", "benchmark", ["job.require_env=[HF_TOKEN_FOR_TEST]"],
-                               tmp_path).path
+    script = render_experiment(
+        "slm_energy", "benchmark", ["job.require_env=[HF_TOKEN_FOR_TEST]"], tmp_path
+    ).path
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN_FOR_TEST"}
     env.update(SLURM_SUBMIT_DIR=str(REPO_ROOT), SLURM_JOB_ID="1")
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=30)
@@ -76,8 +84,13 @@ def test_guard_names_a_missing_environment_variable(tmp_path, site):
 
 
 def test_overrides_reach_the_experiments_that_have_their_key(tmp_path):
-    proc = subprocess.run([PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engine=vllm"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engine=vllm"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     sweep, study = (tmp_path / "sweep.sbatch").read_text(), (tmp_path / "study.sbatch").read_text()
     assert ".venv-vllm/bin/python -m papers.batching.sweep scale=paper engine=vllm" in sweep
@@ -85,14 +98,20 @@ def test_overrides_reach_the_experiments_that_have_their_key(tmp_path):
 
 
 def test_an_override_no_experiment_has_exits_2_naming_it(tmp_path):
-    proc = subprocess.run([PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engnie=vllm"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [PY, "-m", "jobs.render", "paper=batching", f"out={tmp_path}", "engnie=vllm"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "engnie" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("*.sbatch"))
 
 
-@pytest.mark.parametrize("launcher,profile", [("slurm_cpu", "cpu"), ("slurm_1gpu", "gpu1"),
-                                              ("slurm_4gpu", "gpu4")])
+@pytest.mark.parametrize(
+    "launcher,profile", [("slurm_cpu", "cpu"), ("slurm_1gpu", "gpu1"), ("slurm_4gpu", "gpu4")]
+)
 def test_launcher_profiles_ask_for_what_the_sbatch_profiles_do(launcher, profile, tmp_path, site):
     """A multirun through submitit and a generated script of the same profile get the same node share:
     both read conf/slurm/profiles.yaml."""
@@ -106,8 +125,12 @@ def test_launcher_profiles_ask_for_what_the_sbatch_profiles_do(launcher, profile
     script = render_experiment("batching", "sweep", [f"job.profile={profile}"], tmp_path).path
     lines = _sbatch_lines(script)
     want = slurm.profile(profile)
-    assert (launched.cpus_per_task, launched.gpus_per_node, launched.mem_gb, launched.timeout_min) == \
-        (want["cpus_per_task"], want["gpus"], want["mem_gb"], want["time_min"])
+    assert (launched.cpus_per_task, launched.gpus_per_node, launched.mem_gb, launched.timeout_min) == (
+        want["cpus_per_task"],
+        want["gpus"],
+        want["mem_gb"],
+        want["time_min"],
+    )
     assert f"#SBATCH --cpus-per-task={want['cpus_per_task']}" in lines
     assert f"#SBATCH --mem={want['mem_gb']}G" in lines
     assert f"#SBATCH --time={slurm.sbatch_time(want['time_min'])}" in lines

@@ -14,13 +14,39 @@ TITLES = {
     "frida": ("FRIDA", "2410.05020"),
     "mpt_lml": ("On Masked Pre-training and the Marginal Likelihood", "2306.00520"),
 }
-TARGETS = ["help", "setup", "setup-vllm", "test", "test-all", "lint", "reproduce", "figures", "report", "jobs",
-           "gpu-check", "clean", "reproduce-<paper>", "figures-<paper>", "jobs-<paper>", "report-<paper>"]
+TARGETS = [
+    "help",
+    "setup",
+    "setup-vllm",
+    "test",
+    "test-all",
+    "lint",
+    "reproduce",
+    "figures",
+    "report",
+    "jobs",
+    "gpu-check",
+    "clean",
+    "reproduce-<paper>",
+    "figures-<paper>",
+    "jobs-<paper>",
+    "report-<paper>",
+]
 
 
 def test_top_level_layout():
-    for name in ("papers", "common", "conf", "jobs", "tests", "environment.yml", "Makefile",
-                 "pyproject.toml", "README.md", ".ci/run"):
+    for name in (
+        "papers",
+        "common",
+        "conf",
+        "jobs",
+        "tests",
+        "environment.yml",
+        "Makefile",
+        "pyproject.toml",
+        "README.md",
+        ".ci/run",
+    ):
         assert (REPO_ROOT / name).exists(), name
     for paper in PAPERS:
         assert (REPO_ROOT / "papers" / paper / "__init__.py").is_file(), paper
@@ -43,8 +69,9 @@ def test_root_readme_gives_the_two_commands_and_the_table():
 
 
 def _make(*args):
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_make_help_lists_every_target_once():
@@ -67,8 +94,14 @@ def test_reproduce_target_runs_the_papers_pipeline(paper):
 
 def test_ci_script_runs_setup_lint_and_test_offline():
     text = (REPO_ROOT / ".ci" / "run").read_text()
-    for needle in ("WANDB_MODE=offline", "HF_HUB_OFFLINE=1", "HF_DATASETS_OFFLINE=1",
-                   "make setup", "make lint", "make test"):
+    for needle in (
+        "WANDB_MODE=offline",
+        "HF_HUB_OFFLINE=1",
+        "HF_DATASETS_OFFLINE=1",
+        "make setup",
+        "make lint",
+        "make test",
+    ):
         assert needle in text
 
 
@@ -87,8 +120,10 @@ def _imports(path) -> set[str]:
 
 
 def test_common_never_imports_a_paper():
-    offenders = {str(p.relative_to(REPO_ROOT)): sorted(n for n in _imports(p) if n.split(".")[0] == "papers")
-                 for p in (REPO_ROOT / "common").rglob("*.py")}
+    offenders = {
+        str(p.relative_to(REPO_ROOT)): sorted(n for n in _imports(p) if n.split(".")[0] == "papers")
+        for p in (REPO_ROOT / "common").rglob("*.py")
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 
@@ -101,12 +136,15 @@ def test_the_bottom_layer_imports_without_hydra_or_omegaconf():
 
     import common
 
-    names = [m.name for m in pkgutil.walk_packages(common.__path__, prefix="common.")
-             if m.name not in HYDRA_LAYER]
-    code = ("import importlib, sys\n"
-            "sys.modules['hydra'] = None\nsys.modules['omegaconf'] = None\n"
-            f"for name in {names!r}:\n"
-            "    importlib.import_module(name)\n")
+    names = [
+        m.name for m in pkgutil.walk_packages(common.__path__, prefix="common.") if m.name not in HYDRA_LAYER
+    ]
+    code = (
+        "import importlib, sys\n"
+        "sys.modules['hydra'] = None\nsys.modules['omegaconf'] = None\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -118,8 +156,11 @@ def _command_configs() -> list[str]:
 
     names = [f"{paper}/{p.stem}" for paper in PAPERS for p in (CONF_DIR / paper).glob("*.yaml")]
     for top in ("common", "jobs"):
-        names += [str(p.relative_to(CONF_DIR).with_suffix("")) for p in (CONF_DIR / top).rglob("*.yaml")
-                  if "defaults" in p.read_text() and "/schema_" in p.read_text()]
+        names += [
+            str(p.relative_to(CONF_DIR).with_suffix(""))
+            for p in (CONF_DIR / top).rglob("*.yaml")
+            if "defaults" in p.read_text() and "/schema_" in p.read_text()
+        ]
     return sorted(names)
 
 
@@ -154,9 +195,13 @@ def test_each_entry_point_has_its_config():
 
 def test_the_default_results_path_is_spelt_once():
     """conf/paths/default.yaml is the one source of the run directories."""
-    hits = subprocess.run(["grep", "-rn", '"results"', "common", "papers", "jobs"], cwd=REPO_ROOT,
-                          capture_output=True, text=True).stdout.splitlines()
-    defaults = [h for h in hits if "REPO_ROOT" in h or "/ \"results\"" in h]
+    hits = subprocess.run(
+        ["grep", "-rn", '"results"', "common", "papers", "jobs"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    defaults = [h for h in hits if "REPO_ROOT" in h or '/ "results"' in h]
     assert defaults == [], defaults
     assert "results_dir: ${paths.root}/results" in (REPO_ROOT / "conf/paths/default.yaml").read_text()
 

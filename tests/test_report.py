@@ -24,11 +24,26 @@ def _figure(figures: Path, name: str) -> None:
 
 def _demo_report(tmp_path: Path) -> report.Report:
     return report.Report(
-        paper="demo", title="Demo: a report", intro="See [the design](../DESIGN.md) and [below](#numbers).",
-        sections=[report.Section("Numbers", prose="Ours beside the paper's.", tables=[
-            report.Table("Throughput", [{"batch": 1, "ours": 1.23456, "paper": 1.1}], formats={"ours": ".2f"},
-                         sources=["sweep"], reference="the paper's Table 2")],
-            figures=[report.Figure("curve", "a curve")])])
+        paper="demo",
+        title="Demo: a report",
+        intro="See [the design](../DESIGN.md) and [below](#numbers).",
+        sections=[
+            report.Section(
+                "Numbers",
+                prose="Ours beside the paper's.",
+                tables=[
+                    report.Table(
+                        "Throughput",
+                        [{"batch": 1, "ours": 1.23456, "paper": 1.1}],
+                        formats={"ours": ".2f"},
+                        sources=["sweep"],
+                        reference="the paper's Table 2",
+                    )
+                ],
+                figures=[report.Figure("curve", "a curve")],
+            )
+        ],
+    )
 
 
 def test_tables_provenance_and_figures_are_in_one_self_contained_file(tmp_path):
@@ -36,8 +51,14 @@ def test_tables_provenance_and_figures_are_in_one_self_contained_file(tmp_path):
     _figure(figures, "curve")
     (tmp_path / "DESIGN.md").write_text("# design\n")
     (tmp_path / "paper").mkdir()
-    out = report.render(_demo_report(tmp_path), tmp_path / "results", figures, "smoke",
-                        tmp_path / "out" / "report.html", base=tmp_path / "paper")
+    out = report.render(
+        _demo_report(tmp_path),
+        tmp_path / "results",
+        figures,
+        "smoke",
+        tmp_path / "out" / "report.html",
+        base=tmp_path / "paper",
+    )
     page = out.read_text()
     assert "<td>1</td><td>1.23</td><td>1.1</td>" in page  # the format spec applied
     assert "sweep: no run at scale smoke" in page and "published numbers: the paper&#39;s Table 2" in page
@@ -51,16 +72,23 @@ def test_the_report_follows_the_results(demo_app, tmp_path):
     results, figures = tmp_path / "results", tmp_path / "figures"
 
     def run_and_report(seed: int) -> str:
-        proc = subprocess.run([PY, str(demo_app / "app.py"), f"paths.results_dir={results}", f"seed={seed}",
-                               "n=2"], capture_output=True, text=True, timeout=120, cwd=demo_app)
+        proc = subprocess.run(
+            [PY, str(demo_app / "app.py"), f"paths.results_dir={results}", f"seed={seed}", "n=2"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=demo_app,
+        )
         assert proc.returncode == 0, proc.stderr
         rep = report.generic_report("demo", results, figures, "smoke")
         out = report.render(rep, results, figures, "smoke", tmp_path / f"report{seed}.html", tmp_path)
         return out.read_text()
 
     first, second = run_and_report(0), run_and_report(1)
-    tables = [re.search(r"<h3 id=\"exp-every-finished-cell\">.*?</table>", p, re.S).group(0)
-              for p in (first, second)]
+    tables = [
+        re.search(r"<h3 id=\"exp-every-finished-cell\">.*?</table>", p, re.S).group(0)
+        for p in (first, second)
+    ]
     assert tables[0] != tables[1] and tables[1].count("<tr>") == 5  # header + 2 cells x 2 seeds
     assert "command</th>" in second and ">exp</td>" in second  # the run table lists the run
 
@@ -70,15 +98,24 @@ def test_the_report_opens_in_headless_chromium_with_working_anchors_and_links(tm
     figures = tmp_path / "figures"
     _figure(figures, "curve")
     (tmp_path / "DESIGN.md").write_text("# design\n")
-    out = report.render(_demo_report(tmp_path), tmp_path / "results", figures, "smoke",
-                        tmp_path / "out" / "report.html", base=tmp_path / "paper")
+    out = report.render(
+        _demo_report(tmp_path),
+        tmp_path / "results",
+        figures,
+        "smoke",
+        tmp_path / "out" / "report.html",
+        base=tmp_path / "paper",
+    )
     seen = inspect_page(out, tmp_path / "shot.png")
     assert seen["ready"] == "complete" and seen["errors"] == []
     assert seen["images"] and all(img["ok"] for img in seen["images"]), seen["images"]
     assert len(seen["links"]) >= 4 and broken_links(seen) == []
     bad = tmp_path / "bad.html"
-    bad.write_text(out.read_text().replace('href="#numbers"', 'href="#nowhere"').replace(
-        'href="../DESIGN.md"', 'href="../MISSING.md"'))
+    bad.write_text(
+        out.read_text()
+        .replace('href="#numbers"', 'href="#nowhere"')
+        .replace('href="../DESIGN.md"', 'href="../MISSING.md"')
+    )
     assert set(broken_links(inspect_page(bad, tmp_path / "bad.png"))) == {"#nowhere", "../MISSING.md"}
 
 
@@ -86,9 +123,21 @@ def test_the_report_opens_in_headless_chromium_with_working_anchors_and_links(tm
 @pytest.mark.parametrize("paper", PAPERS)
 def test_each_paper_report_passes_the_browser(paper, tmp_path):
     """The committed figures and whatever results exist: no console error, broken image or link."""
-    proc = subprocess.run([PY, "-m", "common.report", f"paper={paper}", f"out={tmp_path / 'report.html'}",
-                           f"paths.results_dir={tmp_path / 'results'}", "logger=none"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "common.report",
+            f"paper={paper}",
+            f"out={tmp_path / 'report.html'}",
+            f"paths.results_dir={tmp_path / 'results'}",
+            "logger=none",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     seen = inspect_page(tmp_path / "report.html", tmp_path / f"{paper}.png")
     assert seen["images"] and all(img["ok"] for img in seen["images"]) and seen["errors"] == []

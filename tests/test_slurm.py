@@ -39,14 +39,26 @@ if reason := _cluster_up():
 
 
 def _tiny(results: Path, **extra) -> list[str]:
-    values = {"dims": "[5]", "masks_per_size": "[1,2]", "replicates": "3", "logger": "none",
-              "paths.results_dir": str(results), **extra}
+    values = {
+        "dims": "[5]",
+        "masks_per_size": "[1,2]",
+        "replicates": "3",
+        "logger": "none",
+        "paths.results_dir": str(results),
+        **extra,
+    }
     return [f"{k}={v}" for k, v in values.items()]
 
 
 def _sbatch(script: Path, *args: str) -> str:
-    out = subprocess.run(["sbatch", "--parsable", str(script), *args], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        ["sbatch", "--parsable", str(script), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip().split(";")[0]
 
 
@@ -64,16 +76,22 @@ def local_site(monkeypatch):
 
 
 def _test_only(script: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["sbatch", "--test-only", str(script)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        ["sbatch", "--test-only", str(script)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize("paper", PAPERS)
 def test_make_jobs_scripts_pass_sbatch_test_only(paper, tmp_path, local_site):
     # what `make jobs-<paper>` runs, at each experiment's own profile: the local node poses as an
     # 80-core, 4-GPU node, so the gpu1 scripts are judged at their real size
-    proc = subprocess.run([PY, "-m", "jobs.render", f"paper={paper}", f"out={tmp_path}"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [PY, "-m", "jobs.render", f"paper={paper}", f"out={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     scripts = sorted(tmp_path.glob("*.sbatch"))
     assert len(scripts) == len(list((REPO_ROOT / "conf" / paper).glob("*.yaml")))
@@ -90,8 +108,10 @@ def test_test_only_judges_resources(tmp_path, local_site):
     text = rendered.path.read_text()
     assert "#SBATCH --gres=gpu:4" in text and "#SBATCH --partition=gpu" in text
     assert _test_only(rendered.path).returncode == 0
-    for bad in (text.replace("--gres=gpu:4", "--gres=gpu:5"),
-                text.replace("--partition=gpu", "--partition=debug")):
+    for bad in (
+        text.replace("--gres=gpu:4", "--gres=gpu:5"),
+        text.replace("--partition=gpu", "--partition=debug"),
+    ):
         script = tmp_path / "bad.sbatch"
         script.write_text(bad)
         result = _test_only(script)
@@ -110,9 +130,18 @@ def test_generated_script_runs_a_smoke_experiment(tmp_path):
 
 
 def test_submitit_multirun_sweep_runs_as_an_array(tmp_path):
-    cmd = [PY, "-m", MODULE, "-m", "hydra/launcher=slurm_cpu", "seed=0,1",
-           f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j", "hydra.launcher.mem_gb=2",
-           "hydra.launcher.cpus_per_task=1", *_tiny(tmp_path)]
+    cmd = [
+        PY,
+        "-m",
+        MODULE,
+        "-m",
+        "hydra/launcher=slurm_cpu",
+        "seed=0,1",
+        f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.cpus_per_task=1",
+        *_tiny(tmp_path),
+    ]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _store(tmp_path).rows()
@@ -146,18 +175,27 @@ def test_killed_and_requeued_job_resumes_without_recomputing(tmp_path):
 def test_crashing_job_fails_the_launchers_within_a_minute(tmp_path):
     # torch refuses 0 threads: the job crashes before its first cell; both waiters must say so
     start = time.time()
-    cmd = [PY, "-m", MODULE, "-m", "hydra/launcher=slurm_cpu", "torch_threads=0",
-           f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j", "hydra.launcher.mem_gb=2",
-           "hydra.launcher.cpus_per_task=1", *_tiny(tmp_path)]
+    cmd = [
+        PY,
+        "-m",
+        MODULE,
+        "-m",
+        "hydra/launcher=slurm_cpu",
+        "torch_threads=0",
+        f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.cpus_per_task=1",
+        *_tiny(tmp_path),
+    ]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert time.time() - start < 60
-    rendered = render_experiment("mpt_lml", "convergence",
-                                 ["scale=smoke", *_tiny(tmp_path), "torch_threads=0"], tmp_path)
+    rendered = render_experiment(
+        "mpt_lml", "convergence", ["scale=smoke", *_tiny(tmp_path), "torch_threads=0"], tmp_path
+    )
     job = _sbatch(rendered.path)
     start = time.time()
     wait = f"import sys; from jobs.submit import wait; sys.exit(wait([{job!r}], timeout_min=2))"
-    waiter = subprocess.run([PY, "-c", wait], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=150)
+    waiter = subprocess.run([PY, "-c", wait], cwd=REPO_ROOT, capture_output=True, text=True, timeout=150)
     assert waiter.returncode == 1 and time.time() - start < 60
     assert f"job {job}" in waiter.stderr and f"_{job}.out" in waiter.stderr

@@ -66,8 +66,12 @@ def _scalar_bad(hint, rule: Rule) -> list[str]:
     if hint is int:
         return ["abc", "1.5", *(str(v) for v in (_below(rule, True), _above(rule, True)) if v is not None)]
     if hint is float:
-        return ["abc", "nan", "inf", *(repr(float(v)) for v in (_below(rule, False), _above(rule, False))
-                                       if v is not None)]
+        return [
+            "abc",
+            "nan",
+            "inf",
+            *(repr(float(v)) for v in (_below(rule, False), _above(rule, False)) if v is not None),
+        ]
     if hint is str and rule.choices is not None:
         return ["nosuch_choice_x"]
     if hint is str and rule.nonempty:
@@ -86,8 +90,12 @@ def bad_values(hint, rule: Rule) -> list[str]:
     return _scalar_bad(hint, rule)
 
 
-CASES = [(c, key, value) for c in COMMANDS for key, hint, rule, _ in leaves(_schema(c))
-         for value in bad_values(hint, rule)]
+CASES = [
+    (c, key, value)
+    for c in COMMANDS
+    for key, hint, rule, _ in leaves(_schema(c))
+    for value in bad_values(hint, rule)
+]
 
 
 def _refusal(config: str, override: str) -> str:
@@ -124,12 +132,22 @@ def test_a_sample_of_bad_values_is_refused_naming_its_key():
 
 
 @pytest.mark.parametrize("config", COMMANDS)
-def test_plus_unknown_and_a_misspelt_key_exit_2_before_anything_is_written(config, tmp_path, capsys,
-                                                                          monkeypatch):
+def test_plus_unknown_and_a_misspelt_key_exit_2_before_anything_is_written(
+    config, tmp_path, capsys, monkeypatch
+):
     module = importlib.import_module(module_of(config))
     for argv in (["+unknown_key_x=1"], ["unknown_key_x=1"]):
-        monkeypatch.setattr(sys, "argv", [module.__name__, f"paths.results_dir={tmp_path}",
-                                          f"paths.figures_dir={tmp_path}", *GIVEN.get(config, []), *argv])
+        monkeypatch.setattr(
+            sys,
+            "argv",
+            [
+                module.__name__,
+                f"paths.results_dir={tmp_path}",
+                f"paths.figures_dir={tmp_path}",
+                *GIVEN.get(config, []),
+                *argv,
+            ],
+        )
         with pytest.raises(SystemExit) as exit_:
             module.main()
         err = capsys.readouterr().err

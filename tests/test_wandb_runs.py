@@ -29,8 +29,10 @@ def test_experiment_run_logs_config_system_info_and_every_cell(tmp_path):
     run_dir = tmp_path / "run"
     run_task(convergence.main.task, cfg, run_dir)
     run = read_offline_run(run_dir)
-    seen = f"group {run.run.run_group!r}, exits {run.exit_codes}, config {sorted(run.config)}, " \
-           f"history {sorted(run.history)}"
+    seen = (
+        f"group {run.run.run_group!r}, exits {run.exit_codes}, config {sorted(run.config)}, "
+        f"history {sorted(run.history)}"
+    )
     assert run.run.run_group == "mpt_lml/convergence/smoke" and run.exit_codes == [0], seen
     assert run.config.get("paper") == "mpt_lml" and run.config.get("dims") == [4], seen
     assert run.config["runinfo"]["hardware"]["device"]  # system info: the device it ran on
@@ -43,8 +45,10 @@ def _figures_run(tmp_path, *overrides):
     """Tiny convergence results, then the mpt_lml figures command over them (as `make reproduce` ends)."""
     cfg = compose("mpt_lml/convergence", [*TINY, "logger=none", f"paths.results_dir={tmp_path}"])
     run_task(convergence.main.task, cfg, tmp_path / "conv")
-    cfg = compose("mpt_lml/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'figs'}",
-                                      *overrides])
+    cfg = compose(
+        "mpt_lml/figures",
+        [f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'figs'}", *overrides],
+    )
     run_dir = tmp_path / "figures_run"
     made = run_task(figures.main.task, cfg, run_dir)
     return run_dir, made
@@ -67,17 +71,27 @@ def test_figures_run_with_the_default_logger_lists_the_files(tmp_path):
     run_dir, _ = _figures_run(tmp_path)
     assert not (run_dir / "wandb").exists() and (run_dir / "runinfo.json").is_file()
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-    assert [e["path"] for e in events if e["kind"] == "figure"] == [str(tmp_path / "figs/mpt_lml/convergence_smoke.png")]
+    assert [e["path"] for e in events if e["kind"] == "figure"] == [
+        str(tmp_path / "figs/mpt_lml/convergence_smoke.png")
+    ]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["paths.results_dir=/nonexistent"], "/nonexistent"),
-    (["logger=nosuch"], "nosuch"),
-    (["scale=huge"], "huge"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["paths.results_dir=/nonexistent"], "/nonexistent"),
+        (["logger=nosuch"], "nosuch"),
+        (["scale=huge"], "huge"),
+    ],
+)
 def test_figures_run_bad_input_exits_2(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "papers.mpt_lml.figures", f"paths.figures_dir={tmp_path}", *args],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "papers.mpt_lml.figures", f"paths.figures_dir={tmp_path}", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())
 

@@ -16,5 +16,14 @@ from common.gpu_metrics.nvml import NVMLBackend
 from common.gpu_metrics.readings import Backend, BackendUnavailable, Reading
 from common.gpu_metrics.replay import ReplayBackend
 
-__all__ = ["Backend", "BackendUnavailable", "CPUBackend", "Measurement", "Monitor", "NVMLBackend", "Reading",
-           "ReplayBackend", "TIMELINE_COLUMNS"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "CPUBackend",
+    "Measurement",
+    "Monitor",
+    "NVMLBackend",
+    "Reading",
+    "ReplayBackend",
+    "TIMELINE_COLUMNS",
+]

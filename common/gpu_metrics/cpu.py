@@ -113,12 +113,14 @@ class CPUBackend:
     def read(self, t: float) -> dict[str, Reading]:
         """The "cpu" Reading; energy_j is None without readable RAPL; busy_s: CPU seconds per usable core."""
         energy = sum(d.read_uj() for d in self.domains) / 1e6 if self.domains else None
-        return {DEVICE: Reading(
-            energy_j=energy,
-            memory_bytes=_proc_status_bytes("VmRSS"),
-            memory_peak_bytes=_peak_rss_bytes(),
-            busy_s=time.process_time() / self.cores,
-        )}
+        return {
+            DEVICE: Reading(
+                energy_j=energy,
+                memory_bytes=_proc_status_bytes("VmRSS"),
+                memory_peak_bytes=_peak_rss_bytes(),
+                busy_s=time.process_time() / self.cores,
+            )
+        }
 
     def sync(self) -> None:
         """Nothing to wait for: CPU work is done when the call returns."""

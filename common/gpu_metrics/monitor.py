@@ -146,8 +146,14 @@ class Monitor:
     close() (or `with`) stops the sampler and shuts NVML down; timeline() times are on this clock.
     """
 
-    def __init__(self, backend: str | Backend = "auto", devices: list | None = None, sample_hz: float = 10.0,
-                 replay_csv=None, clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        backend: str | Backend = "auto",
+        devices: list | None = None,
+        sample_hz: float = 10.0,
+        replay_csv=None,
+        clock: Callable[[], float] | None = None,
+    ):
         if not sample_hz > 0:
             raise BadInput(f"gpu_metrics sample_hz={sample_hz!r} must be > 0")
         if isinstance(backend, str):
@@ -192,8 +198,11 @@ class Monitor:
         if name in self._windows:
             raise ValueError(f"gpu_metrics window {name!r} is already open")
         if self.backend.needs_sampler and self._thread is None:
-            log.info("gpu_metrics: starting the sampler at %.3g Hz (%s energy needs readings inside windows)",
-                     self.sample_hz, self.backend.name)
+            log.info(
+                "gpu_metrics: starting the sampler at %.3g Hz (%s energy needs readings inside windows)",
+                self.sample_hz,
+                self.backend.name,
+            )
             self.start_sampler()
         self.backend.sync()
         with self._lock:  # registered with its read, so the sampler cannot prune points it needs
@@ -237,8 +246,13 @@ class Monitor:
                 missing[d] = b.energy_missing_reason or "no energy counter and no power reading at both edges"
             elif energy[d] == 0.0 and duration > 0 and not self._warned_zero:
                 self._warned_zero = True
-                log.warning("gpu_metrics: %s used 0 J in window %r (%.3g s): shorter than the counter's "
-                            "update period; measure longer windows", d, name, duration)
+                log.warning(
+                    "gpu_metrics: %s used 0 J in window %r (%.3g s): shorter than the counter's "
+                    "update period; measure longer windows",
+                    d,
+                    name,
+                    duration,
+                )
             power[d] = energy[d] / duration if energy[d] is not None and duration > 0 else None
             peak[d], util[d] = _peak_memory(points), _utilization(points)
         have = [e for e in energy.values() if e is not None]
@@ -247,11 +261,22 @@ class Monitor:
         if len(missing) == len(energy) and len(set(missing.values())) == 1:
             reason = next(iter(missing.values()))  # e.g. the CPU's one "no RAPL ..." reason, unprefixed
         return Measurement(
-            name=name, backend=b.name, devices=tuple(b.devices), start_s=t0, end_s=t1, time_s=duration,
-            energy_j=energy if have else None, total_energy_j=total, energy_missing_reason=reason,
-            energy_source=source, mean_power_w=power,
+            name=name,
+            backend=b.name,
+            devices=tuple(b.devices),
+            start_s=t0,
+            end_s=t1,
+            time_s=duration,
+            energy_j=energy if have else None,
+            total_energy_j=total,
+            energy_missing_reason=reason,
+            energy_source=source,
+            mean_power_w=power,
             total_mean_power_w=total / duration if total is not None and duration > 0 else None,
-            peak_memory_bytes=peak, utilization_pct=util, n_samples=len(inner))
+            peak_memory_bytes=peak,
+            utilization_pct=util,
+            n_samples=len(inner),
+        )
 
     # ---- sampler ----------------------------------------------------------------------------------
     def start_sampler(self) -> None:
@@ -323,12 +348,19 @@ class Monitor:
     def describe(self) -> dict:
         """The backend, its devices and the sampler's state as JSON-able facts for a run's metadata."""
         b = self.backend
-        return {"backend": b.name, "devices": list(b.devices), "started_unix": self.started_unix,
-                "sample_hz": self.sample_hz,
-                "sampler_running": self._thread is not None, "energy_source": dict(b.energy_source),
-                "energy_missing_reason": b.energy_missing_reason, "fallback_reason": self.fallback_reason,
-                "open_windows": sorted(self._windows), "buffered_samples": len(self._samples),
-                **b.describe()}
+        return {
+            "backend": b.name,
+            "devices": list(b.devices),
+            "started_unix": self.started_unix,
+            "sample_hz": self.sample_hz,
+            "sampler_running": self._thread is not None,
+            "energy_source": dict(b.energy_source),
+            "energy_missing_reason": b.energy_missing_reason,
+            "fallback_reason": self.fallback_reason,
+            "open_windows": sorted(self._windows),
+            "buffered_samples": len(self._samples),
+            **b.describe(),
+        }
 
     def close(self) -> None:
         """Stop the sampler and release the backend; a second call does nothing.

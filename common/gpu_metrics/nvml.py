@@ -43,8 +43,10 @@ def visible_nvml_indices(nvml) -> list[int]:
     for entry in (e.strip() for e in spec.split(",")):
         index = None
         if entry.startswith("MIG-"):
-            raise BackendUnavailable(f"CUDA_VISIBLE_DEVICES={spec!r} names a MIG instance; NVML reports "
-                                     "energy per physical GPU only, so list whole GPUs to measure")
+            raise BackendUnavailable(
+                f"CUDA_VISIBLE_DEVICES={spec!r} names a MIG instance; NVML reports "
+                "energy per physical GPU only, so list whole GPUs to measure"
+            )
         if re.fullmatch(r"\d+", entry) and int(entry) < count:
             index = int(entry)
         elif entry.startswith("GPU-"):
@@ -54,8 +56,11 @@ def visible_nvml_indices(nvml) -> list[int]:
             index = matches[0] if len(matches) == 1 else None
         if index is None or index in chosen:
             if entry:
-                log.warning("CUDA_VISIBLE_DEVICES=%r: %r names no (new) GPU; it and later entries are hidden",
-                            spec, entry)
+                log.warning(
+                    "CUDA_VISIBLE_DEVICES=%r: %r names no (new) GPU; it and later entries are hidden",
+                    spec,
+                    entry,
+                )
             break
         chosen.append(index)
     return chosen
@@ -90,24 +95,30 @@ class NVMLBackend:
         try:
             visible = visible_nvml_indices(nvml)
             if not visible:
-                raise BackendUnavailable(f"no GPU visible (NVML sees {nvml.nvmlDeviceGetCount()}, "
-                                         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+                raise BackendUnavailable(
+                    f"no GPU visible (NVML sees {nvml.nvmlDeviceGetCount()}, "
+                    f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+                )
             chosen = list(range(len(visible))) if devices is None else [int(d) for d in devices]
             bad = [d for d in chosen if not 0 <= d < len(visible)]
             if bad or not chosen:
-                raise ValueError(f"devices={devices!r}: choose among the {len(visible)} visible GPUs "
-                                 f"0..{len(visible) - 1}")
+                raise ValueError(
+                    f"devices={devices!r}: choose among the {len(visible)} visible GPUs 0..{len(visible) - 1}"
+                )
             self.handles, self.info, self.energy_source = {}, {}, {}
             for cuda_index in chosen:
                 label = f"cuda:{cuda_index}"
                 handle = self.handles[label] = nvml.nvmlDeviceGetHandleByIndex(visible[cuda_index])
                 counter = self._call(nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
-                self.energy_source[label] = ("nvml_energy_counter" if counter is not None
-                                             else "nvml_power_integration")
-                self.info[label] = {"nvml_index": visible[cuda_index],
-                                    "name": nvml.nvmlDeviceGetName(handle),
-                                    "uuid": nvml.nvmlDeviceGetUUID(handle),
-                                    "energy_source": self.energy_source[label]}
+                self.energy_source[label] = (
+                    "nvml_energy_counter" if counter is not None else "nvml_power_integration"
+                )
+                self.info[label] = {
+                    "nvml_index": visible[cuda_index],
+                    "name": nvml.nvmlDeviceGetName(handle),
+                    "uuid": nvml.nvmlDeviceGetUUID(handle),
+                    "energy_source": self.energy_source[label],
+                }
         except nvml.NVMLError as err:
             raise BackendUnavailable(f"NVML failed while listing GPUs ({err})") from err
         self.devices = list(self.handles)
@@ -126,8 +137,11 @@ class NVMLBackend:
         nvml = self.nvml
         out = {}
         for label, handle in self.handles.items():
-            energy_mj = (self._call(nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
-                         if self.energy_source[label] == "nvml_energy_counter" else None)
+            energy_mj = (
+                self._call(nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+                if self.energy_source[label] == "nvml_energy_counter"
+                else None
+            )
             power_mw = self._call(nvml.nvmlDeviceGetPowerUsage, handle)
             util = self._call(nvml.nvmlDeviceGetUtilizationRates, handle)
             memory = self._call(nvml.nvmlDeviceGetMemoryInfo, handle)

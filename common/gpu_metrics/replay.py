@@ -43,9 +43,12 @@ class Trace:
         """The device's Reading at time t, every column linear between trace points."""
         interp = {c: float(np.interp(t, self.t, v)) for c, v in self.columns.items()}
         memory = interp.get("memory_bytes")
-        return Reading(energy_j=self.energy_at(t), power_w=float(np.interp(t, self.t, self.power)),
-                       utilization_pct=interp.get("utilization_pct"),
-                       memory_bytes=None if memory is None else round(memory))
+        return Reading(
+            energy_j=self.energy_at(t),
+            power_w=float(np.interp(t, self.t, self.power)),
+            utilization_pct=interp.get("utilization_pct"),
+            memory_bytes=None if memory is None else round(memory),
+        )
 
 
 def load_trace(path: str | os.PathLike) -> dict[str, Trace]:
@@ -61,8 +64,10 @@ def load_trace(path: str | os.PathLike) -> dict[str, Trace]:
         raise BadInput(f"replay trace {path}: cannot read it ({err})") from err
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
-        raise BadInput(f"replay trace {path}: missing column(s) {missing}; needs {list(REQUIRED)}, "
-                       f"optional {list(OPTIONAL)}")
+        raise BadInput(
+            f"replay trace {path}: missing column(s) {missing}; needs {list(REQUIRED)}, "
+            f"optional {list(OPTIONAL)}"
+        )
     numeric = [c for c in ("time_s", "power_w", *OPTIONAL) if c in frame]
     bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(frame[c])]
     blank = [c for c in ("time_s", "device", "power_w") if frame[c].isna().any()]
@@ -101,8 +106,10 @@ class ReplayBackend:
             raise BadInput(f"replay trace {self.csv}: devices {unknown} are not in it (has {sorted(traces)})")
         self.traces = {d: traces[d] for d in (devices or traces)}
         self.devices = list(self.traces)
-        self.energy_source = {d: "replay_energy_column" if "energy_j" in tr.columns
-                              else "replay_power_integration" for d, tr in self.traces.items()}
+        self.energy_source = {
+            d: "replay_energy_column" if "energy_j" in tr.columns else "replay_power_integration"
+            for d, tr in self.traces.items()
+        }
         self.start = max(tr.t[0] for tr in self.traces.values())
         self.end = min(tr.t[-1] for tr in self.traces.values())
         self.time_origin = self.start
@@ -110,8 +117,10 @@ class ReplayBackend:
     def read(self, t: float) -> dict[str, Reading]:
         """Readings at time t; ValueError outside the span every device covers (no energy recorded there)."""
         if not self.start <= t <= self.end:
-            raise ValueError(f"replay clock at {t} s is outside the trace {self.csv} "
-                             f"[{self.start}, {self.end}] s; energy there was not recorded")
+            raise ValueError(
+                f"replay clock at {t} s is outside the trace {self.csv} "
+                f"[{self.start}, {self.end}] s; energy there was not recorded"
+            )
         return {d: tr.reading(t) for d, tr in self.traces.items()}
 
     def history(self, t0: float, t1: float) -> list[tuple[float, dict[str, Reading]]]:

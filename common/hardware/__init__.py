@@ -18,9 +18,21 @@ from common.errors import BadInput
 from common.hardware.memory import DeviceMemory, device_memory, host_memory_bytes
 from common.hardware.specs import DTYPES, SPECS, DeviceSpec, hbm_bandwidth, spec_for_device
 
-__all__ = ["DTYPES", "SPECS", "DeviceMemory", "DeviceSpec", "device_memory", "get_spec", "hbm_bandwidth",
-           "host_memory_bytes", "load_profile", "profile_dir", "profile_path", "save_profile",
-           "spec_for_device"]
+__all__ = [
+    "DTYPES",
+    "SPECS",
+    "DeviceMemory",
+    "DeviceSpec",
+    "device_memory",
+    "get_spec",
+    "hbm_bandwidth",
+    "host_memory_bytes",
+    "load_profile",
+    "profile_dir",
+    "profile_path",
+    "save_profile",
+    "spec_for_device",
+]
 
 
 def profile_dir(results_dir: str | Path) -> Path:
@@ -63,12 +75,15 @@ def get_spec(name: str, profile_dir: str | Path | None = None) -> DeviceSpec:
     key = name.strip().lower().replace("_", "-")
     if key == "local":
         if profile_dir is None:
-            raise FileNotFoundError("the local profile needs its folder (profile_dir: normally "
-                                    "${paths.results_dir}/hardware); none was given")
+            raise FileNotFoundError(
+                "the local profile needs its folder (profile_dir: normally "
+                "${paths.results_dir}/hardware); none was given"
+            )
         path = profile_path(profile_dir)
         if not path.exists():
-            raise FileNotFoundError(f"no measured profile for this host at {path}; "
-                                    f"run `python -m common.hardware.probe` first")
+            raise FileNotFoundError(
+                f"no measured profile for this host at {path}; run `python -m common.hardware.probe` first"
+            )
         return load_profile(path)
     if key not in SPECS:
         raise KeyError(f"unknown device {name!r}; known: {', '.join(SPECS)}, local")

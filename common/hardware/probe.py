@@ -77,8 +77,12 @@ def matmul_flops(device: str, dtype: str, size: int, repeats: int) -> dict:
     """size x size @ size x size (2 size^3 FLOP). tf32 is fp32 with TF32 tensor cores allowed."""
     import torch
 
-    torch_dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
-                   "fp16": torch.float16}[dtype]
+    torch_dtype = {
+        "fp32": torch.float32,
+        "tf32": torch.float32,
+        "bf16": torch.bfloat16,
+        "fp16": torch.float16,
+    }[dtype]
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(size, size, generator=gen, device=device).to(torch_dtype)
     b = torch.randn(size, size, generator=gen, device=device).to(torch_dtype)
@@ -105,9 +109,15 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-def probe(device: str | None = None, threads: int | None = None, mem_mib: int | None = None,
-          matmul_size: int | None = None, repeats: int = 10, dtypes: tuple[str, ...] | None = None,
-          progress: Callable[[str], None] = lambda msg: None) -> DeviceSpec:
+def probe(
+    device: str | None = None,
+    threads: int | None = None,
+    mem_mib: int | None = None,
+    matmul_size: int | None = None,
+    repeats: int = 10,
+    dtypes: tuple[str, ...] | None = None,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> DeviceSpec:
     """This machine as a DeviceSpec of measured numbers, with how they were measured in .measured."""
     import torch
 
@@ -119,8 +129,10 @@ def probe(device: str | None = None, threads: int | None = None, mem_mib: int | 
     dtypes = dtypes or (CUDA_DTYPES if device == "cuda" else CPU_DTYPES)
     sizes = [v for v in (mem_mib, repeats, matmul_size) if v is not None]
     if set(dtypes) - {"fp32", "tf32", "bf16", "fp16"} or min(sizes) < 1:
-        raise ValueError(f"bad probe arguments: dtypes={dtypes}, mem_mib={mem_mib}, repeats={repeats}, "
-                         f"matmul_size={matmul_size}")
+        raise ValueError(
+            f"bad probe arguments: dtypes={dtypes}, mem_mib={mem_mib}, repeats={repeats}, "
+            f"matmul_size={matmul_size}"
+        )
     size = matmul_size or (8192 if device == "cuda" else 2048)
     mem_mib = mem_mib or (2048 if device == "cuda" else 256)  # GPU copies must outlast launch overhead
     caller_threads = torch.get_num_threads()
@@ -136,10 +148,19 @@ def _measure(device: str, dtypes, size: int, mem_mib: int, repeats: int, progres
     import torch
 
     host = socket.gethostname()
-    meta = {"host": host, "device": device, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-            "cpu_flags": _cpu_flags(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "load_avg_1m_at_start": os.getloadavg()[0], "repeats": repeats, "missing": {}}
+    meta = {
+        "host": host,
+        "device": device,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": _cpu_flags(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_avg_1m_at_start": os.getloadavg()[0],
+        "repeats": repeats,
+        "missing": {},
+    }
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
         name, mem_bytes = props.name, int(props.total_memory)
@@ -149,8 +170,10 @@ def _measure(device: str, dtypes, size: int, mem_mib: int, repeats: int, progres
         name = f"{meta['cpu']} ({host})"
         mem_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
-    progress(f"copy bandwidth on {device}: 2 x {mem_mib} MiB float32, best of {repeats}, "
-             f"{meta['torch_threads']} torch threads")
+    progress(
+        f"copy bandwidth on {device}: 2 x {mem_mib} MiB float32, best of {repeats}, "
+        f"{meta['torch_threads']} torch threads"
+    )
     meta["copy"] = copy_bandwidth(device, mem_mib * 2**20, repeats)
     peak, meta["matmul"] = {}, {}
     for dtype in dtypes:
@@ -161,8 +184,10 @@ def _measure(device: str, dtypes, size: int, mem_mib: int, repeats: int, progres
             meta["missing"][dtype] = f"{type(e).__name__}: {e}"
             continue
         peak[dtype] = meta["matmul"][dtype]["flops"]
-    source = (f"measured by `python -m common.hardware.probe` on {host} ({device}) at {meta['date']}: "
-              f"best of {repeats}, copy of {mem_mib} MiB, matmul {size}^3, {meta['torch_threads']} threads")
+    source = (
+        f"measured by `python -m common.hardware.probe` on {host} ({device}) at {meta['date']}: "
+        f"best of {repeats}, copy of {mem_mib} MiB, matmul {size}^3, {meta['torch_threads']} threads"
+    )
     return DeviceSpec(name, peak, meta["copy"]["bandwidth"], int(mem_bytes), source, meta)
 
 
@@ -188,14 +213,25 @@ def main(cfg, run):
     from common import hardware
 
     try:
-        spec = probe(device=cfg.device, threads=cfg.threads, mem_mib=cfg.mem_mib, matmul_size=cfg.size,
-                     repeats=cfg.repeats, progress=lambda msg: log.info("probe: %s", msg))
+        spec = probe(
+            device=cfg.device,
+            threads=cfg.threads,
+            mem_mib=cfg.mem_mib,
+            matmul_size=cfg.size,
+            repeats=cfg.repeats,
+            progress=lambda msg: log.info("probe: %s", msg),
+        )
     except ValueError as err:  # cuda asked for but absent
         raise BadInput(f"device: {err}") from None
     path = hardware.save_profile(spec, cfg.out or hardware.profile_path(cfg.profile_dir))
     m = spec.measured
-    log.info("%s: torch %s, %d threads, load average %.2f at start", spec.name, m["torch"],
-             m["torch_threads"], m["load_avg_1m_at_start"])
+    log.info(
+        "%s: torch %s, %d threads, load average %.2f at start",
+        spec.name,
+        m["torch"],
+        m["torch_threads"],
+        m["load_avg_1m_at_start"],
+    )
     log.info("  copy bandwidth: %.2f GB/s (read + write)", spec.mem_bandwidth / 1e9)
     for dtype, flops in spec.peak_flops.items():
         log.info("  matmul %s: %.1f GFLOP/s; ridge %.1f FLOP/B", dtype, flops / 1e9, spec.ridge_point(dtype))

@@ -16,15 +16,23 @@ def _fmt(value: float | None, scale: float, digits: int = 1) -> str:
 
 def spec_table(specs: dict) -> str:
     """The sheets as a fixed-width table: dense FLOP/s per dtype, memory, ridge points."""
-    head = f"{'key':<15}" + "".join(f"{d + ' TF/s':>11}" for d in DTYPES) + \
-        f"{'mem TB/s':>10}{'mem GiB':>9}{'ridge bf16':>12}{'ridge fp32':>12}"
+    head = (
+        f"{'key':<15}"
+        + "".join(f"{d + ' TF/s':>11}" for d in DTYPES)
+        + f"{'mem TB/s':>10}{'mem GiB':>9}{'ridge bf16':>12}{'ridge fp32':>12}"
+    )
     rows = [head, "-" * len(head)]
     for key, s in specs.items():
-        ridge = {d: _fmt(s.peak_flops[d] / s.mem_bandwidth, 1, 0) if d in s.peak_flops else "-"
-                 for d in ("bf16", "fp32")}
-        rows.append(f"{key:<15}" + "".join(f"{_fmt(s.peak_flops.get(d), 1e12):>11}" for d in DTYPES)
-                    + f"{_fmt(s.mem_bandwidth, 1e12, 3):>10}{_fmt(s.mem_bytes, 2**30, 0):>9}"
-                    f"{ridge['bf16']:>12}{ridge['fp32']:>12}")
+        ridge = {
+            d: _fmt(s.peak_flops[d] / s.mem_bandwidth, 1, 0) if d in s.peak_flops else "-"
+            for d in ("bf16", "fp32")
+        }
+        rows.append(
+            f"{key:<15}"
+            + "".join(f"{_fmt(s.peak_flops.get(d), 1e12):>11}" for d in DTYPES)
+            + f"{_fmt(s.mem_bandwidth, 1e12, 3):>10}{_fmt(s.mem_bytes, 2**30, 0):>9}"
+            f"{ridge['bf16']:>12}{ridge['fp32']:>12}"
+        )
     return "\n".join(rows) + "\n(dense FLOP/s; ridge = FLOP per byte of memory traffic)"
 
 

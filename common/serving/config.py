@@ -120,8 +120,10 @@ def check_models(models, key: str = "models") -> None:
     models = list(models)
     unknown = [m for m in models if m not in ARCHS and m != SMOLLM2 and "/" not in m]
     if not models or unknown:
-        raise BadInput(f"{key}: {unknown or 'empty'}: use built-in models ({', '.join(ARCHS)}, {SMOLLM2}) "
-                       "or a real checkpoint (hub org/name or a local path)")
+        raise BadInput(
+            f"{key}: {unknown or 'empty'}: use built-in models ({', '.join(ARCHS)}, {SMOLLM2}) "
+            "or a real checkpoint (hub org/name or a local path)"
+        )
 
 
 def _check_device(device: str, engine: str) -> str:
@@ -178,8 +180,9 @@ def workload_spec(w, key: str = "workload"):
     if w.kind not in KINDS:
         raise BadInput(f"{key}.kind: {w.kind!r} is not one of {KINDS}")
     if w.kind == "sharegpt" and not (w.sharegpt_path and Path(w.sharegpt_path).is_file()):
-        raise BadInput(f"{key}.sharegpt_path: kind=sharegpt needs a local ShareGPT JSON file, "
-                       f"not {w.sharegpt_path!r}")
+        raise BadInput(
+            f"{key}.sharegpt_path: kind=sharegpt needs a local ShareGPT JSON file, not {w.sharegpt_path!r}"
+        )
     if min(w.prompt_len, w.output_len) < 1:
         raise BadInput(f"{key}: prompt_len and output_len must be >= 1")
     sampled = None
@@ -187,18 +190,32 @@ def workload_spec(w, key: str = "workload"):
         shape = {k: _get(w, k) for k in SAMPLED}
         absent = [k for k, v in shape.items() if v is _ABSENT or v is None]
         if absent:
-            raise BadInput(f"{key}.{absent[0]}: kind=sharegpt_sampled needs the lengths' distribution "
-                           f"({', '.join(SAMPLED)})")
-        if min(shape["mean_prompt"], shape["mean_output"]) <= 0 or min(shape["sigma_prompt"],
-                                                                      shape["sigma_output"]) < 0:
+            raise BadInput(
+                f"{key}.{absent[0]}: kind=sharegpt_sampled needs the lengths' distribution "
+                f"({', '.join(SAMPLED)})"
+            )
+        if (
+            min(shape["mean_prompt"], shape["mean_output"]) <= 0
+            or min(shape["sigma_prompt"], shape["sigma_output"]) < 0
+        ):
             raise BadInput(f"{key}.mean_prompt: the means must be > 0 and the sigmas >= 0")
         sampled = SampledLengths(**{k: float(v) for k, v in shape.items()})
     return WorkloadSpec(w.kind, int(w.prompt_len), int(w.output_len), w.sharegpt_path, int(w.seed), sampled)
 
 
 # SweepSpec settings a sweep config holds under the same names (everything but the grid)
-SWEEP_SETTINGS = ("engine", "device", "dtype", "num_batches", "warmup", "warmup_tokens", "repeats",
-                  "cooldown_s", "monitor", "sample_hz")
+SWEEP_SETTINGS = (
+    "engine",
+    "device",
+    "dtype",
+    "num_batches",
+    "warmup",
+    "warmup_tokens",
+    "repeats",
+    "cooldown_s",
+    "monitor",
+    "sample_hz",
+)
 
 
 def sweep_settings(cfg) -> dict:

@@ -100,8 +100,9 @@ class Engine(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def run(self, prompts: list[list[int]], max_new_tokens: int | Sequence[int],
-            hook: Hook | None = None) -> BatchResult:
+    def run(
+        self, prompts: list[list[int]], max_new_tokens: int | Sequence[int], hook: Hook | None = None
+    ) -> BatchResult:
         """Generate exactly max_new_tokens (one count, or one per prompt) for every prompt, as one batch."""
 
     @abc.abstractmethod

@@ -61,10 +61,16 @@ def cell_for(spec: SweepSpec, model: str, workload: WorkloadSpec, batch_size: in
 
     On a CPU the thread count changes the timings, so it is part of the key there.
     """
-    cell = {"model": model, "engine": spec.engine,
-            "engine_options": ",".join(f"{k}={v}" for k, v in sorted(spec.engine_options.items())),
-            "dtype": spec.dtype, "device": device, "workload": workload.label,
-            "batch_size": batch_size, "num_requests": batch_size * spec.num_batches}
+    cell = {
+        "model": model,
+        "engine": spec.engine,
+        "engine_options": ",".join(f"{k}={v}" for k, v in sorted(spec.engine_options.items())),
+        "dtype": spec.dtype,
+        "device": device,
+        "workload": workload.label,
+        "batch_size": batch_size,
+        "num_requests": batch_size * spec.num_batches,
+    }
     if device == "cpu":
         import torch
 
@@ -94,8 +100,9 @@ def _ratio(num: float | None, den: float) -> float | None:
 
 def _energy_columns(run, steady: list, batches: list[BatchResult]) -> dict:
     out_tokens = sum(b.output_tokens for b in batches)
-    steady_tokens = sum(s.tokens for b in batches for s in b.steps
-                        if s.kind == "decode" and s.batch == len(b.requests))
+    steady_tokens = sum(
+        s.tokens for b in batches for s in b.steps if s.kind == "decode" and s.batch == len(b.requests)
+    )
     steady_time = sum(m.time_s for m in steady)
     steady_energy = None
     if steady and all(m.total_energy_j is not None for m in steady):
@@ -117,23 +124,31 @@ def _energy_columns(run, steady: list, batches: list[BatchResult]) -> dict:
     }
 
 
-def measure_cell(engine: Engine, requests: list[Request], batch_size: int, monitor, warmup: int = 1,
-                 warmup_tokens: int | None = None, repeats: int = 3) -> dict:
+def measure_cell(
+    engine: Engine,
+    requests: list[Request],
+    batch_size: int,
+    monitor,
+    warmup: int = 1,
+    warmup_tokens: int | None = None,
+    repeats: int = 3,
+) -> dict:
     """Serve `requests` as static batches of `batch_size`, `repeats` times; each metric's median over
     the repeats. A failure mid-run closes the windows it opened, so the next cell can open its own."""
-    batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
+    batches = [requests[i : i + batch_size] for i in range(0, len(requests), batch_size)]
     first = batches[0]
     for _ in range(warmup):
-        engine.run([list(r.prompt_ids) for r in first],
-                   warmup_tokens or [r.output_len for r in first])
+        engine.run([list(r.prompt_ids) for r in first], warmup_tokens or [r.output_len for r in first])
     rows = []
     for rep in range(repeats):
         tag = f"rep{rep}"
         steady = SteadyWindows(monitor, tag)
         monitor.begin_window(tag)
         try:
-            results = [engine.run([list(r.prompt_ids) for r in b], [r.output_len for r in b], hook=steady)
-                       for b in batches]
+            results = [
+                engine.run([list(r.prompt_ids) for r in b], [r.output_len for r in b], hook=steady)
+                for b in batches
+            ]
         except BaseException:
             steady(RUN_END)
             monitor.end_window(tag)
@@ -162,14 +177,27 @@ def _progress(enabled: bool, total: int):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("cells"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                    disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
 
 
-def run_sweep(spec: SweepSpec, store: ResultStore, requests_dir: str | Path, progress: bool = True,
-              engine_factory: Callable[[str], Engine] | None = None, extra_cell: dict | None = None
-              ) -> pd.DataFrame:
+def run_sweep(
+    spec: SweepSpec,
+    store: ResultStore,
+    requests_dir: str | Path,
+    progress: bool = True,
+    engine_factory: Callable[[str], Engine] | None = None,
+    extra_cell: dict | None = None,
+) -> pd.DataFrame:
     """Measure every cell not yet in `store`; returns the store's rows (finished and failed).
 
     requests_dir: where each workload's request list is stored once (JSON) and re-read by reruns.
@@ -180,13 +208,21 @@ def run_sweep(spec: SweepSpec, store: ResultStore, requests_dir: str | Path, pro
     options = dict(spec.engine_options)
     if spec.engine == "vllm":  # a static batch of B must be admitted whole
         options.setdefault("max_num_seqs", max(spec.batch_sizes))
-    factory = engine_factory or (lambda model: make_engine(spec.engine, model, device=spec.device,
-                                                           dtype=spec.dtype, **options))
+    factory = engine_factory or (
+        lambda model: make_engine(spec.engine, model, device=spec.device, dtype=spec.dtype, **options)
+    )
     grid = [(m, w, b) for m in spec.models for w in spec.workloads for b in spec.batch_sizes]
     cells = {(m, w.label, b): {**cell_for(spec, m, w, b, device), **(extra_cell or {})} for m, w, b in grid}
     todo = [key for key, cell in cells.items() if not store.done(cell)]
-    log.info("serving sweep: %d cells, %d to run (%d finished earlier) | engine %s, %s, device %s",
-             len(cells), len(todo), len(cells) - len(todo), spec.engine, spec.dtype, device)
+    log.info(
+        "serving sweep: %d cells, %d to run (%d finished earlier) | engine %s, %s, device %s",
+        len(cells),
+        len(todo),
+        len(cells) - len(todo),
+        spec.engine,
+        spec.dtype,
+        device,
+    )
     with _progress(progress, len(cells)) as bar:
         task = bar.add_task("serving sweep", total=len(cells), completed=len(cells) - len(todo))
 
@@ -200,13 +236,21 @@ def run_sweep(spec: SweepSpec, store: ResultStore, requests_dir: str | Path, pro
         for model in spec.models:
             keys = [k for k in todo if k[0] == model]
             if keys:
-                _sweep_model(spec, model, {k: cells[k] for k in keys}, store, factory, Path(requests_dir),
-                             progress_to)
+                _sweep_model(
+                    spec, model, {k: cells[k] for k in keys}, store, factory, Path(requests_dir), progress_to
+                )
     return store.load(status=None)
 
 
-def _sweep_model(spec: SweepSpec, model: str, cells: dict, store: ResultStore, factory, requests_dir: Path,
-                 progress: Callable[[str | None], None]) -> None:
+def _sweep_model(
+    spec: SweepSpec,
+    model: str,
+    cells: dict,
+    store: ResultStore,
+    factory,
+    requests_dir: Path,
+    progress: Callable[[str | None], None],
+) -> None:
     """One model's unfinished cells; the engine (model weights, a server) is built once for all of them."""
     try:
         engine = factory(model)
@@ -229,12 +273,13 @@ def _sweep_model(spec: SweepSpec, model: str, cells: dict, store: ResultStore, f
                     cell = cells.get((model, workload.label, batch_size))
                     if cell is None:
                         continue
-                    chosen = requests[:batch_size * spec.num_batches]
+                    chosen = requests[: batch_size * spec.num_batches]
                     progress(f"{model} {workload.label} B={batch_size}")
 
                     def measure(chosen=chosen, batch_size=batch_size) -> dict:
-                        metrics = measure_cell(engine, chosen, batch_size, monitor, spec.warmup,
-                                               spec.warmup_tokens, spec.repeats)
+                        metrics = measure_cell(
+                            engine, chosen, batch_size, monitor, spec.warmup, spec.warmup_tokens, spec.repeats
+                        )
                         stats = {f"workload_{k}": v for k, v in length_stats(chosen).items()}
                         # CPU timings depend on what else runs: the 1-minute load average after the cell
                         return {**metrics, **columns, **stats, "load_avg_1m": os.getloadavg()[0]}
@@ -263,10 +308,16 @@ def _report(row: dict | None, cell: dict) -> None:
         log.warning("cell %s failed: %s", cell, row["error"])
         return
     m = row["metrics"]
-    log.info("%s B=%d: %.1f output tok/s, step %.2f ms, TTFT %.1f ms, energy %s (%s)", cell["model"],
-             cell["batch_size"], m["output_throughput_tok_s"], m["step_ms_mean"] or float("nan"),
-             m["ttft_ms_mean"], "n/a" if m["energy_j"] is None else f"{m['energy_j']:.1f} J",
-             m["device_name"])
+    log.info(
+        "%s B=%d: %.1f output tok/s, step %.2f ms, TTFT %.1f ms, energy %s (%s)",
+        cell["model"],
+        cell["batch_size"],
+        m["output_throughput_tok_s"],
+        m["step_ms_mean"] or float("nan"),
+        m["ttft_ms_mean"],
+        "n/a" if m["energy_j"] is None else f"{m['energy_j']:.1f} J",
+        m["device_name"],
+    )
 
 
 def scaling_summary(frame: pd.DataFrame) -> list[dict]:
@@ -281,20 +332,29 @@ def scaling_summary(frame: pd.DataFrame) -> list[dict]:
     ok = frame[frame["status"] == "ok"]
     out = []
     for (model, workload, engine, dtype, device), group in ok.groupby(
-            ["model", "workload", "engine", "dtype", "device"], sort=False):
+        ["model", "workload", "engine", "dtype", "device"], sort=False
+    ):
         g = group.sort_values("batch_size")
         b = g["batch_size"].to_numpy(dtype=float)
         t = g["output_throughput_tok_s"].to_numpy(dtype=float)
         if len(g) < 2:
             continue
-        out.append({
-            "model": model, "workload": workload, "engine": engine, "dtype": dtype, "device": device,
-            "device_name": g["device_name"].iloc[0],
-            "throughput_tok_s": {int(k): float(v) for k, v in zip(b, t)},
-            "batch_min": int(b[0]), "batch_max": int(b[-1]), "batch_ratio": int(b[-1] / b[0]),
-            "throughput_gain": float(t[-1] / t[0]),
-            "sublinear": bool(t[-1] / t[0] < b[-1] / b[0]),
-            "sublinear_every_step": bool(((t[1:] / t[:-1]) < (b[1:] / b[:-1])).all()),
-            "increasing": bool((t[1:] >= t[:-1]).all()),
-        })
+        out.append(
+            {
+                "model": model,
+                "workload": workload,
+                "engine": engine,
+                "dtype": dtype,
+                "device": device,
+                "device_name": g["device_name"].iloc[0],
+                "throughput_tok_s": {int(k): float(v) for k, v in zip(b, t)},
+                "batch_min": int(b[0]),
+                "batch_max": int(b[-1]),
+                "batch_ratio": int(b[-1] / b[0]),
+                "throughput_gain": float(t[-1] / t[0]),
+                "sublinear": bool(t[-1] / t[0] < b[-1] / b[0]),
+                "sublinear_every_step": bool(((t[1:] / t[:-1]) < (b[1:] / b[:-1])).all()),
+                "increasing": bool((t[1:] >= t[:-1]).all()),
+            }
+        )
     return out

@@ -125,17 +125,28 @@ class HFEngine(Engine):
 
     name = "hf"
 
-    def __init__(self, model: str | LoadedModel, device: str = "auto", dtype: str = "fp32",
-                 cache: str = "dynamic", compile_mode: str | None = None, timing: str = "auto",
-                 seed: int = 0, attn_implementation: str = "sdpa"):
+    def __init__(
+        self,
+        model: str | LoadedModel,
+        device: str = "auto",
+        dtype: str = "fp32",
+        cache: str = "dynamic",
+        compile_mode: str | None = None,
+        timing: str = "auto",
+        seed: int = 0,
+        attn_implementation: str = "sdpa",
+    ):
         """compile_mode: None (eager), or a torch.compile mode for the decode step; "reduce-overhead"
         captures it in CUDA graphs. Compiling needs the static cache (fixed shapes) and equal prompts."""
         if cache not in CACHES:
             raise ValueError(f"cache must be one of {CACHES}, not {cache!r}")
         if compile_mode is not None and cache != "static":
             raise ValueError("compile_mode needs cache='static' (a dynamic cache changes shape every step)")
-        self.lm = model if isinstance(model, LoadedModel) else load_model(
-            model, device, dtype, seed=seed, attn_implementation=attn_implementation)
+        self.lm = (
+            model
+            if isinstance(model, LoadedModel)
+            else load_model(model, device, dtype, seed=seed, attn_implementation=attn_implementation)
+        )
         self.device, self.cache, self.timing = self.lm.device, cache, timing
         self.compile_mode = compile_mode
         params = inspect.signature(self.lm.model.forward).parameters
@@ -156,12 +167,19 @@ class HFEngine(Engine):
             from common.runinfo import cpu_model
 
             device_name = f"CPU: {cpu_model()} ({torch.get_num_threads()} threads)"
-        return {"engine": self.name, "model": self.lm.name, "weights": self.lm.weights,
-                "n_params": self.lm.n_params, "vocab_size": self.lm.config.vocab_size,
-                "device": self.device.type, "device_name": device_name,
-                "precision": dtype_name(self.lm.dtype), "cache": self.cache,
-                "compile_mode": self.compile_mode,
-                "attn_implementation": self.lm.config._attn_implementation}
+        return {
+            "engine": self.name,
+            "model": self.lm.name,
+            "weights": self.lm.weights,
+            "n_params": self.lm.n_params,
+            "vocab_size": self.lm.config.vocab_size,
+            "device": self.device.type,
+            "device_name": device_name,
+            "precision": dtype_name(self.lm.dtype),
+            "cache": self.cache,
+            "compile_mode": self.compile_mode,
+            "attn_implementation": self.lm.config._attn_implementation,
+        }
 
     def _new_cache(self, max_len: int):
         if self.cache == "static":
@@ -170,12 +188,24 @@ class HFEngine(Engine):
 
     def _forward(self, fn, ids, mask, positions, cache, cache_position):
         kwargs = {self._cache_kwarg: cache}
-        return fn(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                  cache_position=cache_position, logits_to_keep=1, **kwargs).logits[:, -1]
+        return fn(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            cache_position=cache_position,
+            logits_to_keep=1,
+            **kwargs,
+        ).logits[:, -1]
 
     @torch.inference_mode()
-    def run(self, prompts: list[list[int]], max_new_tokens: int | Sequence[int], hook: Hook | None = None,
-            per_step_timing: bool = True) -> BatchResult:
+    def run(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int | Sequence[int],
+        hook: Hook | None = None,
+        per_step_timing: bool = True,
+    ) -> BatchResult:
         """per_step_timing=False marks only the run's two ends (the overhead benchmark's baseline); its
         steps and token times are then NaN."""
         lengths = per_request_lengths(prompts, max_new_tokens)
@@ -187,8 +217,8 @@ class HFEngine(Engine):
         ids = torch.full((batch, prompt_max), self.pad_id, dtype=torch.long)
         mask = torch.zeros((batch, prompt_max + n_max), dtype=torch.long)
         for i, p in enumerate(prompts):  # left padding: every sequence's next token lands in one column
-            ids[i, prompt_max - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[i, prompt_max - len(p):] = 1
+            ids[i, prompt_max - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[i, prompt_max - len(p) :] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask[:, :prompt_max].cumsum(-1) - 1).clamp_(min=0)
         cache_position = torch.arange(prompt_max, device=dev)
@@ -203,8 +233,9 @@ class HFEngine(Engine):
             host_reset = _reset_host_peak()
 
         timer.start()
-        logits = self._forward(self.lm.model, ids, mask[:, :prompt_max] if padded else None, positions,
-                               cache, cache_position)
+        logits = self._forward(
+            self.lm.model, ids, mask[:, :prompt_max] if padded else None, positions, cache, cache_position
+        )
         next_ids = logits.argmax(-1)
         out_ids[:, 0] = next_ids
         timer.mark()
@@ -220,9 +251,14 @@ class HFEngine(Engine):
             cache_position += 1
             if self._cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
-            logits = self._forward(self._decode, next_ids[:, None],
-                                   mask[:, :prompt_max + step] if padded else None, positions, cache,
-                                   cache_position)
+            logits = self._forward(
+                self._decode,
+                next_ids[:, None],
+                mask[:, : prompt_max + step] if padded else None,
+                positions,
+                cache,
+                cache_position,
+            )
             next_ids = logits.argmax(-1)
             out_ids[:, step] = next_ids
             timer.mark()
@@ -236,16 +272,33 @@ class HFEngine(Engine):
             peak_method = "VmHWM since reset" if host_reset else "VmHWM over the process lifetime"
         if not per_step_timing:
             step_times = [math.nan] * n_max
-        steps = [StepRecord(index=s, kind="prefill" if s == 0 else "decode", time_s=t,
-                            batch=sum(n > s for n in lengths), tokens=sum(n > s for n in lengths),
-                            context=prompt_max + s) for s, t in enumerate(step_times)]
+        steps = [
+            StepRecord(
+                index=s,
+                kind="prefill" if s == 0 else "decode",
+                time_s=t,
+                batch=sum(n > s for n in lengths),
+                tokens=sum(n > s for n in lengths),
+                context=prompt_max + s,
+            )
+            for s, t in enumerate(step_times)
+        ]
         clock = torch.tensor(step_times, dtype=torch.float64).cumsum(0).tolist()
-        requests = [RequestRecord(index=i, prompt_len=len(p), output_len=n, token_times_s=clock[:n])
-                    for i, (p, n) in enumerate(zip(prompts, lengths))]
+        requests = [
+            RequestRecord(index=i, prompt_len=len(p), output_len=n, token_times_s=clock[:n])
+            for i, (p, n) in enumerate(zip(prompts, lengths))
+        ]
         outputs = out_ids.cpu().tolist()
-        return BatchResult(engine=self.name, model=self.lm.name, device=dev.type,
-                           dtype=dtype_name(self.lm.dtype), steps=steps, requests=requests,
-                           total_time_s=total, peak_memory_bytes=peak, kv_cache_bytes=cache_bytes(cache),
-                           output_ids=[row[:n] for row, n in zip(outputs, lengths)],
-                           extra={"peak_memory_method": peak_method, "padded": padded,
-                                  "per_step_timing": per_step_timing})
+        return BatchResult(
+            engine=self.name,
+            model=self.lm.name,
+            device=dev.type,
+            dtype=dtype_name(self.lm.dtype),
+            steps=steps,
+            requests=requests,
+            total_time_s=total,
+            peak_memory_bytes=peak,
+            kv_cache_bytes=cache_bytes(cache),
+            output_ids=[row[:n] for row, n in zip(outputs, lengths)],
+            extra={"peak_memory_method": peak_method, "padded": padded, "per_step_timing": per_step_timing},
+        )

@@ -82,8 +82,9 @@ def breakdown_from_events(events, decode_wall_s: float, cuda: bool) -> dict:
     return out
 
 
-def kernel_breakdown(engine, batch_size: int, prompt_len: int = 161, decode_steps: int = 32,
-                     seed: int = 0) -> dict:
+def kernel_breakdown(
+    engine, batch_size: int, prompt_len: int = 161, decode_steps: int = 32, seed: int = 0
+) -> dict:
     """Profile `decode_steps` decode steps of one static batch on an HFEngine (paper: 161-token prompts)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -105,16 +106,25 @@ def kernel_breakdown(engine, batch_size: int, prompt_len: int = 161, decode_step
     if cuda:
         torch.cuda.synchronize()
     out = breakdown_from_events(prof.events(), result.decode_time_s, cuda)
-    out.update({"batch_size": batch_size, "prompt_len": prompt_len, "decode_steps": decode_steps,
-                "device": engine.device.type, "step_ms": 1e3 * result.decode_time_s / decode_steps,
-                "profiler_overhead_note": "step times include the profiler's own overhead"})
+    out.update(
+        {
+            "batch_size": batch_size,
+            "prompt_len": prompt_len,
+            "decode_steps": decode_steps,
+            "device": engine.device.type,
+            "step_ms": 1e3 * result.decode_time_s / decode_steps,
+            "profiler_overhead_note": "step times include the profiler's own overhead",
+        }
+    )
     return out
 
 
 # ---- Nsight Compute -------------------------------------------------------------------------------------
-NCU_METRICS = {"dram__throughput.avg.pct_of_peak_sustained_elapsed": "dram_throughput_pct",
-               "sm__warps_active.avg.pct_of_peak_sustained_active": "achieved_occupancy_pct",
-               "gpu__time_duration.sum": "duration"}
+NCU_METRICS = {
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed": "dram_throughput_pct",
+    "sm__warps_active.avg.pct_of_peak_sustained_active": "achieved_occupancy_pct",
+    "gpu__time_duration.sum": "duration",
+}
 
 
 def summarise_ncu_csv(path: str | Path) -> dict:
@@ -124,7 +134,7 @@ def summarise_ncu_csv(path: str | Path) -> dict:
     lines = path.read_text().splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
     if start is None:
-        raise ValueError(f"{path}: no ncu CSV header (a line starting with \"ID\")")
+        raise ValueError(f'{path}: no ncu CSV header (a line starting with "ID")')
     kernels: dict[str, dict] = defaultdict(dict)
     for row in csv.DictReader(lines[start:]):
         metric = NCU_METRICS.get(row.get("Metric Name", ""))

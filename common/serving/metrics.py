@@ -20,8 +20,11 @@ def _stats(name: str, values_s: list[float]) -> dict:
     if not values_s:
         return {f"{name}_ms_mean": None, f"{name}_ms_median": None, f"{name}_ms_p99": None}
     v = np.asarray(values_s, dtype=np.float64) * 1e3
-    return {f"{name}_ms_mean": float(v.mean()), f"{name}_ms_median": float(np.median(v)),
-            f"{name}_ms_p99": float(np.percentile(v, 99))}
+    return {
+        f"{name}_ms_mean": float(v.mean()),
+        f"{name}_ms_median": float(np.median(v)),
+        f"{name}_ms_p99": float(np.percentile(v, 99)),
+    }
 
 
 def latency_stats(timed: Iterable[tuple[RequestRecord, float]]) -> dict:
@@ -76,11 +79,16 @@ def summarise_online(records: list[RequestRecord], duration_s: float) -> dict:
     """An online run (all requests sent at t = 0 to a server): throughput over the benchmark's duration."""
     in_tokens = sum(r.prompt_len for r in records)
     out_tokens = sum(r.output_len for r in records)
-    return {"n_requests": len(records), "input_tokens": in_tokens, "output_tokens": out_tokens,
-            "wall_time_s": duration_s, "output_throughput_tok_s": out_tokens / duration_s,
-            "total_throughput_tok_s": (in_tokens + out_tokens) / duration_s,
-            "request_throughput_rps": len(records) / duration_s,
-            **latency_stats((r, 0.0) for r in records)}
+    return {
+        "n_requests": len(records),
+        "input_tokens": in_tokens,
+        "output_tokens": out_tokens,
+        "wall_time_s": duration_s,
+        "output_throughput_tok_s": out_tokens / duration_s,
+        "total_throughput_tok_s": (in_tokens + out_tokens) / duration_s,
+        "request_throughput_rps": len(records) / duration_s,
+        **latency_stats((r, 0.0) for r in records),
+    }
 
 
 def median_over_repeats(rows: list[dict]) -> dict:

@@ -28,28 +28,69 @@ SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _opt(hidden: int, layers: int, heads: int, ffn: int, vocab: int = 50272, max_pos: int = 2048,
-         proj: int | None = None, pre_ln: bool = True) -> OPTConfig:
+def _opt(
+    hidden: int,
+    layers: int,
+    heads: int,
+    ffn: int,
+    vocab: int = 50272,
+    max_pos: int = 2048,
+    proj: int | None = None,
+    pre_ln: bool = True,
+) -> OPTConfig:
     """OPT as in the facebook/opt-* config.json files (Zhang et al. 2022, Table 1)."""
     from transformers import OPTConfig
 
-    return OPTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     ffn_dim=ffn, vocab_size=vocab, max_position_embeddings=max_pos,
-                     word_embed_proj_dim=proj or hidden, do_layer_norm_before=pre_ln,
-                     activation_function="relu", enable_bias=True, pad_token_id=1, bos_token_id=2,
-                     eos_token_id=2, dropout=0.0, attention_dropout=0.0, tie_word_embeddings=True)
+    return OPTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        ffn_dim=ffn,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        word_embed_proj_dim=proj or hidden,
+        do_layer_norm_before=pre_ln,
+        activation_function="relu",
+        enable_bias=True,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=2,
+        dropout=0.0,
+        attention_dropout=0.0,
+        tie_word_embeddings=True,
+    )
 
 
-def _llama(hidden: int, inter: int, layers: int, heads: int, kv_heads: int, vocab: int = 32000,
-           max_pos: int = 4096, tie: bool = False, rope_theta: float = 10000.0) -> LlamaConfig:
+def _llama(
+    hidden: int,
+    inter: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    vocab: int = 32000,
+    max_pos: int = 4096,
+    tie: bool = False,
+    rope_theta: float = 10000.0,
+) -> LlamaConfig:
     """Llama as in the meta-llama/Llama-2-*-hf config.json files (Touvron et al. 2023)."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                       num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
-                       max_position_embeddings=max_pos, rms_norm_eps=1e-5, hidden_act="silu",
-                       tie_word_embeddings=tie, rope_theta=rope_theta, bos_token_id=1, eos_token_id=2,
-                       pad_token_id=0)
+    return LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=tie,
+        rope_theta=rope_theta,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
 
 
 # name -> config builder; sizes in the comments are the parameter counts these configs give
@@ -161,8 +202,10 @@ def get_config(name: str) -> PretrainedConfig:
 
 
 def _unavailable(name: str, err: Exception) -> str:
-    return (f"model {name!r} is neither a built-in architecture ({', '.join(ARCHS)}, {SMOLLM2}) nor a "
-            f"checkpoint reachable here (offline hub cache or local directory): {err}")
+    return (
+        f"model {name!r} is neither a built-in architecture ({', '.join(ARCHS)}, {SMOLLM2}) nor a "
+        f"checkpoint reachable here (offline hub cache or local directory): {err}"
+    )
 
 
 def count_params(model: Any) -> int:
@@ -170,8 +213,13 @@ def count_params(model: Any) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def load_model(name: str, device: str | torch.device = "auto", dtype: str | torch.dtype = "fp32",
-               seed: int = 0, attn_implementation: str = "sdpa") -> LoadedModel:
+def load_model(
+    name: str,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "fp32",
+    seed: int = 0,
+    attn_implementation: str = "sdpa",
+) -> LoadedModel:
     """Build or load `name` on `device` in `dtype`, in eval mode.
 
     Random weights are initialised directly on the target device and in the target dtype, so a 13B
@@ -186,23 +234,26 @@ def load_model(name: str, device: str | torch.device = "auto", dtype: str | torc
         config._attn_implementation = attn_implementation
         torch.manual_seed(seed)
         with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
-                                                     attn_implementation=attn_implementation)
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=torch_dtype, attn_implementation=attn_implementation
+            )
         weights, tokenizer = "random", None
     elif name == SMOLLM2:
         from transformers import AutoTokenizer
 
         path = smollm2_dir()
-        model = AutoModelForCausalLM.from_pretrained(path, gguf_file=SMOLLM2_GGUF, dtype=torch_dtype,
-                                                     attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, gguf_file=SMOLLM2_GGUF, dtype=torch_dtype, attn_implementation=attn_implementation
+        )
         tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=SMOLLM2_GGUF)
         model, weights = model.to(device), "gguf"
     else:
         from transformers import AutoTokenizer
 
         try:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, device_map=str(device),
-                                                         attn_implementation=attn_implementation)
+            model = AutoModelForCausalLM.from_pretrained(
+                name, dtype=torch_dtype, device_map=str(device), attn_implementation=attn_implementation
+            )
         except OSError as err:
             raise ModelUnavailable(_unavailable(name, err)) from None
         try:
@@ -213,7 +264,14 @@ def load_model(name: str, device: str | torch.device = "auto", dtype: str | torc
     model.eval()
     model.requires_grad_(False)
     n_params = count_params(model)
-    log.info("model %s: %.1fM parameters, %s weights, %s on %s", name, n_params / 1e6, weights,
-             dtype_name(torch_dtype), device)
-    return LoadedModel(name=name, model=model, config=model.config, tokenizer=tokenizer,
-                       weights=weights, n_params=n_params)
+    log.info(
+        "model %s: %.1fM parameters, %s weights, %s on %s",
+        name,
+        n_params / 1e6,
+        weights,
+        dtype_name(torch_dtype),
+        device,
+    )
+    return LoadedModel(
+        name=name, model=model, config=model.config, tokenizer=tokenizer, weights=weights, n_params=n_params
+    )

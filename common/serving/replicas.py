@@ -50,7 +50,7 @@ def core_sets(n: int, cores: list[int] | None = None) -> list[list[int]]:
     cores = sorted(cores if cores is not None else os.sched_getaffinity(0))
     if not 1 <= n <= len(cores):
         raise ValueError(f"{n} replicas on {len(cores)} cores: at least one core each")
-    return [cores[k * len(cores) // n:(k + 1) * len(cores) // n] for k in range(n)]
+    return [cores[k * len(cores) // n : (k + 1) * len(cores) // n] for k in range(n)]
 
 
 @dataclass
@@ -115,8 +115,11 @@ def serve(replica: Replica, engine, job: ServeJob) -> None:
     A round's report: start, end (perf_counter: CLOCK_MONOTONIC, one clock for every process), the
     process's CPU seconds, and per batch its start, wall time, peak and KV memory and its requests as
     (id, prompt length, output length, token times from the batch's start)."""
-    if job.memory_share is not None and getattr(engine, "device", None) is not None \
-            and engine.device.type == "cuda":
+    if (
+        job.memory_share is not None
+        and getattr(engine, "device", None) is not None
+        and engine.device.type == "cuda"
+    ):
         import torch
 
         torch.cuda.set_per_process_memory_fraction(job.memory_share, engine.device)
@@ -132,12 +135,26 @@ def serve(replica: Replica, engine, job: ServeJob) -> None:
             for batch in batches:
                 t = time.perf_counter()
                 res = engine.run([p for _, p, _ in batch], [n for _, _, n in batch])
-                served.append({"t": t, "total_s": res.total_time_s, "peak": res.peak_memory_bytes,
-                               "kv": res.kv_cache_bytes,
-                               "requests": [(g, r.prompt_len, r.output_len, r.token_times_s)
-                                            for (g, _, _), r in zip(batch, res.requests)]})
-            replica.report({"start": start, "end": time.perf_counter(), "cpu_s": time.process_time() - cpu0,
-                            "batches": served})
+                served.append(
+                    {
+                        "t": t,
+                        "total_s": res.total_time_s,
+                        "peak": res.peak_memory_bytes,
+                        "kv": res.kv_cache_bytes,
+                        "requests": [
+                            (g, r.prompt_len, r.output_len, r.token_times_s)
+                            for (g, _, _), r in zip(batch, res.requests)
+                        ],
+                    }
+                )
+            replica.report(
+                {
+                    "start": start,
+                    "end": time.perf_counter(),
+                    "cpu_s": time.process_time() - cpu0,
+                    "batches": served,
+                }
+            )
             if job.windowed:
                 replica.wait()
 
@@ -149,16 +166,19 @@ def round_records(reports: list[dict], t0: float | None = None) -> list[RequestR
     for report in reports:
         for b in report["batches"]:
             shift = 0.0 if t0 is None else b["t"] - t0
-            out += [RequestRecord(g, prompt, n, [shift + t for t in times])
-                    for g, prompt, n, times in b["requests"]]
+            out += [
+                RequestRecord(g, prompt, n, [shift + t for t in times])
+                for g, prompt, n, times in b["requests"]
+            ]
     return out
 
 
 class ReplicaGroup:
     """len(jobs) replica processes of one engine, running `work` with their job each."""
 
-    def __init__(self, work: Callable, jobs: list, engine: dict, timeout_s: float,
-                 cores: list[int] | None = None):
+    def __init__(
+        self, work: Callable, jobs: list, engine: dict, timeout_s: float, cores: list[int] | None = None
+    ):
         """engine: make_engine's arguments (kind, model, device, dtype, options); timeout_s: a replica
         silent (or a barrier unmet) for longer has hung; cores: split between the replicas (default:
         every core this process may use)."""
@@ -166,10 +186,14 @@ class ReplicaGroup:
         self.timeout_s = timeout_s
         self.windowed = bool(jobs) and all(getattr(j, "windowed", False) for j in jobs)
         self.barrier, self.queue = ctx.Barrier(len(jobs) + 1), ctx.Queue()
-        replicas = [Replica(i, part, self.barrier, self.queue, timeout_s)
-                    for i, part in enumerate(core_sets(len(jobs), cores))]
-        self.procs = [ctx.Process(target=_replica_main, args=(r, engine, work, job), daemon=True)
-                      for r, job in zip(replicas, jobs)]
+        replicas = [
+            Replica(i, part, self.barrier, self.queue, timeout_s)
+            for i, part in enumerate(core_sets(len(jobs), cores))
+        ]
+        self.procs = [
+            ctx.Process(target=_replica_main, args=(r, engine, work, job), daemon=True)
+            for r, job in zip(replicas, jobs)
+        ]
         for p in self.procs:
             p.start()
         self._stop = threading.Event()
@@ -196,8 +220,10 @@ class ReplicaGroup:
                     raise ReplicaFailed(dead) from None
                 if time.monotonic() > deadline:
                     silent = [i for i in range(len(self.procs)) if i not in got]
-                    raise ReplicaFailed(f"no report from replica(s) {silent} within timeout_s = "
-                                        f"{self.timeout_s:g} s (hung or too slow)") from None
+                    raise ReplicaFailed(
+                        f"no report from replica(s) {silent} within timeout_s = "
+                        f"{self.timeout_s:g} s (hung or too slow)"
+                    ) from None
                 continue
             if error is not None:
                 raise ReplicaFailed(error)
@@ -243,8 +269,11 @@ class ReplicaGroup:
         self.close()
 
     def _dead(self) -> str:
-        return "; ".join(f"replica {i} exited with code {p.exitcode}" for i, p in enumerate(self.procs)
-                         if p.exitcode not in (None, 0))
+        return "; ".join(
+            f"replica {i} exited with code {p.exitcode}"
+            for i, p in enumerate(self.procs)
+            if p.exitcode not in (None, 0)
+        )
 
     def _why(self) -> str:
         """Why the barrier broke: a replica's own report, else its exit code, else a timeout. Reports of

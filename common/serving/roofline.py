@@ -77,11 +77,18 @@ def shape_from_config(config, name: str) -> ModelShape:
     other = sum(p.numel() for i, p in unique.items() if i not in dense and i not in embeddings)
     n_heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
-    return ModelShape(name=name, n_layers=config.num_hidden_layers, d_model=config.hidden_size,
-                      n_heads=n_heads, n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads,
-                      head_dim=head_dim, n_params=sum(p.numel() for p in unique.values()),
-                      dense_params=sum(p.numel() for p in dense.values()),
-                      dense_io=sum(m.in_features + m.out_features for m in linear), other_params=other)
+    return ModelShape(
+        name=name,
+        n_layers=config.num_hidden_layers,
+        d_model=config.hidden_size,
+        n_heads=n_heads,
+        n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads,
+        head_dim=head_dim,
+        n_params=sum(p.numel() for p in unique.values()),
+        dense_params=sum(p.numel() for p in dense.values()),
+        dense_io=sum(m.in_features + m.out_features for m in linear),
+        other_params=other,
+    )
 
 
 # ---- the roofline ----------------------------------------------------------------------------------
@@ -111,8 +118,9 @@ def weight_bytes(shape: ModelShape, dtype: str) -> float:
     return (shape.dense_params + shape.other_params) * DTYPE_BYTES[dtype]
 
 
-def step_costs(shape: ModelShape, batch: float, context: float, device,
-               dtype: str = "fp16") -> dict[str, KernelCost]:
+def step_costs(
+    shape: ModelShape, batch: float, context: float, device, dtype: str = "fp16"
+) -> dict[str, KernelCost]:
     """Per kernel class, one decode step. device: a common.hardware DeviceSpec (peak_flops, mem_bandwidth)."""
     el = DTYPE_BYTES[dtype]
     peak, bw = device.peak_flops[dtype], device.mem_bandwidth
@@ -121,8 +129,10 @@ def step_costs(shape: ModelShape, batch: float, context: float, device,
     attn_flops = 4.0 * batch * context * shape.n_heads * shape.head_dim * shape.n_layers
     kv_read = batch * context * kv_bytes_per_token(shape, dtype)
     attn_bytes = kv_read + 2.0 * batch * shape.d_model * shape.n_layers * el  # + queries in, outputs out
-    return {"dense": KernelCost(dense_flops, dense_bytes, dense_flops / peak, dense_bytes / bw),
-            "attention": KernelCost(attn_flops, attn_bytes, attn_flops / peak, attn_bytes / bw)}
+    return {
+        "dense": KernelCost(dense_flops, dense_bytes, dense_flops / peak, dense_bytes / bw),
+        "attention": KernelCost(attn_flops, attn_bytes, attn_flops / peak, attn_bytes / bw),
+    }
 
 
 def step_time(shape: ModelShape, batch: float, context: float, device, dtype: str = "fp16") -> float:
@@ -160,8 +170,17 @@ def regimes(shape: ModelShape, batch: float, context: float, device, dtype: str 
     the bound of the class that takes longest."""
     costs = step_costs(shape, batch, context, device, dtype)
     ridge = device.peak_flops[dtype] / device.mem_bandwidth
-    out = {name: {"intensity_flop_per_byte": c.intensity, "ridge_flop_per_byte": ridge, "bound": c.bound,
-                  "time_s": c.time_s, "flops": c.flops, "bytes": c.bytes} for name, c in costs.items()}
+    out = {
+        name: {
+            "intensity_flop_per_byte": c.intensity,
+            "ridge_flop_per_byte": ridge,
+            "bound": c.bound,
+            "time_s": c.time_s,
+            "flops": c.flops,
+            "bytes": c.bytes,
+        }
+        for name, c in costs.items()
+    }
     compute = sum(c.compute_s for c in costs.values() if c.bound == "compute")
     memory = sum(c.memory_s for c in costs.values() if c.bound == "memory")
     out["step"] = {"bound": "compute" if compute > memory else "memory", "time_s": compute + memory}

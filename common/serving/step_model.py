@@ -41,9 +41,15 @@ import numpy as np
 from common.serving.roofline import DTYPE_BYTES, ModelShape, kv_bytes_per_token, mape, weight_bytes
 
 COEFFICIENTS = ("t_fixed", "t_layer", "k_kv", "t_token", "t_seq", "t_prefill_layer")
-UNITS = {"t_fixed": "s", "t_layer": "s per layer", "k_kv": "x KV bytes / bandwidth",
-         "t_token": "s per cached token", "t_seq": "s per sequence",
-         "t_prefill_layer": "s per layer of a prefill step", "k_w": "s per weight byte"}
+UNITS = {
+    "t_fixed": "s",
+    "t_layer": "s per layer",
+    "k_kv": "x KV bytes / bandwidth",
+    "t_token": "s per cached token",
+    "t_seq": "s per sequence",
+    "t_prefill_layer": "s per layer of a prefill step",
+    "k_w": "s per weight byte",
+}
 
 
 @dataclass(frozen=True)
@@ -89,27 +95,45 @@ class StepModel:
             return (self.k_w or 0.0) * w
         return max(w / self.bandwidth, 2.0 * shape.dense_params * tokens / self.peak_flops)
 
-    def terms(self, shape: ModelShape, batch: float, context: float, prefills: float = 0.0,
-              prefill_tokens: float = 0.0, chunked: bool = False) -> dict[str, float]:
+    def terms(
+        self,
+        shape: ModelShape,
+        batch: float,
+        context: float,
+        prefills: float = 0.0,
+        prefill_tokens: float = 0.0,
+        chunked: bool = False,
+    ) -> dict[str, float]:
         """Seconds per step of each physical term (they add up to `step_time`)."""
         kv = batch * context * kv_bytes_per_token(shape, self.dtype)
         kv_s = self.k_kv * kv / self.bandwidth if self.bandwidth else self.k_kv * kv * 1e-12
         riding = prefills * prefill_tokens if chunked else 0.0
-        return {"fixed": self.t_fixed + self.t_layer * shape.n_layers,
-                "weights_or_compute": self._weights(shape, batch + riding),
-                "kv_read": kv_s,
-                "per_token": self.t_token * batch * context,
-                "per_sequence": self.t_seq * batch,
-                "prefill": 0.0 if chunked else prefills * (self.t_prefill_layer * shape.n_layers
-                                                           + self._weights(shape, prefill_tokens))}
+        return {
+            "fixed": self.t_fixed + self.t_layer * shape.n_layers,
+            "weights_or_compute": self._weights(shape, batch + riding),
+            "kv_read": kv_s,
+            "per_token": self.t_token * batch * context,
+            "per_sequence": self.t_seq * batch,
+            "prefill": 0.0
+            if chunked
+            else prefills * (self.t_prefill_layer * shape.n_layers + self._weights(shape, prefill_tokens)),
+        }
 
-    def step_time(self, shape: ModelShape, batch: float, context: float, prefills: float = 0.0,
-                  prefill_tokens: float = 0.0, chunked: bool = False) -> float:
+    def step_time(
+        self,
+        shape: ModelShape,
+        batch: float,
+        context: float,
+        prefills: float = 0.0,
+        prefill_tokens: float = 0.0,
+        chunked: bool = False,
+    ) -> float:
         return float(sum(self.terms(shape, batch, context, prefills, prefill_tokens, chunked).values()))
 
     def predict(self, obs: StepObservation) -> float:
-        return self.step_time(obs.shape, obs.batch, obs.context, obs.prefills, obs.prefill_tokens,
-                              obs.chunked)
+        return self.step_time(
+            obs.shape, obs.batch, obs.context, obs.prefills, obs.prefill_tokens, obs.chunked
+        )
 
     def throughput(self, shape: ModelShape, batch: float, context: float, **kw) -> float:
         """Decode tokens per second: B per step."""
@@ -127,9 +151,14 @@ class StepModel:
         dtype = dtype or self.dtype
         if self.bandwidth is None:
             raise ValueError("a model fitted without a device sheet cannot be moved to another device")
-        return StepModel(device=getattr(spec, "name", None), bandwidth=spec.mem_bandwidth,
-                         peak_flops=spec.peak_flops[dtype], dtype=dtype,
-                         **{k: getattr(self, k) for k in COEFFICIENTS}, fitted_on=self.fitted_on)
+        return StepModel(
+            device=getattr(spec, "name", None),
+            bandwidth=spec.mem_bandwidth,
+            peak_flops=spec.peak_flops[dtype],
+            dtype=dtype,
+            **{k: getattr(self, k) for k in COEFFICIENTS},
+            fitted_on=self.fitted_on,
+        )
 
     def coefficients(self) -> dict[str, float]:
         out = {k: getattr(self, k) for k in COEFFICIENTS}
@@ -150,13 +179,20 @@ def _features(obs: StepObservation, bandwidth: float | None, peak: float | None,
     kv = obs.batch * obs.context * kv_bytes_per_token(s, dtype)
     steps = 0.0 if obs.chunked else obs.prefills  # separate prefill steps per decode step
     tokens = obs.batch + (obs.prefills * obs.prefill_tokens if obs.chunked else 0.0)
-    cols = [1.0, s.n_layers, kv / bandwidth if bandwidth else kv * 1e-12, obs.batch * obs.context, obs.batch,
-            steps * s.n_layers]
+    cols = [
+        1.0,
+        s.n_layers,
+        kv / bandwidth if bandwidth else kv * 1e-12,
+        obs.batch * obs.context,
+        obs.batch,
+        steps * s.n_layers,
+    ]
     w = weight_bytes(s, dtype)
     if bandwidth is None:
         return cols + [w * (1.0 + steps)], 0.0
-    known = max(w / bandwidth, 2.0 * s.dense_params * tokens / peak) \
-        + steps * max(w / bandwidth, 2.0 * s.dense_params * obs.prefill_tokens / peak)
+    known = max(w / bandwidth, 2.0 * s.dense_params * tokens / peak) + steps * max(
+        w / bandwidth, 2.0 * s.dense_params * obs.prefill_tokens / peak
+    )
     return cols, known
 
 
@@ -184,10 +220,16 @@ def fit_step_model(observations: Sequence[StepObservation], device=None, dtype: 
     scale[scale == 0] = 1.0  # a column that is zero everywhere (no prefills) gets coefficient 0
     coef, _ = nnls(x / scale * weight[:, None], (measured - known) * weight)
     coef = coef / scale
-    values = dict(zip(COEFFICIENTS, map(float, coef[:len(COEFFICIENTS)])))
-    return StepModel(device=getattr(device, "name", None), bandwidth=bandwidth, peak_flops=peak, dtype=dtype,
-                     **values, k_w=float(coef[-1]) if device is None else None,
-                     fitted_on=tuple(sorted({f"{o.model}/{o.source}" for o in observations})))
+    values = dict(zip(COEFFICIENTS, map(float, coef[: len(COEFFICIENTS)])))
+    return StepModel(
+        device=getattr(device, "name", None),
+        bandwidth=bandwidth,
+        peak_flops=peak,
+        dtype=dtype,
+        **values,
+        k_w=float(coef[-1]) if device is None else None,
+        fitted_on=tuple(sorted({f"{o.model}/{o.source}" for o in observations})),
+    )
 
 
 def errors(model: StepModel, observations: Iterable[StepObservation]) -> dict[str, dict]:
@@ -200,19 +242,26 @@ def errors(model: StepModel, observations: Iterable[StepObservation]) -> dict[st
         measured = np.array([o.time_s for o in obs])
         predicted = np.array([model.predict(o) for o in obs])
         ape = np.abs(predicted - measured) / measured * 100
-        out[key] = {"n": len(obs), "batches": [round(o.batch, 3) for o in obs],
-                    "step_mape_pct": float(ape.mean()), "step_max_ape_pct": float(ape.max()),
-                    "throughput_mape_pct": mape([o.batch / p for o, p in zip(obs, predicted)],
-                                                [o.batch / o.time_s for o in obs])}
+        out[key] = {
+            "n": len(obs),
+            "batches": [round(o.batch, 3) for o in obs],
+            "step_mape_pct": float(ape.mean()),
+            "step_max_ape_pct": float(ape.max()),
+            "throughput_mape_pct": mape(
+                [o.batch / p for o, p in zip(obs, predicted)], [o.batch / o.time_s for o in obs]
+            ),
+        }
     return out
 
 
-def decode_observations(shape: ModelShape, batch: float, prompt_len: float, steps: int, time_s: float,
-                        source: str = "") -> StepObservation:
+def decode_observations(
+    shape: ModelShape, batch: float, prompt_len: float, steps: int, time_s: float, source: str = ""
+) -> StepObservation:
     """A static batch's decode phase as one mean step: `steps` decode steps after a `prompt_len` prompt
     (step s reads prompt_len + s tokens per sequence; every term is linear in the context, so the mean
     step is the step at the mean context)."""
     if steps < 1 or not math.isfinite(time_s) or time_s <= 0:
         raise ValueError(f"a decode phase needs steps >= 1 and a positive time, not {steps}, {time_s}")
-    return StepObservation(shape, float(batch), float(prompt_len) + (steps + 1) / 2.0, time_s / steps,
-                           source=source)
+    return StepObservation(
+        shape, float(batch), float(prompt_len) + (steps + 1) / 2.0, time_s / steps, source=source
+    )

@@ -40,8 +40,9 @@ def import_vllm():
     try:
         import vllm
     except ImportError as err:
-        raise VLLMUnavailable(f"vLLM is not installed here ({err}); it lives in .venv-vllm on GPU nodes "
-                              "(`make setup-vllm`)") from None
+        raise VLLMUnavailable(
+            f"vLLM is not installed here ({err}); it lives in .venv-vllm on GPU nodes (`make setup-vllm`)"
+        ) from None
     return vllm
 
 
@@ -68,25 +69,44 @@ class VLLMEngine(Engine):
 
     name = "vllm"
 
-    def __init__(self, model: str, dtype: str = "fp16", max_num_seqs: int = 256,
-                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
-                 max_model_len: int = 2048, max_num_batched_tokens: int | None = None, seed: int = 0,
-                 device: str = "auto", **llm_kwargs):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "fp16",
+        max_num_seqs: int = 256,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
+        max_model_len: int = 2048,
+        max_num_batched_tokens: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        **llm_kwargs,
+    ):
         """device is accepted for the harness's uniform call; vLLM always runs on the GPU."""
         vllm = import_vllm()
         self.model_name, self.dtype = model, dtype
         self._tmp = tempfile.TemporaryDirectory(prefix="vllm_model_")
         random_weights = model in ARCHS
-        self.llm = vllm.LLM(model=model_dir_for(model, self._tmp.name),
-                            dtype={"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype],
-                            max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization,
-                            enforce_eager=enforce_eager, max_model_len=max_model_len,
-                            max_num_batched_tokens=max_num_batched_tokens, seed=seed,
-                            load_format="dummy" if random_weights else "auto",
-                            skip_tokenizer_init=True, **llm_kwargs)
-        self.settings = {"max_num_seqs": max_num_seqs, "gpu_memory_utilization": gpu_memory_utilization,
-                         "enforce_eager": enforce_eager, "max_model_len": max_model_len,
-                         "max_num_batched_tokens": max_num_batched_tokens}
+        self.llm = vllm.LLM(
+            model=model_dir_for(model, self._tmp.name),
+            dtype={"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype],
+            max_num_seqs=max_num_seqs,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            max_model_len=max_model_len,
+            max_num_batched_tokens=max_num_batched_tokens,
+            seed=seed,
+            load_format="dummy" if random_weights else "auto",
+            skip_tokenizer_init=True,
+            **llm_kwargs,
+        )
+        self.settings = {
+            "max_num_seqs": max_num_seqs,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "enforce_eager": enforce_eager,
+            "max_model_len": max_model_len,
+            "max_num_batched_tokens": max_num_batched_tokens,
+        }
         self.weights = "random" if random_weights else "pretrained"
         self.kv_per_token = kv_bytes_per_token(model_shape(model), dtype)
         self.vllm_version = vllm.__version__
@@ -96,13 +116,22 @@ class VLLMEngine(Engine):
         import torch
 
         shape = model_shape(self.model_name)
-        return {"engine": self.name, "model": self.model_name, "weights": self.weights,
-                "n_params": shape.n_params, "vocab_size": get_config(self.model_name).vocab_size,
-                "device": "cuda", "device_name": torch.cuda.get_device_name(0), "precision": self.dtype,
-                "vllm_version": self.vllm_version, **self.settings}
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "weights": self.weights,
+            "n_params": shape.n_params,
+            "vocab_size": get_config(self.model_name).vocab_size,
+            "device": "cuda",
+            "device_name": torch.cuda.get_device_name(0),
+            "precision": self.dtype,
+            "vllm_version": self.vllm_version,
+            **self.settings,
+        }
 
-    def run(self, prompts: list[list[int]], max_new_tokens: int | Sequence[int],
-            hook: Hook | None = None) -> BatchResult:
+    def run(
+        self, prompts: list[list[int]], max_new_tokens: int | Sequence[int], hook: Hook | None = None
+    ) -> BatchResult:
         """Add every prompt as a request and step until all finish, timing each step on the host."""
         import torch
         from vllm import SamplingParams
@@ -111,9 +140,11 @@ class VLLMEngine(Engine):
         lengths = per_request_lengths(prompts, max_new_tokens)
         engine = self.llm.llm_engine
         for i, (p, n) in enumerate(zip(prompts, lengths)):
-            engine.add_request(str(i), TokensPrompt(prompt_token_ids=list(p)),
-                               SamplingParams(max_tokens=n, ignore_eos=True, temperature=0.0,
-                                              detokenize=False))
+            engine.add_request(
+                str(i),
+                TokensPrompt(prompt_token_ids=list(p)),
+                SamplingParams(max_tokens=n, ignore_eos=True, temperature=0.0, detokenize=False),
+            )
         produced = [0] * len(prompts)
         token_times: list[list[float]] = [[] for _ in prompts]
         steps: list[StepRecord] = []
@@ -135,13 +166,25 @@ class VLLMEngine(Engine):
                     token_times[i].extend([now - start] * (count - produced[i]))
                     produced[i] = count
             kind = "prefill" if new_first == got else ("decode" if new_first == 0 else "mixed")
-            steps.append(StepRecord(len(steps), kind, now - t0, batch=got, tokens=new_tokens,
-                                    context=max(len(p) for p in prompts) + max(produced)))
+            steps.append(
+                StepRecord(
+                    len(steps),
+                    kind,
+                    now - t0,
+                    batch=got,
+                    tokens=new_tokens,
+                    context=max(len(p) for p in prompts) + max(produced),
+                )
+            )
             if not decoding and all(produced):
                 decoding = True
                 notify(DECODE_START)
-            if decoding and not draining and any(p == n for p, n in zip(produced, lengths)) \
-                    and engine.has_unfinished_requests():
+            if (
+                decoding
+                and not draining
+                and any(p == n for p, n in zip(produced, lengths))
+                and engine.has_unfinished_requests()
+            ):
                 draining = True
                 notify(DRAIN_START)
         total = time.perf_counter() - start
@@ -150,11 +193,21 @@ class VLLMEngine(Engine):
         # KV held at the end: every sequence's tokens, rounded up to whole blocks as vLLM allocates them
         kv = sum(-(-(len(p) + n) // BLOCK_SIZE) * BLOCK_SIZE for p, n in zip(prompts, lengths))
         requests = [RequestRecord(i, len(p), produced[i], token_times[i]) for i, p in enumerate(prompts)]
-        return BatchResult(engine=self.name, model=self.model_name, device="cuda", dtype=self.dtype,
-                           steps=steps, requests=requests, total_time_s=total,
-                           peak_memory_bytes=device_total - free, kv_cache_bytes=kv * self.kv_per_token,
-                           extra={"timing": "host wall time around LLMEngine.step()",
-                                  "peak_memory_method": "device memory in use (vLLM preallocates its KV)"})
+        return BatchResult(
+            engine=self.name,
+            model=self.model_name,
+            device="cuda",
+            dtype=self.dtype,
+            steps=steps,
+            requests=requests,
+            total_time_s=total,
+            peak_memory_bytes=device_total - free,
+            kv_cache_bytes=kv * self.kv_per_token,
+            extra={
+                "timing": "host wall time around LLMEngine.step()",
+                "peak_memory_method": "device memory in use (vLLM preallocates its KV)",
+            },
+        )
 
     def close(self) -> None:
         """Free the GPU (drop the LLM) and remove the temporary model directory."""

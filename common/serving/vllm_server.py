@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 RUNNING, WAITING = ("vllm:num_requests_running",), ("vllm:num_requests_waiting",)
 PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -43,7 +43,7 @@ class ServerError(RuntimeError):
 
 def _unescape(value: str) -> str:
     """Label values escape backslash, double quote and newline (the text format's only escapes)."""
-    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
 
 
 def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -90,8 +90,18 @@ def _get(host: str, port: int, path: str, timeout: float = 5.0) -> tuple[int, st
 
 def vllm_server_command(model: str, host: str, port: int, args: Sequence[str] = ()) -> list[str]:
     """The argv of vLLM's OpenAI-compatible server under this python; `args` are extra server flags."""
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", host,
-            "--port", str(port), *args]
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *args,
+    ]
 
 
 class Server:
@@ -101,8 +111,15 @@ class Server:
     vLLM's; tests pass a fake).
     """
 
-    def __init__(self, command: Sequence[str], log_path: str | Path, host: str = "127.0.0.1",
-                 port: int | None = None, ready_timeout_s: float = 900.0, health_path: str = "/health"):
+    def __init__(
+        self,
+        command: Sequence[str],
+        log_path: str | Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        ready_timeout_s: float = 900.0,
+        health_path: str = "/health",
+    ):
         self.host, self.port = host, port or free_port()
         self.command = [c.replace("{port}", str(self.port)) for c in command]
         self.log_path, self.ready_timeout_s, self.health_path = Path(log_path), ready_timeout_s, health_path
@@ -127,13 +144,16 @@ class Server:
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as fh:
-            self.proc = subprocess.Popen(self.command, stdout=fh, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerError(f"server exited with status {self.proc.returncode} before it was ready; "
-                                  f"log {self.log_path}:\n{self._log_tail()}")
+                raise ServerError(
+                    f"server exited with status {self.proc.returncode} before it was ready; "
+                    f"log {self.log_path}:\n{self._log_tail()}"
+                )
             try:
                 if _get(self.host, self.port, self.health_path, timeout=2.0)[0] == 200:
                     log.info("server ready on %s (pid %d)", self.url, self.proc.pid)
@@ -142,8 +162,9 @@ class Server:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise ServerError(f"server not ready after {self.ready_timeout_s:.0f} s; log {self.log_path}:\n"
-                          f"{self._log_tail()}")
+        raise ServerError(
+            f"server not ready after {self.ready_timeout_s:.0f} s; log {self.log_path}:\n{self._log_tail()}"
+        )
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM to the server's process group, SIGKILL if it lingers."""
@@ -192,8 +213,13 @@ class MetricsSampler:
         if status != 200:
             raise OSError(f"/metrics answered {status}")
         s = parse_prometheus(text)
-        return MetricsRow(time.monotonic() - self._t0, metric_value(s, KV_USAGE), metric_value(s, RUNNING),
-                          metric_value(s, WAITING), metric_value(s, PREEMPTIONS))
+        return MetricsRow(
+            time.monotonic() - self._t0,
+            metric_value(s, KV_USAGE),
+            metric_value(s, RUNNING),
+            metric_value(s, WAITING),
+            metric_value(s, PREEMPTIONS),
+        )
 
     def _loop(self) -> None:
         due = time.monotonic()
@@ -222,22 +248,42 @@ class MetricsSampler:
 
     def summary(self) -> dict:
         """The background sweep's columns: mean and max running batch, max KV use, preemptions."""
+
         def col(name):
             return [getattr(r, name) for r in self.rows if getattr(r, name) is not None]
 
         running, kv, pre = col("running"), col("kv_cache_usage"), col("preemptions")
-        return {"mean_running_batch": sum(running) / len(running) if running else None,
-                "max_running_batch": max(running) if running else None,
-                "max_kv_cache_usage_pct": 100 * max(kv) if kv else None,
-                "num_preemptions": max(pre) if pre else None, "metrics_samples": len(self.rows)}
+        return {
+            "mean_running_batch": sum(running) / len(running) if running else None,
+            "max_running_batch": max(running) if running else None,
+            "max_kv_cache_usage_pct": 100 * max(kv) if kv else None,
+            "num_preemptions": max(pre) if pre else None,
+            "metrics_samples": len(self.rows),
+        }
 
 
-def stream_completion(host: str, port: int, model: str, prompt_ids: Sequence[int], max_tokens: int,
-                      t_zero: float, index: int, timeout_s: float = 3600.0) -> RequestRecord:
+def stream_completion(
+    host: str,
+    port: int,
+    model: str,
+    prompt_ids: Sequence[int],
+    max_tokens: int,
+    t_zero: float,
+    index: int,
+    timeout_s: float = 3600.0,
+) -> RequestRecord:
     """One streamed /v1/completions request; a token time per streamed token since t_zero."""
-    body = json.dumps({"model": model, "prompt": list(prompt_ids), "max_tokens": max_tokens,
-                       "ignore_eos": True, "temperature": 0.0, "stream": True,
-                       "stream_options": {"include_usage": True}})
+    body = json.dumps(
+        {
+            "model": model,
+            "prompt": list(prompt_ids),
+            "max_tokens": max_tokens,
+            "ignore_eos": True,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     times: list[float] = []
     usage_tokens = None
@@ -266,12 +312,19 @@ def stream_completion(host: str, port: int, model: str, prompt_ids: Sequence[int
     return RequestRecord(index, len(prompt_ids), produced, times)
 
 
-def run_online(host: str, port: int, model: str, requests: Sequence[tuple[Sequence[int], int]],
-               max_concurrency: int = 1024) -> tuple[list[RequestRecord], float]:
+def run_online(
+    host: str,
+    port: int,
+    model: str,
+    requests: Sequence[tuple[Sequence[int], int]],
+    max_concurrency: int = 1024,
+) -> tuple[list[RequestRecord], float]:
     """Send every request at once (rate inf); returns the records and the benchmark's duration."""
     t_zero = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(max_concurrency, len(requests))) as pool:
-        futures = [pool.submit(stream_completion, host, port, model, ids, n, t_zero, i)
-                   for i, (ids, n) in enumerate(requests)]
+        futures = [
+            pool.submit(stream_completion, host, port, model, ids, n, t_zero, i)
+            for i, (ids, n) in enumerate(requests)
+        ]
         records = [f.result() for f in futures]
     return records, time.perf_counter() - t_zero

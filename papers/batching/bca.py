@@ -29,8 +29,15 @@ from papers.batching.advisor import SweepSettings
 log = logging.getLogger(__name__)
 OWN = "own_sweep"
 SUMMARY_KEYS = ("b_opt", "b_opt_cap", "throughput", "fraction_of_best", "latency_ms", "slo_ms")
-MEMORY_KEYS = ("kv_gib", "footprint_gib", "gpu_memory_utilization", "freed_gib", "freed_pct", "replicas",
-               "device_gib")
+MEMORY_KEYS = (
+    "kv_gib",
+    "footprint_gib",
+    "gpu_memory_utilization",
+    "freed_gib",
+    "freed_pct",
+    "replicas",
+    "device_gib",
+)
 
 
 def own_device_gib(sweep: Path, given: float | None) -> tuple[float, str]:
@@ -65,8 +72,9 @@ def brief(results: list[dict]) -> list[dict]:
             out.append(curve_summary(r))
             continue
         memory = r.get("memory") or {}
-        out.append({**curve_summary(r), **{k: r[k] for k in SUMMARY_KEYS},
-                    **{k: memory.get(k) for k in MEMORY_KEYS}})
+        out.append(
+            {**curve_summary(r), **{k: r[k] for k in SUMMARY_KEYS}, **{k: memory.get(k) for k in MEMORY_KEYS}}
+        )
     return out
 
 
@@ -119,12 +127,27 @@ def main(cfg, run):
     for name, r in summary["runs"].items():
         for c in r.get("curves", []):
             if "error" not in c and c.get("freed_gib") is None:
-                log.info("%s / %s: B_opt %g (cap %g); no memory plan (%s)", name, c["label"], c["b_opt"],
-                         c["b_opt_cap"], c["memory_missing"])
+                log.info(
+                    "%s / %s: B_opt %g (cap %g); no memory plan (%s)",
+                    name,
+                    c["label"],
+                    c["b_opt"],
+                    c["b_opt_cap"],
+                    c["memory_missing"],
+                )
             elif "error" not in c:
-                log.info("%s / %s: B_opt %g (cap %g, %.0f%% of the best throughput), allocate %.2f GiB, "
-                         "frees %.2f GiB (%.1f%%)", name, c["label"], c["b_opt"], c["b_opt_cap"],
-                         100 * c["fraction_of_best"], c["footprint_gib"], c["freed_gib"], c["freed_pct"])
+                log.info(
+                    "%s / %s: B_opt %g (cap %g, %.0f%% of the best throughput), allocate %.2f GiB, "
+                    "frees %.2f GiB (%.1f%%)",
+                    name,
+                    c["label"],
+                    c["b_opt"],
+                    c["b_opt_cap"],
+                    100 * c["fraction_of_best"],
+                    c["footprint_gib"],
+                    c["freed_gib"],
+                    c["freed_pct"],
+                )
     return summary
 
 

@@ -24,9 +24,21 @@ log = logging.getLogger(__name__)
 
 def cells_for(cfg, device: str) -> dict[str, list[dict]]:
     """model -> its cells; every parameter that changes what is measured is in the key."""
-    return {m: [{"model": m, "engine": "hf", "dtype": cfg.dtype, "device": device, "batch_size": int(b),
-                 "prompt_len": int(cfg.prompt_len), "decode_steps": int(cfg.decode_steps)}
-                for b in cfg.batch_sizes] for m in cfg.models}
+    return {
+        m: [
+            {
+                "model": m,
+                "engine": "hf",
+                "dtype": cfg.dtype,
+                "device": device,
+                "batch_size": int(b),
+                "prompt_len": int(cfg.prompt_len),
+                "decode_steps": int(cfg.decode_steps),
+            }
+            for b in cfg.batch_sizes
+        ]
+        for m in cfg.models
+    }
 
 
 def check(cfg) -> None:
@@ -56,12 +68,21 @@ def main(cfg, run):
     device = resolve_device(cfg.device).type
     per_model = cells_for(cfg, device)
     total = sum(len(c) for c in per_model.values())
-    log.info("breakdown: %s x batch %s, %d decode steps after a %d-token prompt, on %s (%s)",
-             list(cfg.models), list(cfg.batch_sizes), cfg.decode_steps, cfg.prompt_len,
-             run.info["hardware"]["device"], device)
+    log.info(
+        "breakdown: %s x batch %s, %d decode steps after a %d-token prompt, on %s (%s)",
+        list(cfg.models),
+        list(cfg.batch_sizes),
+        cfg.decode_steps,
+        cfg.prompt_len,
+        run.info["hardware"]["device"],
+        device,
+    )
     with Progress(disable=not cfg.progress) as bar:
-        task = bar.add_task("profiler breakdown", total=total,
-                            completed=sum(run.results.done(c) for cells in per_model.values() for c in cells))
+        task = bar.add_task(
+            "profiler breakdown",
+            total=total,
+            completed=sum(run.results.done(c) for cells in per_model.values() for c in cells),
+        )
         for model, cells in per_model.items():
             todo = [c for c in cells if not run.results.done(c)]
             if not todo:
@@ -78,17 +99,24 @@ def main(cfg, run):
                 bar.update(task, description=f"{model} B={cell['batch_size']}")
 
                 def measure(cell=cell, engine=engine, name=device_name):
-                    out = kernel_breakdown(engine, cell["batch_size"], cfg.prompt_len, cfg.decode_steps,
-                                           cfg.seed)
+                    out = kernel_breakdown(
+                        engine, cell["batch_size"], cfg.prompt_len, cfg.decode_steps, cfg.seed
+                    )
                     return {**out, "device_name": name}
 
                 row = run.results.run_cell(cell, measure)
                 if row and row["status"] == "ok":
                     m = row["metrics"]
-                    log.info("%s B=%d: attention %.0f%%, matmul %.0f%%, other %.0f%%, gaps %.0f%% of "
-                             "%.1f ms/step", model, cell["batch_size"], 100 * m["attention_share"],
-                             100 * m["matmul_share"], 100 * m["other_share"], 100 * m["gap_share"],
-                             m["step_ms"])
+                    log.info(
+                        "%s B=%d: attention %.0f%%, matmul %.0f%%, other %.0f%%, gaps %.0f%% of %.1f ms/step",
+                        model,
+                        cell["batch_size"],
+                        100 * m["attention_share"],
+                        100 * m["matmul_share"],
+                        100 * m["other_share"],
+                        100 * m["gap_share"],
+                        m["step_ms"],
+                    )
                 elif row:
                     log.warning("%s B=%d failed: %s", model, cell["batch_size"], row["error"])
                     if device == "cuda":  # an out-of-memory batch leaves cached blocks behind

@@ -68,8 +68,9 @@ def _inheriting(settings: type, node: str) -> type:
     """`settings` with every field typed as before but defaulting to the same key of the config's `node`:
     a run entry names only what differs from the shared settings, and is checked key by key."""
     hints = typing.get_type_hints(settings)
-    fields = [(f.name, hints[f.name], field(default=f"${{{node}.{f.name}}}"))
-              for f in dataclasses.fields(settings)]
+    fields = [
+        (f.name, hints[f.name], field(default=f"${{{node}.{f.name}}}")) for f in dataclasses.fields(settings)
+    ]
     made = dataclasses.make_dataclass(f"{settings.__name__}Run", fields)
     made.__module__ = __name__
     return made
@@ -87,7 +88,8 @@ class BcaConfig(RunConfig):
     # the settings every run starts from; unresolved, so that a run's preset fills what it leaves unset
     advise: SweepSettings = field(default_factory=SweepSettings.unresolved)
     authors_runs: dict[str, SweepSettingsRun] = spec(  # name -> its own settings
-        factory=dict, free="name -> the advise keys that differ; each entry is checked by check()")
+        factory=dict, free="name -> the advise keys that differ; each entry is checked by check()"
+    )
 
     def check(self) -> None:
         """Every run's settings, as the advisor will get them, before the first run starts."""
@@ -119,8 +121,10 @@ class CalibrateConfig(RunConfig):
         if unknown:
             raise BadInput(f"models: {unknown} are not in the authors' data ({', '.join(authors)})")
         if not set(self.transfer_fit) < set(self.models):
-            raise BadInput(f"transfer_fit: {list(self.transfer_fit)} must be a proper subset of models "
-                           f"{list(self.models)} (the rest are held out)")
+            raise BadInput(
+                f"transfer_fit: {list(self.transfer_fit)} must be a proper subset of models "
+                f"{list(self.models)} (the rest are held out)"
+            )
 
 
 @dataclass
@@ -146,12 +150,15 @@ class ReplicateConfig(ServingConfig):
 
         super().check()
         if self.num_requests < max(self.replicas):
-            raise BadInput(f"num_requests: {self.num_requests} leaves one of {max(self.replicas)} replicas "
-                           "idle")
+            raise BadInput(
+                f"num_requests: {self.num_requests} leaves one of {max(self.replicas)} replicas idle"
+            )
         cores = sorted(os.sched_getaffinity(0))
         if self.engine == "hf" and max(self.replicas) > len(cores):
-            raise BadInput(f"replicas: {max(self.replicas)} hf replicas need a core each; this process may "
-                           f"use {len(cores)} ({cores})")
+            raise BadInput(
+                f"replicas: {max(self.replicas)} hf replicas need a core each; this process may "
+                f"use {len(cores)} ({cores})"
+            )
         if self.mps and device_type(self.device) != "cuda":
             raise BadInput("mps: NVIDIA MPS shares a GPU; there is no CUDA device here")
 
@@ -181,8 +188,10 @@ class TuneConfig(MonitoredServingConfig):
         if self.epsilon > 0 and 1 not in self.batch_sizes:
             raise BadInput("batch_sizes: the efficiency filter (epsilon > 0) needs batch 1 in the grid")
         if self.workload.output_len <= self.probe_tokens and self.workload.kind == "fixed":
-            raise BadInput(f"probe_tokens: {self.probe_tokens} is not shorter than the workload's "
-                           f"{self.workload.output_len} output tokens (a short probe would be a full one)")
+            raise BadInput(
+                f"probe_tokens: {self.probe_tokens} is not shorter than the workload's "
+                f"{self.workload.output_len} output tokens (a short probe would be a full one)"
+            )
 
 
 register_schema(f"{PAPER}/study", StudyConfig)

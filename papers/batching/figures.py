@@ -348,8 +348,12 @@ def fig_bca_memory(runs: dict, out: FigureOut) -> list[Path]:
         return []
     sets = [("the authors' rule and arithmetic (paper_fig12)", runs["paper_fig12"]["results"])]
     if "advisor_eps0" in runs:
-        sets.append(("this project's default (best throughput, cap, engine memory; eps 0)",
-                     runs["advisor_eps0"]["results"]))
+        sets.append(
+            (
+                "this project's default (best throughput, cap, engine memory; eps 0)",
+                runs["advisor_eps0"]["results"],
+            )
+        )
     models = [r["model"] for r in sets[0][1] if r.get("output_len") == 390 and "error" not in r]
     if not models:
         return []
@@ -357,18 +361,32 @@ def fig_bca_memory(runs: dict, out: FigureOut) -> list[Path]:
     width = 0.8 / len(sets)
     for k, (label, results) in enumerate(sets):
         by_model = {r["model"]: r for r in results if r.get("output_len") == 390 and "error" not in r}
-        freed = [(by_model[m]["memory"] or {}).get("freed_pct", np.nan) if m in by_model else np.nan
-                 for m in models]
-        bars = ax.bar(np.arange(len(models)) + (k - (len(sets) - 1) / 2) * width, freed, width,
-                      color=f"C{k}", label=label)
+        freed = [
+            (by_model[m]["memory"] or {}).get("freed_pct", np.nan) if m in by_model else np.nan
+            for m in models
+        ]
+        bars = ax.bar(
+            np.arange(len(models)) + (k - (len(sets) - 1) / 2) * width,
+            freed,
+            width,
+            color=f"C{k}",
+            label=label,
+        )
         for bar, m in zip(bars, models):
             if m in by_model:
-                ax.annotate(f"B={by_model[m]['b_opt']:g}\n{bar.get_height():.2f}%",
-                            (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                            fontsize=6)
+                ax.annotate(
+                    f"B={by_model[m]['b_opt']:g}\n{bar.get_height():.2f}%",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                )
     ax.set_xticks(np.arange(len(models)), models)
-    ax.set(ylabel="GPU memory freed (% of 64 GB)", ylim=(0, 80),
-           title="Fig. 12: memory left free at B_opt, output 390 tokens")
+    ax.set(
+        ylabel="GPU memory freed (% of 64 GB)",
+        ylim=(0, 80),
+        title="Fig. 12: memory left free at B_opt, output 390 tokens",
+    )
     ax.legend(fontsize=6, loc="upper right")
     return save(fig, "bca_memory_freed", out, f"{AUTHORS} (their data, arithmetic on this project's CPU)")
 
@@ -376,23 +394,45 @@ def fig_bca_memory(runs: dict, out: FigureOut) -> list[Path]:
 def fig_step_model(summary: dict, out: FigureOut) -> list[Path]:
     """The step model's predictions of what it was not fitted on, against the authors' measured steps."""
     protocols = summary.get("protocols", {})
-    panels = [(name, protocols[name]) for name in ("batch_held_out", "model_held_out")
-              if "points" in protocols.get(name, {})]
+    panels = [
+        (name, protocols[name])
+        for name in ("batch_held_out", "model_held_out")
+        if "points" in protocols.get(name, {})
+    ]
     if not panels:
         return []
     fig, axes = _figure(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    titles = {"batch_held_out": f"fitted on batches <= {summary['batch_split']:g}; shown: the larger ones",
-              "model_held_out": f"fitted on {', '.join(summary['transfer_fit'])}; shown: the others"}
+    titles = {
+        "batch_held_out": f"fitted on batches <= {summary['batch_split']:g}; shown: the larger ones",
+        "model_held_out": f"fitted on {', '.join(summary['transfer_fit'])}; shown: the others",
+    }
     for ax, (name, protocol) in zip(axes[0], panels):
         for i, (key, pts) in enumerate(sorted(protocol["points"].items())):
             pts = sorted(pts, key=lambda p: p["batch"])
             marker = "o" if key.endswith("offline") else "s"
-            ax.plot([p["batch"] for p in pts], [p["measured_ms"] for p in pts], marker, color=f"C{i % 10}",
-                    ms=4, label=f"{key} measured")
-            ax.plot([p["batch"] for p in pts], [p["predicted_ms"] for p in pts], "-", color=f"C{i % 10}",
-                    lw=1, label=f"predicted ({protocol['errors'][key]['step_mape_pct']:.1f}% MAPE)")
-        ax.set(xscale="log", yscale="log", xlabel="batch (sequences; online: the mean running batch)",
-               ylabel="time per decode step (ms)", title=titles[name])
+            ax.plot(
+                [p["batch"] for p in pts],
+                [p["measured_ms"] for p in pts],
+                marker,
+                color=f"C{i % 10}",
+                ms=4,
+                label=f"{key} measured",
+            )
+            ax.plot(
+                [p["batch"] for p in pts],
+                [p["predicted_ms"] for p in pts],
+                "-",
+                color=f"C{i % 10}",
+                lw=1,
+                label=f"predicted ({protocol['errors'][key]['step_mape_pct']:.1f}% MAPE)",
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch (sequences; online: the mean running batch)",
+            ylabel="time per decode step (ms)",
+            title=titles[name],
+        )
         ax.legend(fontsize=5, ncol=2)
     fig.suptitle("The step model on the authors' H100 steps it was not fitted on (offline o, background s)")
     return save(fig, "step_model_held_out", out, f"{AUTHORS}; fitted by fit_step_model on this project's CPU")
@@ -405,15 +445,33 @@ def fig_tune(summary: dict, out: FigureOut) -> list[Path]:
     c = summary["compare"]
     fig, ax = _figure(figsize=(6, 3.6))
     sweep = c["sweep_points"]
-    ax.plot([p["batch"] for p in sweep], [p["throughput"] for p in sweep], "o-", color="C0",
-            label=f"full sweep ({c['sweep_time_s']:.0f} s of probes)")
-    ax.plot([p["batch"] for p in summary["probes"]], [p["throughput"] for p in summary["probes"]], "s",
-            color="C1", label=f"tuner's short probes, estimated ({c['tuner_time_s']:.1f} s)")
+    ax.plot(
+        [p["batch"] for p in sweep],
+        [p["throughput"] for p in sweep],
+        "o-",
+        color="C0",
+        label=f"full sweep ({c['sweep_time_s']:.0f} s of probes)",
+    )
+    ax.plot(
+        [p["batch"] for p in summary["probes"]],
+        [p["throughput"] for p in summary["probes"]],
+        "s",
+        color="C1",
+        label=f"tuner's short probes, estimated ({c['tuner_time_s']:.1f} s)",
+    )
     ax.axvline(c["sweep_b_opt"], color="C0", ls=":", label=f"sweep's B_opt = {c['sweep_b_opt']}")
-    ax.axvline(summary["b_opt"], color="C1", ls="--",
-               label=f"tuner's B_opt = {summary['b_opt']} (gap {100 * c['throughput_gap']:.1f}%)")
-    ax.set(xscale="log", xlabel="batch size (sequences)", ylabel="total throughput (tokens/s)",
-           title=f"The online tuner: {summary['model']}, {summary['workload']}")
+    ax.axvline(
+        summary["b_opt"],
+        color="C1",
+        ls="--",
+        label=f"tuner's B_opt = {summary['b_opt']} (gap {100 * c['throughput_gap']:.1f}%)",
+    )
+    ax.set(
+        xscale="log",
+        xlabel="batch size (sequences)",
+        ylabel="total throughput (tokens/s)",
+        title=f"The online tuner: {summary['model']}, {summary['workload']}",
+    )
     ax.legend(fontsize=6)
     return save(fig, "tune_vs_sweep", out, summary["device"])
 
@@ -551,8 +609,10 @@ def main(cfg, run):
     results = Path(cfg.results)
     found = load(results, scale)
     if not found:
-        raise BadInput(f"no batching results under {results} at scale={scale}: run make reproduce-batching "
-                       f"(or python -m papers.batching.<experiment> scale={scale}) first")
+        raise BadInput(
+            f"no batching results under {results} at scale={scale}: run make reproduce-batching "
+            f"(or python -m papers.batching.<experiment> scale={scale}) first"
+        )
     for name in EXPERIMENTS:
         if name not in found:
             log.info("%s: no results at scale=%s (skipped)", name, scale)

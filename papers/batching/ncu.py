@@ -38,8 +38,10 @@ def missing_reason() -> str | None:
     if not torch.cuda.is_available():
         from common.runinfo import cpu_model
 
-        return (f"no CUDA device on this host (CPU: {cpu_model()}, torch {torch.__version__}); Nsight "
-                "Compute reads NVIDIA GPU hardware counters, so Table I / Fig. 6 need a GPU node")
+        return (
+            f"no CUDA device on this host (CPU: {cpu_model()}, torch {torch.__version__}); Nsight "
+            "Compute reads NVIDIA GPU hardware counters, so Table I / Fig. 6 need a GPU node"
+        )
     ncu = os.environ.get("NCU", "ncu")
     if shutil.which(ncu) is None:
         return f"Nsight Compute ({ncu}) is not on PATH on this GPU node; set NCU=/path/to/ncu"
@@ -50,8 +52,13 @@ def profile_batch(script: Path, batch: int, timeout_s: float, out: Path) -> dict
     """Run the job script for one batch size, its Nsight Compute CSV and summary written to `out` (the
     run's result dir); returns the per-class summary."""
     out = out.resolve()
-    subprocess.run(["bash", str(script), str(batch)], check=True, timeout=timeout_s, cwd=script.parent,
-                   env={**os.environ, "PYTHON": sys.executable, "NCU_OUT_DIR": str(out)})
+    subprocess.run(
+        ["bash", str(script), str(batch)],
+        check=True,
+        timeout=timeout_s,
+        cwd=script.parent,
+        env={**os.environ, "PYTHON": sys.executable, "NCU_OUT_DIR": str(out)},
+    )
     return json.loads((out / f"ncu_decode_B{batch}.json").read_text())
 
 
@@ -62,8 +69,12 @@ def main(cfg, run):
         raise BadInput(f"script: {script} is not a file (scripts/ncu_decode.sh)")
     if not cfg.batch_sizes or min(cfg.batch_sizes) < 1:
         raise BadInput(f"batch_sizes: {list(cfg.batch_sizes)} must be a non-empty list of sizes >= 1")
-    summary = {"hardware": run.info["hardware"]["device"], "model": MODEL,
-               "batch_sizes": list(cfg.batch_sizes), "script": str(script)}
+    summary = {
+        "hardware": run.info["hardware"]["device"],
+        "model": MODEL,
+        "batch_sizes": list(cfg.batch_sizes),
+        "script": str(script),
+    }
     reason = missing_reason()
     if reason is not None:
         log.warning("Table I / Fig. 6 not measured: %s", reason)
@@ -74,19 +85,29 @@ def main(cfg, run):
         summary["hardware"] = torch.cuda.get_device_name(0)  # runinfo names a GPU only if torch was loaded
         rows = {}
         for batch in cfg.batch_sizes:
-            cell = {"model": MODEL, "dtype": "fp16", "device_name": summary["hardware"],
-                    "batch_size": int(batch)}
-            row = run.results.run_cell(cell, lambda b=batch: profile_batch(script, int(b), cfg.timeout_s,
-                                                                          run.result_dir))
+            cell = {
+                "model": MODEL,
+                "dtype": "fp16",
+                "device_name": summary["hardware"],
+                "batch_size": int(batch),
+            }
+            row = run.results.run_cell(
+                cell, lambda b=batch: profile_batch(script, int(b), cfg.timeout_s, run.result_dir)
+            )
             row = row or run.results.latest()[cell_key(cell)]  # finished by an earlier run
             rows[int(batch)] = {"status": row["status"], "error": row["error"], **(row["metrics"] or {})}
         ok = all(r["status"] == "ok" for r in rows.values())
         summary.update(status="ok" if ok else "partial", batches=rows)
         for batch, r in rows.items():
             for cls, m in (r.get("classes") or {}).items():
-                log.info("B=%d %s: %d kernels, DRAM throughput %.0f%% of peak, occupancy %.0f%%", batch, cls,
-                         m["kernels"], m["dram_throughput_pct"] or float("nan"),
-                         m["achieved_occupancy_pct"] or float("nan"))
+                log.info(
+                    "B=%d %s: %d kernels, DRAM throughput %.0f%% of peak, occupancy %.0f%%",
+                    batch,
+                    cls,
+                    m["kernels"],
+                    m["dram_throughput_pct"] or float("nan"),
+                    m["achieved_occupancy_pct"] or float("nan"),
+                )
     write_atomic(run.result_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 

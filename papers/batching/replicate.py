@@ -52,8 +52,15 @@ from common.serving.workloads import Request, sweep_requests
 
 log = logging.getLogger(__name__)
 PAIRED = ("output_throughput_tok_s", "itl_ms_mean", "e2e_ms_mean", "load_avg_1m")
-COMPARED = ("output_throughput_tok_s", "total_throughput_tok_s", "itl_ms_mean", "tpot_ms_mean",
-            "ttft_ms_mean", "e2e_ms_mean", "e2e_ms_p99")
+COMPARED = (
+    "output_throughput_tok_s",
+    "total_throughput_tok_s",
+    "itl_ms_mean",
+    "tpot_ms_mean",
+    "ttft_ms_mean",
+    "e2e_ms_mean",
+    "e2e_ms_p99",
+)
 VLLM_DTYPE = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 MAX_CLIENT_THREADS = 1024  # the streaming client's concurrency cap (as common.serving.vllm_server.run_online)
 
@@ -72,8 +79,11 @@ class Setting:
 def settings_from(cfg) -> list[Setting]:
     """The baseline (one replica, all the memory, its largest batch) first, then every N x cap."""
     base = Setting(1, int(cfg.baseline_batch), float(cfg.memory_fraction))
-    rest = [Setting(int(n), int(c), float(cfg.memory_fraction) / int(n))
-            for n in cfg.replicas for c in cfg.replica_batches]
+    rest = [
+        Setting(int(n), int(c), float(cfg.memory_fraction) / int(n))
+        for n in cfg.replicas
+        for c in cfg.replica_batches
+    ]
     return [base] + [s for s in dict.fromkeys(rest) if s != base]
 
 
@@ -86,16 +96,20 @@ def aggregate(reps: dict[int, dict]) -> dict:
     """One repeat of N replicas: every request on one clock whose zero is the first replica's start."""
     t0 = min(r["start"] for r in reps.values())
     end = max(r["end"] for r in reps.values())
-    per_replica = [sum(n for b in r["batches"] for _, _, n, _ in b["requests"]) / (r["end"] - r["start"])
-                   for r in reps.values()]
+    per_replica = [
+        sum(n for b in r["batches"] for _, _, n, _ in b["requests"]) / (r["end"] - r["start"])
+        for r in reps.values()
+    ]
     peaks = [b["peak"] for r in reps.values() for b in r["batches"] if b["peak"] is not None]
     starts = [r["start"] for r in reps.values()]
-    return {**summarise_online(round_records(list(reps.values()), t0), end - t0),
-            "replica_throughput_min_tok_s": min(per_replica),
-            "replica_throughput_max_tok_s": max(per_replica),
-            "start_skew_ms": 1e3 * (max(starts) - min(starts)),
-            "peak_memory_bytes_max": max(peaks) if peaks else None,
-            "kv_cache_bytes_total": sum(max(b["kv"] for b in r["batches"]) for r in reps.values())}
+    return {
+        **summarise_online(round_records(list(reps.values()), t0), end - t0),
+        "replica_throughput_min_tok_s": min(per_replica),
+        "replica_throughput_max_tok_s": max(per_replica),
+        "start_skew_ms": 1e3 * (max(starts) - min(starts)),
+        "peak_memory_bytes_max": max(peaks) if peaks else None,
+        "kv_cache_bytes_total": sum(max(b["kv"] for b in r["batches"]) for r in reps.values()),
+    }
 
 
 def start_replicas(setting: Setting, stream: list[Request], cfg, cores: list[int]) -> ReplicaGroup:
@@ -105,9 +119,16 @@ def start_replicas(setting: Setting, stream: list[Request], cfg, cores: list[int
     jobs = []
     for mine in split_stream(stream, setting.replicas):
         requests = [(g, list(r.prompt_ids), r.output_len) for g, r in mine]
-        batches = [requests[i:i + setting.cap] for i in range(0, len(requests), setting.cap)]
-        jobs.append(ServeJob(cells=[batches], warmup=cfg.warmup, warmup_tokens=cfg.warmup_tokens,
-                             repeats=cfg.repeats, memory_share=setting.share))
+        batches = [requests[i : i + setting.cap] for i in range(0, len(requests), setting.cap)]
+        jobs.append(
+            ServeJob(
+                cells=[batches],
+                warmup=cfg.warmup,
+                warmup_tokens=cfg.warmup_tokens,
+                repeats=cfg.repeats,
+                memory_share=setting.share,
+            )
+        )
     engine = {"kind": "hf", "model": cfg.model, "device": cfg.device, "dtype": cfg.dtype}
     return ReplicaGroup(serve, jobs, engine, cfg.timeout_s, cores)
 
@@ -119,8 +140,14 @@ def serve_once(group: ReplicaGroup) -> dict:
     return {**aggregate(dict(enumerate(reports))), "load_avg_1m": os.getloadavg()[0]}
 
 
-def serve_processes(settings: list[Setting], stream: list[Request], cfg, cores: list[int], interleave: bool,
-                    progress=lambda text: None) -> dict[Setting, tuple[list[dict], dict] | Exception]:
+def serve_processes(
+    settings: list[Setting],
+    stream: list[Request],
+    cfg,
+    cores: list[int],
+    interleave: bool,
+    progress=lambda text: None,
+) -> dict[Setting, tuple[list[dict], dict] | Exception]:
     """Every setting's repeats (aggregated rows) and first replica's description, or its error.
 
     interleave: load every setting's replicas at once and run repeat r of each setting before repeat
@@ -180,8 +207,9 @@ def mps_daemon(enabled: bool, run_dir: Path):
                 os.environ[key] = value
 
 
-def serve_vllm(setting: Setting, stream: list[Request], cfg, run_dir: Path, device_name: str
-               ) -> tuple[list[dict], dict]:
+def serve_vllm(
+    setting: Setting, stream: list[Request], cfg, run_dir: Path, device_name: str
+) -> tuple[list[dict], dict]:
     """N vLLM servers, one stream: request i goes to server i mod N, every request sent at t = 0."""
     from common.serving.vllm_engine import model_dir_for
     from common.serving.vllm_server import MetricsSampler, Server, free_port, vllm_server_command
@@ -189,19 +217,35 @@ def serve_vllm(setting: Setting, stream: list[Request], cfg, run_dir: Path, devi
     longest = max(r.prompt_len + r.output_len for r in stream)
     with tempfile.TemporaryDirectory(prefix="vllm_model_") as tmp, mps_daemon(cfg.mps, run_dir):
         model = model_dir_for(cfg.model, tmp)
-        args = ["--dtype", VLLM_DTYPE[cfg.dtype], "--max-num-seqs", str(setting.cap),
-                "--gpu-memory-utilization", f"{setting.share:.4f}", "--max-model-len", str(longest),
-                "--seed", str(cfg.seed)]
+        args = [
+            "--dtype",
+            VLLM_DTYPE[cfg.dtype],
+            "--max-num-seqs",
+            str(setting.cap),
+            "--gpu-memory-utilization",
+            f"{setting.share:.4f}",
+            "--max-model-len",
+            str(longest),
+            "--seed",
+            str(cfg.seed),
+        ]
         if cfg.model in ARCHS:  # random weights, no tokenizer: token-id prompts only
             args += ["--load-format", "dummy", "--skip-tokenizer-init"]
         servers = []
         try:
             for k in range(setting.replicas):  # one at a time: each sizes its KV pool from the free memory
                 port = free_port()
-                servers.append(Server(vllm_server_command(model, "127.0.0.1", port, [*args, *cfg.vllm_args]),
-                                      run_dir / f"server_{setting.name}_{k}.log", port=port,
-                                      ready_timeout_s=cfg.timeout_s).start())
-            warm = [(r, s) for k, s in enumerate(servers) for r in stream[k::setting.replicas][:setting.cap]]
+                servers.append(
+                    Server(
+                        vllm_server_command(model, "127.0.0.1", port, [*args, *cfg.vllm_args]),
+                        run_dir / f"server_{setting.name}_{k}.log",
+                        port=port,
+                        ready_timeout_s=cfg.timeout_s,
+                    ).start()
+                )
+            warm = [
+                (r, s) for k, s in enumerate(servers) for r in stream[k :: setting.replicas][: setting.cap]
+            ]
             for _ in range(cfg.warmup):  # one full batch through each server, untimed
                 _client(model, warm, cfg.warmup_tokens)
             rows = []
@@ -212,17 +256,27 @@ def serve_vllm(setting: Setting, stream: list[Request], cfg, run_dir: Path, devi
                 for smp in samplers:
                     smp.stop()
                 gauges = [smp.summary() for smp in samplers]
-                rows.append({**summarise_online(records, duration),
-                             "mean_running_batch_per_replica": _mean(g["mean_running_batch"] for g in gauges),
-                             "max_kv_cache_usage_pct": _max(g["max_kv_cache_usage_pct"] for g in gauges),
-                             # vLLM's counter runs from each server's start (warm-up and earlier rounds)
-                             "num_preemptions_cumulative": sum(g["num_preemptions"] or 0 for g in gauges),
-                             "load_avg_1m": os.getloadavg()[0]})
+                rows.append(
+                    {
+                        **summarise_online(records, duration),
+                        "mean_running_batch_per_replica": _mean(g["mean_running_batch"] for g in gauges),
+                        "max_kv_cache_usage_pct": _max(g["max_kv_cache_usage_pct"] for g in gauges),
+                        # vLLM's counter runs from each server's start (warm-up and earlier rounds)
+                        "num_preemptions_cumulative": sum(g["num_preemptions"] or 0 for g in gauges),
+                        "load_avg_1m": os.getloadavg()[0],
+                    }
+                )
         finally:
             for s in servers:
                 s.stop()
-    return rows, {"engine": "vllm", "device_name": device_name, "model": cfg.model,
-                  "gpu_memory_utilization": setting.share, "max_num_seqs": setting.cap, "mps": cfg.mps}
+    return rows, {
+        "engine": "vllm",
+        "device_name": device_name,
+        "model": cfg.model,
+        "gpu_memory_utilization": setting.share,
+        "max_num_seqs": setting.cap,
+        "mps": cfg.mps,
+    }
 
 
 def _client(model: str, routed, tokens: int | None):
@@ -231,8 +285,12 @@ def _client(model: str, routed, tokens: int | None):
 
     t_zero = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(MAX_CLIENT_THREADS, len(routed))) as pool:
-        futures = [pool.submit(stream_completion, s.host, s.port, model, r.prompt_ids, tokens or r.output_len,
-                               t_zero, i) for i, (r, s) in enumerate(routed)]
+        futures = [
+            pool.submit(
+                stream_completion, s.host, s.port, model, r.prompt_ids, tokens or r.output_len, t_zero, i
+            )
+            for i, (r, s) in enumerate(routed)
+        ]
         records = [f.result() for f in futures]
     return records, time.perf_counter() - t_zero
 
@@ -259,11 +317,16 @@ def compare(rows: list[dict], baseline: Setting) -> list[dict]:
         if r["setting"] == baseline.name:
             continue
         paired = _paired(r.get("per_repeat"), base.get("per_repeat"), PAIRED[0])
-        out.append({"setting": r["setting"], "replicas": r["replicas"], "batch_cap": r["batch_cap"],
-                    **{f"{k}_ratio": (r[k] / base[k] if r.get(k) and base.get(k) else None)
-                       for k in COMPARED},
-                    "throughput_ratio_per_repeat": paired,
-                    "throughput_ratio_range": [min(paired), max(paired)] if paired else None})
+        out.append(
+            {
+                "setting": r["setting"],
+                "replicas": r["replicas"],
+                "batch_cap": r["batch_cap"],
+                **{f"{k}_ratio": (r[k] / base[k] if r.get(k) and base.get(k) else None) for k in COMPARED},
+                "throughput_ratio_per_repeat": paired,
+                "throughput_ratio_range": [min(paired), max(paired)] if paired else None,
+            }
+        )
     return out
 
 
@@ -289,29 +352,54 @@ def main(cfg, run):
         vocab = get_config(cfg.model).vocab_size
     except ModelUnavailable as err:
         raise BadInput(f"model: {err}") from None
-    stream = sweep_requests(run.result_dir / f"requests_{workload.label}_v{vocab}.json", workload,
-                            cfg.num_requests, vocab)
+    stream = sweep_requests(
+        run.result_dir / f"requests_{workload.label}_v{vocab}.json", workload, cfg.num_requests, vocab
+    )
     memory = device_memory(device)
     memory, memory_name = memory.total_bytes, memory.name
     hardware = run.info["hardware"]["device"] if device == "cpu" else memory_name
-    log.info("replication of %s (%s engine) on %s: baseline 1x%d, then %s; %d requests (%s); cores %s, "
-             "load average %.1f", cfg.model, cfg.engine, hardware, cfg.baseline_batch,
-             [s.name for s in settings[1:]], len(stream), workload.label, cores, os.getloadavg()[0])
+    log.info(
+        "replication of %s (%s engine) on %s: baseline 1x%d, then %s; %d requests (%s); cores %s, "
+        "load average %.1f",
+        cfg.model,
+        cfg.engine,
+        hardware,
+        cfg.baseline_batch,
+        [s.name for s in settings[1:]],
+        len(stream),
+        workload.label,
+        cores,
+        os.getloadavg()[0],
+    )
 
     def cell(s: Setting) -> dict:
         per_core = len(core_sets(s.replicas, cores)[0]) if cfg.engine == "hf" else None
-        return {"model": cfg.model, "engine": cfg.engine, "dtype": cfg.dtype, "device": device,
-                "workload": workload.label, "num_requests": len(stream), "replicas": s.replicas,
-                "batch_cap": s.cap, "memory_share": round(s.share, 6), "cores_per_replica": per_core,
-                "mps": bool(cfg.mps)}
+        return {
+            "model": cfg.model,
+            "engine": cfg.engine,
+            "dtype": cfg.dtype,
+            "device": device,
+            "workload": workload.label,
+            "num_requests": len(stream),
+            "replicas": s.replicas,
+            "batch_cap": s.cap,
+            "memory_share": round(s.share, 6),
+            "cores_per_replica": per_core,
+            "mps": bool(cfg.mps),
+        }
 
     def metrics(s: Setting, reps: list[dict], described: dict) -> dict:
         out = median_over_repeats(reps)
         peak = out.get("peak_memory_bytes_max")
-        return {**out, "per_repeat": {k: [r[k] for r in reps] for k in PAIRED},
-                "replica": described, "device_name": described["device_name"],
-                "memory_share_bytes": s.share * memory, "memory_share_of": memory_name,
-                "within_memory_share": None if peak is None else bool(peak <= s.share * memory)}
+        return {
+            **out,
+            "per_repeat": {k: [r[k] for r in reps] for k in PAIRED},
+            "replica": described,
+            "device_name": described["device_name"],
+            "memory_share_bytes": s.share * memory,
+            "memory_share_of": memory_name,
+            "within_memory_share": None if peak is None else bool(peak <= s.share * memory),
+        }
 
     todo = [s for s in settings if not run.results.done(cell(s))]
     with Progress(disable=not cfg.progress) as bar:
@@ -338,29 +426,63 @@ def main(cfg, run):
             continue
         m = metrics(s, *outcome)
         run.results.append(cell(s), STATUS_OK, m)
-        log.info("%s: %.1f output tok/s, ITL %.1f ms, e2e %.0f ms (on %s)", s.name,
-                 m["output_throughput_tok_s"], m["itl_ms_mean"], m["e2e_ms_mean"], m["device_name"])
+        log.info(
+            "%s: %.1f output tok/s, ITL %.1f ms, e2e %.0f ms (on %s)",
+            s.name,
+            m["output_throughput_tok_s"],
+            m["itl_ms_mean"],
+            m["e2e_ms_mean"],
+            m["device_name"],
+        )
     latest = run.results.latest()
     rows = []
     for s in settings:
         r = latest.get(cell_key(cell(s)))
         if r is not None and r["status"] == "ok":
             rows.append({"setting": s.name, **r["cell"], **r["metrics"]})
-    summary = {"hardware": hardware, "engine": cfg.engine, "model": cfg.model, "workload": workload.label,
-               "num_requests": len(stream), "cores": cores, "baseline": settings[0].name,
-               "settings": [s.name for s in settings], "failed": len(settings) - len(rows),
-               "comparison": compare(rows, settings[0]),
-               "rows": [{k: r.get(k) for k in ("setting", "replicas", "batch_cap", "memory_share",
-                                                "cores_per_replica", "device_name", *COMPARED,
-                                                "peak_memory_bytes_max", "within_memory_share",
-                                                "start_skew_ms", "load_avg_1m")} for r in rows]}
+    summary = {
+        "hardware": hardware,
+        "engine": cfg.engine,
+        "model": cfg.model,
+        "workload": workload.label,
+        "num_requests": len(stream),
+        "cores": cores,
+        "baseline": settings[0].name,
+        "settings": [s.name for s in settings],
+        "failed": len(settings) - len(rows),
+        "comparison": compare(rows, settings[0]),
+        "rows": [
+            {
+                k: r.get(k)
+                for k in (
+                    "setting",
+                    "replicas",
+                    "batch_cap",
+                    "memory_share",
+                    "cores_per_replica",
+                    "device_name",
+                    *COMPARED,
+                    "peak_memory_bytes_max",
+                    "within_memory_share",
+                    "start_skew_ms",
+                    "load_avg_1m",
+                )
+            }
+            for r in rows
+        ],
+    }
     write_atomic(run.result_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     for c in summary["comparison"]:
         spread = c["throughput_ratio_range"] or [float("nan")] * 2
-        log.info("%s vs 1x%d: throughput x%.2f (x%.2f to x%.2f over the repeat rounds), ITL x%.2f, "
-                 "e2e x%.2f", c["setting"], cfg.baseline_batch,
-                 c["output_throughput_tok_s_ratio"] or float("nan"), *spread,
-                 c["itl_ms_mean_ratio"] or float("nan"), c["e2e_ms_mean_ratio"] or float("nan"))
+        log.info(
+            "%s vs 1x%d: throughput x%.2f (x%.2f to x%.2f over the repeat rounds), ITL x%.2f, e2e x%.2f",
+            c["setting"],
+            cfg.baseline_batch,
+            c["output_throughput_tok_s_ratio"] or float("nan"),
+            *spread,
+            c["itl_ms_mean_ratio"] or float("nan"),
+            c["e2e_ms_mean_ratio"] or float("nan"),
+        )
     run.logger.table("replication", rows)
     return summary
 

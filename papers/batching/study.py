@@ -65,8 +65,10 @@ def read_sweeps(patterns: list[str]) -> tuple[pd.DataFrame, list[str]]:
         if not frame.empty:
             frames.append(frame.assign(source=path))
     if not frames:
-        raise BadInput(f"sweeps: no finished sweep cells in {patterns}; run python -m papers.batching.sweep "
-                       "first (at the same scale)")
+        raise BadInput(
+            f"sweeps: no finished sweep cells in {patterns}; run python -m papers.batching.sweep "
+            "first (at the same scale)"
+        )
     return pd.concat(frames, ignore_index=True), paths
 
 
@@ -95,13 +97,34 @@ def our_curves(frame: pd.DataFrame) -> pd.DataFrame:
         g["kv_pct_of_device"] = 100 * g["kv_cache_bytes"] / mem if mem else np.nan
         g["kv_pct_of_peak_memory"] = 100 * g["kv_cache_bytes"] / g["peak_memory_bytes"]
         rows.append(g)
-    keep = CURVE + ["source", "batch_size", "n_requests", "total_throughput_tok_s", "output_throughput_tok_s",
-                    "decode_throughput_tok_s", "itl_ms_mean", "itl_ms_median", "itl_ms_p99", "tpot_ms_mean",
-                    "step_ms_mean", "kv_cache_bytes", "peak_memory_bytes", "device_memory_bytes",
-                    "device_memory_source", "kv_pct_of_device", "kv_pct_of_peak_memory",
-                    "prefill_time_per_batch_s", "decode_time_per_batch_s", "prefill_fraction",
-                    "decode_slowdown", "throughput_gain", "decode_throughput_gain", "throughput_of_best",
-                    "output_throughput_cv", "load_avg_1m"]
+    keep = CURVE + [
+        "source",
+        "batch_size",
+        "n_requests",
+        "total_throughput_tok_s",
+        "output_throughput_tok_s",
+        "decode_throughput_tok_s",
+        "itl_ms_mean",
+        "itl_ms_median",
+        "itl_ms_p99",
+        "tpot_ms_mean",
+        "step_ms_mean",
+        "kv_cache_bytes",
+        "peak_memory_bytes",
+        "device_memory_bytes",
+        "device_memory_source",
+        "kv_pct_of_device",
+        "kv_pct_of_peak_memory",
+        "prefill_time_per_batch_s",
+        "decode_time_per_batch_s",
+        "prefill_fraction",
+        "decode_slowdown",
+        "throughput_gain",
+        "decode_throughput_gain",
+        "throughput_of_best",
+        "output_throughput_cv",
+        "load_avg_1m",
+    ]
     out = pd.concat(rows, ignore_index=True)
     return out[[c for c in keep if c in out.columns]]
 
@@ -175,38 +198,52 @@ def summarise(ours: pd.DataFrame, background: pd.DataFrame, offline: pd.DataFram
     for key, g in ours.groupby(CURVE, sort=False):
         b, t = g["batch_size"].to_numpy(), g["total_throughput_tok_s"].to_numpy()
         i = plateau(b, t, fraction)
-        out["ours"].append({
-            **dict(zip(CURVE, key)), "batches": b.tolist(), "plateau_batch": int(b[i]),
-            "throughput_at_plateau_of_best": _num(t[i] / t.max()), "best_batch": int(b[np.argmax(t)]),
-            "throughput_gain_best_over_b1": _num(g["throughput_gain"].max()),
-            "kv_pct_of_device_at_plateau": _num(g["kv_pct_of_device"].iloc[i]),
-            "kv_pct_of_device_at_largest": _num(g["kv_pct_of_device"].iloc[-1]),
-            "device_memory_source": g["device_memory_source"].iloc[0],
-            "decode_slowdown_at_largest": _num(g["decode_slowdown"].iloc[-1]),
-            "prefill_fraction_at_largest": _num(g["prefill_fraction"].iloc[-1]),
-            "itl_ms_b1": _num(g["itl_ms_mean"].iloc[0]), "itl_ms_largest": _num(g["itl_ms_mean"].iloc[-1]),
-        })
+        out["ours"].append(
+            {
+                **dict(zip(CURVE, key)),
+                "batches": b.tolist(),
+                "plateau_batch": int(b[i]),
+                "throughput_at_plateau_of_best": _num(t[i] / t.max()),
+                "best_batch": int(b[np.argmax(t)]),
+                "throughput_gain_best_over_b1": _num(g["throughput_gain"].max()),
+                "kv_pct_of_device_at_plateau": _num(g["kv_pct_of_device"].iloc[i]),
+                "kv_pct_of_device_at_largest": _num(g["kv_pct_of_device"].iloc[-1]),
+                "device_memory_source": g["device_memory_source"].iloc[0],
+                "decode_slowdown_at_largest": _num(g["decode_slowdown"].iloc[-1]),
+                "prefill_fraction_at_largest": _num(g["prefill_fraction"].iloc[-1]),
+                "itl_ms_b1": _num(g["itl_ms_mean"].iloc[0]),
+                "itl_ms_largest": _num(g["itl_ms_mean"].iloc[-1]),
+            }
+        )
     for model, g in background.groupby("model", sort=False):
         clean = g[~g["preempted"]]
         b, t = clean["max_num_seqs"].to_numpy(), clean["total_token_throughput_tok_s"].to_numpy()
         i = plateau(b, t, fraction)
-        out["authors_background"].append({
-            "model": model, "hardware": "1x H100 64 GB, vLLM (authors)", "caps": b.tolist(),
-            "plateau_cap": int(b[i]), "plateau_running_batch": _num(clean["mean_running_batch"].iloc[i]),
-            "throughput_gain_best_over_b1": _num(t.max() / t[0]),
-            "kv_pct_of_device_at_plateau": _num(clean["kv_pct_of_device"].iloc[i]),
-            "kv_pct_of_device_at_largest_unpreempted": _num(clean["kv_pct_of_device"].iloc[-1]),
-            "largest_unpreempted_cap": int(b[-1]),
-        })
+        out["authors_background"].append(
+            {
+                "model": model,
+                "hardware": "1x H100 64 GB, vLLM (authors)",
+                "caps": b.tolist(),
+                "plateau_cap": int(b[i]),
+                "plateau_running_batch": _num(clean["mean_running_batch"].iloc[i]),
+                "throughput_gain_best_over_b1": _num(t.max() / t[0]),
+                "kv_pct_of_device_at_plateau": _num(clean["kv_pct_of_device"].iloc[i]),
+                "kv_pct_of_device_at_largest_unpreempted": _num(clean["kv_pct_of_device"].iloc[-1]),
+                "largest_unpreempted_cap": int(b[-1]),
+            }
+        )
     for model, g in offline.groupby("model", sort=False):
-        out["authors_offline"].append({
-            "model": model, "hardware": "1x H100 64 GB, vLLM (authors)",
-            "experiment": g["experiment"].iloc[0],
-            "batches": g["batch_size"].tolist(),
-            "decode_slowdown_at_largest": _num(g["decode_slowdown"].iloc[-1]),
-            "decode_throughput_gain_at_largest": _num(g["decode_throughput_gain"].iloc[-1]),
-            "prefill_fraction_at_largest": _num(g["prefill_fraction"].iloc[-1]),
-        })
+        out["authors_offline"].append(
+            {
+                "model": model,
+                "hardware": "1x H100 64 GB, vLLM (authors)",
+                "experiment": g["experiment"].iloc[0],
+                "batches": g["batch_size"].tolist(),
+                "decode_slowdown_at_largest": _num(g["decode_slowdown"].iloc[-1]),
+                "decode_throughput_gain_at_largest": _num(g["decode_throughput_gain"].iloc[-1]),
+                "prefill_fraction_at_largest": _num(g["prefill_fraction"].iloc[-1]),
+            }
+        )
     out["plateau_fraction"] = fraction
     return out
 
@@ -220,22 +257,38 @@ def main(cfg, run):
     ours = our_curves(frame)
     reference = Path(cfg.reference_dir)
     background, offline = authors_background(reference), authors_offline(reference)
-    summary = {"hardware": run.info["hardware"]["device"], "sweeps": paths,
-               **summarise(ours, background, offline, cfg.plateau_fraction)}
+    summary = {
+        "hardware": run.info["hardware"]["device"],
+        "sweeps": paths,
+        **summarise(ours, background, offline, cfg.plateau_fraction),
+    }
     out = run.result_dir
     for name, table in (("ours", ours), ("authors_background", background), ("authors_offline", offline)):
         write_atomic(out / f"{name}.csv", table.to_csv(index=False))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     for s in summary["ours"]:
         s = {k: float("nan") if v is None else v for k, v in s.items()}
-        log.info("%s %s on %s: throughput reaches %.0f%% of its best at B=%d (x%.1f over B=1), KV cache "
-                 "%.3f%% of the device there, %.3f%% at B=%d; decode %.1fx slower than at B=1",
-                 s["model"], s["workload"], s["device_name"], 100 * cfg.plateau_fraction, s["plateau_batch"],
-                 s["throughput_gain_best_over_b1"], s["kv_pct_of_device_at_plateau"],
-                 s["kv_pct_of_device_at_largest"], s["batches"][-1], s["decode_slowdown_at_largest"])
+        log.info(
+            "%s %s on %s: throughput reaches %.0f%% of its best at B=%d (x%.1f over B=1), KV cache "
+            "%.3f%% of the device there, %.3f%% at B=%d; decode %.1fx slower than at B=1",
+            s["model"],
+            s["workload"],
+            s["device_name"],
+            100 * cfg.plateau_fraction,
+            s["plateau_batch"],
+            s["throughput_gain_best_over_b1"],
+            s["kv_pct_of_device_at_plateau"],
+            s["kv_pct_of_device_at_largest"],
+            s["batches"][-1],
+            s["decode_slowdown_at_largest"],
+        )
     for s in summary["authors_background"]:
-        log.info("authors (H100) %s: plateau at cap %d, KV cache %.1f%% of the GPU there", s["model"],
-                 s["plateau_cap"], s["kv_pct_of_device_at_plateau"])
+        log.info(
+            "authors (H100) %s: plateau at cap %d, KV cache %.1f%% of the GPU there",
+            s["model"],
+            s["plateau_cap"],
+            s["kv_pct_of_device_at_plateau"],
+        )
     run.logger.table("study", ours)
     return summary
 

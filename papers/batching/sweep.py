@@ -25,8 +25,12 @@ def spec_from_config(cfg):
     """SweepSpec from the (validated) config."""
     from common.serving.harness import SweepSpec
 
-    return SweepSpec(models=list(cfg.models), batch_sizes=list(cfg.batch_sizes),
-                     workloads=[serving.workload_spec(cfg.workload)], **serving.sweep_settings(cfg))
+    return SweepSpec(
+        models=list(cfg.models),
+        batch_sizes=list(cfg.batch_sizes),
+        workloads=[serving.workload_spec(cfg.workload)],
+        **serving.sweep_settings(cfg),
+    )
 
 
 @entrypoint("batching/sweep", x_axis="batch_size")
@@ -38,9 +42,16 @@ def main(cfg, run):
     summary = scaling_summary(frame)
     hardware = run.info["hardware"]["device"]
     for s in summary:
-        log.info("%s on %s: throughput x%.1f from B=%d to B=%d (x%d more sequences; %s)", s["model"],
-                 s["device_name"], s["throughput_gain"], s["batch_min"], s["batch_max"], s["batch_ratio"],
-                 "sublinear" if s["sublinear"] else "NOT sublinear")
+        log.info(
+            "%s on %s: throughput x%.1f from B=%d to B=%d (x%d more sequences; %s)",
+            s["model"],
+            s["device_name"],
+            s["throughput_gain"],
+            s["batch_min"],
+            s["batch_max"],
+            s["batch_ratio"],
+            "sublinear" if s["sublinear"] else "NOT sublinear",
+        )
     write_atomic(run.dir / "summary.json", json.dumps({"hardware": hardware, "scaling": summary}, indent=2))
     run.logger.table("sweep", frame)
     return summary

@@ -81,9 +81,15 @@ def short_probe(engine, requests: list, probe_tokens: int, repeats: int = 1) -> 
     prefill = first * prompt / lengthened  # the prefill's time is about linear in its tokens
     batch = len(requests)
     est_time = prefill + max(output - 1.0, 0.0) * itl
-    return {"batch": batch, "latency_ms": itl * 1e3, "prefill_s": prefill,
-            "throughput": batch * (prompt + output) / est_time, "probe_time_s": wall,
-            "prompt_mean": prompt, "output_mean": output}
+    return {
+        "batch": batch,
+        "latency_ms": itl * 1e3,
+        "prefill_s": prefill,
+        "throughput": batch * (prompt + output) / est_time,
+        "probe_time_s": wall,
+        "prompt_mean": prompt,
+        "output_mean": output,
+    }
 
 
 class Search:
@@ -93,8 +99,16 @@ class Search:
     once more first, with what it was compared with (batch 1 for epsilon, the batch below for the
     plateau): one noisy probe on shared cores does not end the walk."""
 
-    def __init__(self, grid: list[int], probe, slo_ms: float | None, slo_factor: float | None,
-                 ref_batch: float, epsilon: float, min_gain: float):
+    def __init__(
+        self,
+        grid: list[int],
+        probe,
+        slo_ms: float | None,
+        slo_factor: float | None,
+        ref_batch: float,
+        epsilon: float,
+        min_gain: float,
+    ):
         self.grid, self.probe = sorted(set(grid)), probe
         self.slo_ms, self.slo_factor, self.ref_batch = slo_ms, slo_factor, ref_batch
         self.epsilon, self.min_gain = epsilon, min_gain
@@ -104,17 +118,26 @@ class Search:
     def measure(self, b: int) -> dict:
         p = self.probe(b)
         self.runs.setdefault(b, []).append(p)
-        log.info("probe B=%d: latency %.2f ms, ~%.0f tok/s (%.2f s)", b, p["latency_ms"], p["throughput"],
-                 p["probe_time_s"])
+        log.info(
+            "probe B=%d: latency %.2f ms, ~%.0f tok/s (%.2f s)",
+            b,
+            p["latency_ms"],
+            p["throughput"],
+            p["probe_time_s"],
+        )
         return self.point(b)
 
     def point(self, b: int) -> dict:
         import numpy as np
 
         runs = self.runs[b]
-        return {**runs[0], "throughput": float(np.median([r["throughput"] for r in runs])),
-                "latency_ms": float(np.median([r["latency_ms"] for r in runs])),
-                "probe_time_s": sum(r["probe_time_s"] for r in runs), "probes": len(runs)}
+        return {
+            **runs[0],
+            "throughput": float(np.median([r["throughput"] for r in runs])),
+            "latency_ms": float(np.median([r["latency_ms"] for r in runs])),
+            "probe_time_s": sum(r["probe_time_s"] for r in runs),
+            "probes": len(runs),
+        }
 
     @property
     def points(self) -> dict[int, dict]:
@@ -196,14 +219,23 @@ def choose(points: dict[int, dict], slo: float, epsilon: float, selection: str, 
     from papers.batching.advisor import choose_batch, make_curve
 
     batches = sorted(points)
-    curve = make_curve(label, batches, [points[b]["throughput"] for b in batches],
-                       [points[b]["latency_ms"] for b in batches])
+    curve = make_curve(
+        label, batches, [points[b]["throughput"] for b in batches], [points[b]["latency_ms"] for b in batches]
+    )
     return choose_batch(curve, slo, epsilon if 1 in points else 0.0, f"{slo:.4g} ms", selection)
 
 
 # ---- what to give the engine -------------------------------------------------------------------------
-def engine_settings(model: str, b_opt: int, prompt: float, output: float, dtype: str, device_bytes: float,
-                    device_source: str, baseline_util: float) -> dict:
+def engine_settings(
+    model: str,
+    b_opt: int,
+    prompt: float,
+    output: float,
+    dtype: str,
+    device_bytes: float,
+    device_source: str,
+    baseline_util: float,
+) -> dict:
     """vLLM's --max-num-seqs and --gpu-memory-utilization for B_opt: the BCA's memory plan of the KV bound
     (every sequence at full length) with vLLM's overhead (advisor.vllm_fit_for)."""
     from common.serving import roofline as rl
@@ -216,13 +248,24 @@ def engine_settings(model: str, b_opt: int, prompt: float, output: float, dtype:
     except BadInput:
         overhead = advisor.fixed_overhead(0.0, "none known for this model")
     weights = shape.n_params * rl.DTYPE_BYTES[dtype]
-    plan = advisor.plan_memory(kv, weights, overhead, b_opt, device_bytes,
-                               f"bound: {b_opt} x ({prompt:g} + {output:g}) tokens", baseline_util)
+    plan = advisor.plan_memory(
+        kv,
+        weights,
+        overhead,
+        b_opt,
+        device_bytes,
+        f"bound: {b_opt} x ({prompt:g} + {output:g}) tokens",
+        baseline_util,
+    )
     flags = {"max-num-seqs": int(b_opt), "gpu-memory-utilization": plan.gpu_memory_utilization}
-    return {"flags": flags, "memory": plan.to_dict(), "device_memory_source": device_source,
-            "command": f"vllm serve {model} --dtype {VLLM_DTYPE.get(dtype, dtype)} "
-                       + " ".join(f"--{k} {v}" for k, v in flags.items()),
-            "config_yaml": {"model": model, "dtype": VLLM_DTYPE.get(dtype, dtype), **flags}}
+    return {
+        "flags": flags,
+        "memory": plan.to_dict(),
+        "device_memory_source": device_source,
+        "command": f"vllm serve {model} --dtype {VLLM_DTYPE.get(dtype, dtype)} "
+        + " ".join(f"--{k} {v}" for k, v in flags.items()),
+        "config_yaml": {"model": model, "dtype": VLLM_DTYPE.get(dtype, dtype), **flags},
+    }
 
 
 def _device_memory(cfg, engine_device: str) -> tuple[float, str]:
@@ -235,9 +278,16 @@ def _device_memory(cfg, engine_device: str) -> tuple[float, str]:
 
 
 # ---- the comparison with the full sweep ----------------------------------------------------------------
-def full_sweep(engine, requests: list, grid: list[int], warmup: int, warmup_tokens: int | None,
-               repeats: int, monitor_backend: str = "auto", sample_hz: float = 10.0
-               ) -> tuple[dict[int, dict], float]:
+def full_sweep(
+    engine,
+    requests: list,
+    grid: list[int],
+    warmup: int,
+    warmup_tokens: int | None,
+    repeats: int,
+    monitor_backend: str = "auto",
+    sample_hz: float = 10.0,
+) -> tuple[dict[int, dict], float]:
     """Every batch of the grid measured as papers.batching.sweep measures a cell; (points, wall time)."""
     from common.gpu_metrics import Monitor
     from common.serving.harness import measure_cell
@@ -249,10 +299,19 @@ def full_sweep(engine, requests: list, grid: list[int], warmup: int, warmup_toke
             m = measure_cell(engine, requests[:b], b, monitor, warmup, warmup_tokens, repeats)
             elapsed = time.perf_counter() - start
             total += elapsed
-            points[b] = {"batch": b, "throughput": m["total_throughput_tok_s"],
-                         "latency_ms": m["tpot_ms_mean"], "probe_time_s": elapsed}
-            log.info("sweep B=%d: TPOT %.2f ms, %.0f tok/s (%.2f s)", b, m["tpot_ms_mean"],
-                     m["total_throughput_tok_s"], elapsed)
+            points[b] = {
+                "batch": b,
+                "throughput": m["total_throughput_tok_s"],
+                "latency_ms": m["tpot_ms_mean"],
+                "probe_time_s": elapsed,
+            }
+            log.info(
+                "sweep B=%d: TPOT %.2f ms, %.0f tok/s (%.2f s)",
+                b,
+                m["tpot_ms_mean"],
+                m["total_throughput_tok_s"],
+                elapsed,
+            )
     return points, total
 
 
@@ -269,12 +328,18 @@ def compare(tuned: dict, sweep_points: dict, sweep_time: float, cfg) -> dict:
     b_tuner = tuned["b_opt"]
     t_sweep_best = sweep_points[int(best.batch)]["throughput"]
     t_sweep_tuner = sweep_points[b_tuner]["throughput"]
-    return {"sweep_b_opt": int(best.batch), "sweep_slo_ms": slo, "sweep_time_s": sweep_time,
-            "tuner_time_s": tuned["probe_time_s"], "probe_time_ratio": tuned["probe_time_s"] / sweep_time,
-            "throughput_at_sweep_b_opt": t_sweep_best, "throughput_at_tuner_b_opt": t_sweep_tuner,
-            "throughput_gap": 1 - t_sweep_tuner / t_sweep_best,
-            "tuner_meets_sweep_slo": bool(sweep_points[b_tuner]["latency_ms"] <= slo),
-            "sweep_points": [sweep_points[b] for b in grid]}
+    return {
+        "sweep_b_opt": int(best.batch),
+        "sweep_slo_ms": slo,
+        "sweep_time_s": sweep_time,
+        "tuner_time_s": tuned["probe_time_s"],
+        "probe_time_ratio": tuned["probe_time_s"] / sweep_time,
+        "throughput_at_sweep_b_opt": t_sweep_best,
+        "throughput_at_tuner_b_opt": t_sweep_tuner,
+        "throughput_gap": 1 - t_sweep_tuner / t_sweep_best,
+        "tuner_meets_sweep_slo": bool(sweep_points[b_tuner]["latency_ms"] <= slo),
+        "sweep_points": [sweep_points[b] for b in grid],
+    }
 
 
 # ---- the command -------------------------------------------------------------------------------------
@@ -282,18 +347,31 @@ def tune(engine, requests: list, cfg) -> dict:
     """The search and the choice on a live engine; the probes' wall time included."""
     grid = sorted(set(cfg.batch_sizes))
     start = time.perf_counter()
-    search = Search(grid, lambda b: short_probe(engine, requests[:b], cfg.probe_tokens, cfg.probe_repeats),
-                    cfg.slo_ms,
-                    cfg.slo_factor, cfg.ref_batch, cfg.epsilon, cfg.min_gain)
+    search = Search(
+        grid,
+        lambda b: short_probe(engine, requests[:b], cfg.probe_tokens, cfg.probe_repeats),
+        cfg.slo_ms,
+        cfg.slo_factor,
+        cfg.ref_batch,
+        cfg.epsilon,
+        cfg.min_gain,
+    )
     slo = search.run()
     choice = choose(search.points, slo, cfg.epsilon, cfg.selection, "tuner")
     elapsed = time.perf_counter() - start
     probed = list(search.points.values())
-    return {"b_opt": int(choice.batch), "slo_ms": slo, "stop": search.stop, "probes": probed,
-            "probed_batches": [p["batch"] for p in probed], "probe_runs": sum(p["probes"] for p in probed),
-            "throughput_estimate": choice.throughput, "latency_ms": choice.latency_ms,
-            "probe_time_s": sum(p["probe_time_s"] for p in probed),
-            "search_time_s": elapsed}
+    return {
+        "b_opt": int(choice.batch),
+        "slo_ms": slo,
+        "stop": search.stop,
+        "probes": probed,
+        "probed_batches": [p["batch"] for p in probed],
+        "probe_runs": sum(p["probes"] for p in probed),
+        "throughput_estimate": choice.throughput,
+        "latency_ms": choice.latency_ms,
+        "probe_time_s": sum(p["probe_time_s"] for p in probed),
+        "search_time_s": elapsed,
+    }
 
 
 @entrypoint("batching/tune", x_axis="batch_size")
@@ -313,26 +391,41 @@ def main(cfg, run):
     try:
         described = engine.describe()
         vocab = described["vocab_size"]
-        requests = sweep_requests(run.result_dir / f"requests_{workload.label}_v{vocab}.json", workload,
-                                  max(grid), vocab)
+        requests = sweep_requests(
+            run.result_dir / f"requests_{workload.label}_v{vocab}.json", workload, max(grid), vocab
+        )
         for _ in range(cfg.warmup):  # the engine's first run (allocations, kernel choice), not a probe
             engine.run([list(requests[0].prompt_ids)], 2)
-        cell = {"model": cfg.model, "engine": cfg.engine, "dtype": cfg.dtype, "device": described["device"],
-                "workload": workload.label, "run": run.dir.name}
+        cell = {
+            "model": cfg.model,
+            "engine": cfg.engine,
+            "dtype": cfg.dtype,
+            "device": described["device"],
+            "workload": workload.label,
+            "run": run.dir.name,
+        }
         tuned = tune(engine, requests, cfg)
         for p in tuned["probes"]:
             run.results.append({**cell, "batch_size": p["batch"], "probe": "short"}, "ok", metrics=p)
         device_bytes, source = _device_memory(cfg, described["device"])
         prompt = tuned["probes"][0]["prompt_mean"]
         output = tuned["probes"][0]["output_mean"]
-        settings = engine_settings(cfg.model, tuned["b_opt"], prompt, output, cfg.dtype, device_bytes, source,
-                                   cfg.baseline_util)
-        summary = {"model": cfg.model, "engine": cfg.engine, "device": described["device_name"],
-                   "workload": workload.label, "grid": grid, **{k: v for k, v in tuned.items()},
-                   "settings": settings}
+        settings = engine_settings(
+            cfg.model, tuned["b_opt"], prompt, output, cfg.dtype, device_bytes, source, cfg.baseline_util
+        )
+        summary = {
+            "model": cfg.model,
+            "engine": cfg.engine,
+            "device": described["device_name"],
+            "workload": workload.label,
+            "grid": grid,
+            **{k: v for k, v in tuned.items()},
+            "settings": settings,
+        }
         if cfg.compare_sweep:
-            points, sweep_time = full_sweep(engine, requests, grid, cfg.warmup, cfg.warmup_tokens,
-                                            cfg.repeats, cfg.monitor, cfg.sample_hz)
+            points, sweep_time = full_sweep(
+                engine, requests, grid, cfg.warmup, cfg.warmup_tokens, cfg.repeats, cfg.monitor, cfg.sample_hz
+            )
             for b, p in points.items():
                 run.results.append({**cell, "batch_size": b, "probe": "sweep"}, "ok", metrics=p)
             summary["compare"] = compare(tuned, points, sweep_time, cfg)
@@ -347,19 +440,23 @@ def main(cfg, run):
 
 
 def report(summary: dict) -> str:
-    lines = [f"B_opt = {summary['b_opt']} on {summary['device']} ({summary['model']}, {summary['engine']}, "
-             f"{summary['workload']}): probed {summary['probed_batches']} of {summary['grid']} in "
-             f"{summary['probe_time_s']:.1f} s; stopped at {summary['stop']}",
-             f"  estimated {summary['throughput_estimate']:.0f} tok/s at {summary['latency_ms']:.2f} ms per "
-             f"token (SLO {summary['slo_ms']:.2f} ms)",
-             f"  engine settings: {summary['settings']['command']}",
-             f"  vllm serve --config: {json.dumps(summary['settings']['config_yaml'])}"]
+    lines = [
+        f"B_opt = {summary['b_opt']} on {summary['device']} ({summary['model']}, {summary['engine']}, "
+        f"{summary['workload']}): probed {summary['probed_batches']} of {summary['grid']} in "
+        f"{summary['probe_time_s']:.1f} s; stopped at {summary['stop']}",
+        f"  estimated {summary['throughput_estimate']:.0f} tok/s at {summary['latency_ms']:.2f} ms per "
+        f"token (SLO {summary['slo_ms']:.2f} ms)",
+        f"  engine settings: {summary['settings']['command']}",
+        f"  vllm serve --config: {json.dumps(summary['settings']['config_yaml'])}",
+    ]
     if "compare" in summary:
         c = summary["compare"]
-        lines.append(f"  against the full sweep: B_opt {c['sweep_b_opt']}, probe time "
-                     f"{c['tuner_time_s']:.1f} s vs {c['sweep_time_s']:.1f} s (ratio "
-                     f"{c['probe_time_ratio']:.3f}), throughput gap {100 * c['throughput_gap']:.1f}% "
-                     "(the sweep's own measurements)")
+        lines.append(
+            f"  against the full sweep: B_opt {c['sweep_b_opt']}, probe time "
+            f"{c['tuner_time_s']:.1f} s vs {c['sweep_time_s']:.1f} s (ratio "
+            f"{c['probe_time_ratio']:.3f}), throughput gap {100 * c['throughput_gap']:.1f}% "
+            "(the sweep's own measurements)"
+        )
     return "\n".join(lines)
 
 

@@ -79,8 +79,11 @@ def loop_lean(cov, prec, second, outer, orders):
                 c_r, s_r = cov[rest], second[rest]
                 gain = np.linalg.solve(c_r[:, rest], c_r[:, masked])
                 var = diag_c[masked] - (gain * c_r[:, masked]).sum(0)
-                quad = (diag_s[masked] - 2 * (gain * s_r[:, masked]).sum(0)
-                        + (gain * (s_r[:, rest] @ gain)).sum(0))
+                quad = (
+                    diag_s[masked]
+                    - 2 * (gain * s_r[:, masked]).sum(0)
+                    + (gain * (s_r[:, rest] @ gain)).sum(0)
+                )
             acc += (np.log(var) + quad / var).mean()
         out[m - 1] = -0.5 * (math.log(2 * math.pi) + acc / count)
     return out
@@ -163,7 +166,7 @@ def main(cfg, run):
         "repeats": cfg.repeats,
         "threads": torch.get_num_threads(),
         "measure": f"best of {cfg.repeats} calls, CPU time of the process (wall beside it), every method "
-                   "alike",
+        "alike",
         "exact_lml_mean": float(g.log_prob(x).mean()),
         "device": run.info["hardware"]["device"],
     }
@@ -193,9 +196,11 @@ def main(cfg, run):
     if not worst < 1e-8:
         raise RuntimeError(f"the methods disagree by {worst:.3g} nats: a timing of different results")
     log.info("%s", json.dumps(result, indent=1))
-    log.info("orderings estimator, data mean: %.1fx the lean loop, %.1fx the authors' loop (CPU time)",
-             result["data_mean/orderings"]["speedup_cpu_vs_loop_lean"],
-             result["data_mean/orderings"]["speedup_cpu_vs_loop_authors"])
+    log.info(
+        "orderings estimator, data mean: %.1fx the lean loop, %.1fx the authors' loop (CPU time)",
+        result["data_mean/orderings"]["speedup_cpu_vs_loop_lean"],
+        result["data_mean/orderings"]["speedup_cpu_vs_loop_authors"],
+    )
     write_atomic(run.result_dir / "batched_vs_loop.json", json.dumps(result, indent=1) + "\n")
     return result
 

@@ -170,8 +170,10 @@ def train_bernoulli(
     estimator, a rate = fixed-rate MPT); the exact (quadrature) train and test LML every `eval_every`
     steps, also passed to `log_fn(step, values)` as training goes."""
     if steps < 1 or batch_size < 1 or eval_every < 1 or not lr > 0:
-        raise ValueError(f"need steps, batch_size, eval_every >= 1 and lr > 0; got {steps}, {batch_size}, "
-                         f"{eval_every}, {lr}")
+        raise ValueError(
+            f"need steps, batch_size, eval_every >= 1 and lr > 0; got {steps}, {batch_size}, "
+            f"{eval_every}, {lr}"
+        )
     for name, data in (("train", train), ("test", test)):
         if data.ndim != 2 or len(data) < 1 or not bool(((data == 0) | (data == 1)).all()):
             raise ValueError(f"{name} images must be a non-empty (N, D) array of 0s and 1s")

@@ -25,15 +25,18 @@ def load_images(cfg):
     if cfg.dataset == "mnist":
         from papers.mpt_lml.mnist import binarised_mnist
 
-        return (binarised_mnist("train", cfg.max_train, cfg.threshold)[0],
-                binarised_mnist("test", cfg.max_test, cfg.threshold)[0])
+        return (
+            binarised_mnist("train", cfg.max_train, cfg.threshold)[0],
+            binarised_mnist("test", cfg.max_test, cfg.threshold)[0],
+        )
     import numpy as np
     import torch
 
     from common.data import load_dataset, train_test_split
 
-    train, test = train_test_split(load_dataset(cfg.dataset, data_dir=cfg.paths.data_dir, seed=cfg.seed),
-                                   cfg.test_fraction, cfg.seed)
+    train, test = train_test_split(
+        load_dataset(cfg.dataset, data_dir=cfg.paths.data_dir, seed=cfg.seed), cfg.test_fraction, cfg.seed
+    )
 
     def flat(ds):
         return torch.from_numpy((ds.x.reshape(len(ds.x), -1) > cfg.threshold).astype(np.float64))
@@ -58,8 +61,14 @@ def main(cfg, run):
         from common.errors import BadInput
 
         raise BadInput(f"mpt_images: {cfg.mpt_images} exceeds the {len(test)} test images")
-    log.info("%s binarised at %.2f: %d train, %d test, %d pixels", cfg.dataset, cfg.threshold, train.shape[0],
-             test.shape[0], train.shape[1])
+    log.info(
+        "%s binarised at %.2f: %d train, %d test, %d pixels",
+        cfg.dataset,
+        cfg.threshold,
+        train.shape[0],
+        test.shape[0],
+        train.shape[1],
+    )
     curves = CurveLog(run)
     cells = [
         {
@@ -84,20 +93,33 @@ def main(cfg, run):
         def fit(cell=cell):
             name = cell["objective"]
             model, hist = train_bernoulli(
-                train, test, name, objective_rate(name), cfg.latent, cfg.nodes_per_dim, cfg.steps,
-                cfg.batch_size, cfg.lr, cfg.eval_every, cfg.seed,
+                train,
+                test,
+                name,
+                objective_rate(name),
+                cfg.latent,
+                cfg.nodes_per_dim,
+                cfg.steps,
+                cfg.batch_size,
+                cfg.lr,
+                cfg.eval_every,
+                cfg.seed,
                 log_fn=lambda step, values: curves(name, step, values),
             )
             images = test[: cfg.mpt_images]
             with torch.no_grad():
                 exact = model.log_marginal(images)
-                sizes, chain = model.ordering_scores(images, cfg.mpt_orderings,
-                                                     torch.Generator().manual_seed(cfg.seed + 7))
+                sizes, chain = model.ordering_scores(
+                    images, cfg.mpt_orderings, torch.Generator().manual_seed(cfg.seed + 7)
+                )
             cumulative = sizes.sum(1).mean(0)
             mpt = {}
-            for key, values in (("mpt_quadrature_lml", exact), ("mpt_cumulative", cumulative),
-                                ("mpt_cumulative_minus_lml", cumulative - exact),
-                                ("mpt_chain_minus_lml", chain.mean(0) - exact)):
+            for key, values in (
+                ("mpt_quadrature_lml", exact),
+                ("mpt_cumulative", cumulative),
+                ("mpt_cumulative_minus_lml", cumulative - exact),
+                ("mpt_chain_minus_lml", chain.mean(0) - exact),
+            ):
                 mpt[f"{key}_mean"], mpt[f"{key}_sem"] = mean_sem(values.numpy())
             return {
                 **hist,
@@ -115,9 +137,15 @@ def main(cfg, run):
             log.info(
                 "%s: train LML %.2f -> %.2f, test %.2f (at 2x nodes %.2f) nats/image; on %d test images "
                 "quadrature LML %.2f, cumulative MPT %.2f (diff %+.3f ± %.3f)",
-                cell["objective"], m["initial_train_lml"], m["final_train_lml"], m["final_test_lml"],
-                m["test_lml_finer_rule"], cfg.mpt_images, m["mpt_quadrature_lml_mean"],
-                m["mpt_cumulative_mean"], m["mpt_cumulative_minus_lml_mean"],
+                cell["objective"],
+                m["initial_train_lml"],
+                m["final_train_lml"],
+                m["final_test_lml"],
+                m["test_lml_finer_rule"],
+                cfg.mpt_images,
+                m["mpt_quadrature_lml_mean"],
+                m["mpt_cumulative_mean"],
+                m["mpt_cumulative_minus_lml_mean"],
                 m["mpt_cumulative_minus_lml_sem"],
             )
     return write_summary(run, cells, started)

@@ -159,8 +159,10 @@ class MlmHmmConfig(RunConfig):
 
 @dataclass
 class MlmTextConfig(RunConfig):
-    corpus: list[str] = spec(nonempty=True, free="installed_package:glob; a glob that matches nothing is bad "
-                                                  "input when the run starts")
+    corpus: list[str] = spec(
+        nonempty=True,
+        free="installed_package:glob; a glob that matches nothing is bad input when the run starts",
+    )
     seq_len: int = spec(ge=2)
     eval_fraction: float = spec(gt=0, lt=1)
     bert: TinyBertConfig = field(default_factory=TinyBertConfig)
@@ -189,10 +191,14 @@ class MlmPretrainedConfig(RunConfig):
     """A pretrained masked LM, offline: AntiBERTy (the checkpoint in the antiberty wheel) or any local
     BertForMaskedLM directory with its vocab.txt, scored on real sequences."""
 
-    model: str = spec(nonempty=True, free="'antiberty' or a local directory (config.json, weights, "
-                                           "vocab.txt), checked when the run starts")
-    sequences: list[str] = spec(nonempty=True, free="one token per character; checked against the vocabulary "
-                                                     "when the model is loaded")
+    model: str = spec(
+        nonempty=True,
+        free="'antiberty' or a local directory (config.json, weights, "
+        "vocab.txt), checked when the run starts",
+    )
+    sequences: list[str] = spec(
+        nonempty=True, free="one token per character; checked against the vocabulary when the model is loaded"
+    )
     names: list[str] = spec(nonempty=True, free="a label per sequence, in the same order")
     orderings: int = spec(ge=2)  # random orderings per sequence: their spread measures inconsistency
     rate_step: float = spec(gt=0, le=0.5)

@@ -189,15 +189,33 @@ def fig_bernoulli(s: dict, out) -> list[Path]:
         ax.legend()
     ax = axes[2]  # the paired difference: image-to-image variation of log p(x) cancels
     x = np.arange(len(rows))
-    ax.errorbar(x, [r["mpt_cumulative_minus_lml_mean"] for r in rows],
-                yerr=[r["mpt_cumulative_minus_lml_sem"] for r in rows], fmt="s", color="C3", capsize=3,
-                label="cumulative MPT − quadrature LML (mean ± s.e. over images)")
-    ax.plot(x, [r["mpt_chain_minus_lml_mean"] for r in rows], "o", color="k", ms=3,
-            label="chain rule along the orderings − LML (exact: 0)")
+    ax.errorbar(
+        x,
+        [r["mpt_cumulative_minus_lml_mean"] for r in rows],
+        yerr=[r["mpt_cumulative_minus_lml_sem"] for r in rows],
+        fmt="s",
+        color="C3",
+        capsize=3,
+        label="cumulative MPT − quadrature LML (mean ± s.e. over images)",
+    )
+    ax.plot(
+        x,
+        [r["mpt_chain_minus_lml_mean"] for r in rows],
+        "o",
+        color="k",
+        ms=3,
+        label="chain rule along the orderings − LML (exact: 0)",
+    )
     ax.axhline(0, color="k", lw=0.8)
     for xi, r in zip(x, rows):
-        ax.annotate(f"LML {r['mpt_quadrature_lml_mean']:.1f}", (xi, 0), textcoords="offset points",
-                    xytext=(0, 8), ha="center", fontsize=7)
+        ax.annotate(
+            f"LML {r['mpt_quadrature_lml_mean']:.1f}",
+            (xi, 0),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=7,
+        )
     ax.set_xticks(x, [f"trained by {r['objective']}" for r in rows])
     ax.set_ylabel("difference per test image (nats)")
     ax.set_title(f"{rows[0]['mpt_images']} test images, {rows[0]['mpt_orderings']} random ordering(s) each")

@@ -345,8 +345,9 @@ def permutation_scores(
 ORDERING_CHUNK = 32  # orderings per pass: (32, D, D) float64 arrays stay in cache for D <= 64 or so
 
 
-def _ordering_totals(cov: torch.Tensor, factor: torch.Tensor, orders: torch.Tensor,
-                     invalid: torch.Tensor) -> torch.Tensor:
+def _ordering_totals(
+    cov: torch.Tensor, factor: torch.Tensor, orders: torch.Tensor, invalid: torch.Tensor
+) -> torch.Tensor:
     """sum over these orderings and over t >= k of log v_tk + E[r_tk^2] / v_tk: (D,), index k."""
     (ordered,) = _blocks(cov, orders, orders)
     chol = torch.linalg.cholesky(ordered)  # (P, D, D): rows t, columns j
@@ -453,8 +454,9 @@ def sample_ppca(
     per datapoint to every dimension, which is not a draw from their PPCA.
     """
     if dim < 1 or latent < 1 or n < 1 or not (math.isfinite(noise_std) and noise_std > 0):
-        raise ValueError(f"need dim, latent, n >= 1 and a finite noise_std > 0; got {dim}, {latent}, {n}, "
-                         f"{noise_std}")
+        raise ValueError(
+            f"need dim, latent, n >= 1 and a finite noise_std > 0; got {dim}, {latent}, {n}, {noise_std}"
+        )
     opts = {"dtype": torch.float64, "generator": generator}
     weights = torch.randn(dim, latent, **opts)
     x = torch.randn(n, latent, **opts) @ weights.T + noise_std * torch.randn(n, dim, **opts)

@@ -315,8 +315,10 @@ def train_mlm(
     if objective not in ("uniform", "fixed"):
         raise ValueError(f"objective must be 'uniform' or 'fixed', got {objective!r}")
     if steps < 1 or batch_size < 1 or not lr > 0 or warmup < 0 or not 0 < fixed_rate < 1:
-        raise ValueError(f"need steps >= 1, batch_size >= 1, lr > 0, warmup >= 0 and 0 < fixed_rate < 1; got "
-                         f"{steps}, {batch_size}, {lr}, {warmup}, {fixed_rate}")
+        raise ValueError(
+            f"need steps >= 1, batch_size >= 1, lr > 0, warmup >= 0 and 0 < fixed_rate < 1; got "
+            f"{steps}, {batch_size}, {lr}, {warmup}, {fixed_rate}"
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, 1 - s / steps)

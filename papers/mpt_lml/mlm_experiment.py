@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 LN2 = math.log(2)
 
 
-def left_to_right(model: mlm.LogitsFn, ids: torch.Tensor, batch_size: int, special=None, mask_id=None,
-                  vocab=None) -> torch.Tensor:
+def left_to_right(
+    model: mlm.LogitsFn, ids: torch.Tensor, batch_size: int, special=None, mask_id=None, vocab=None
+) -> torch.Tensor:
     """The chain rule in reading order, sum_i log p(x_i | x_<i) with x_>=i masked: (N,)."""
     special = is_special(ids) if special is None else special
     allowed = ~special
@@ -53,9 +54,21 @@ def left_to_right(model: mlm.LogitsFn, ids: torch.Tensor, batch_size: int, speci
     return total
 
 
-def score_model(model: mlm.LogitsFn, ids: torch.Tensor, orderings: int, rates: list[float], step: float,
-                fixed_rates: list[float], seed: int, batch_size: int = 256, special=None, mask_id=None,
-                vocab=None, exact: torch.Tensor | None = None, with_left_to_right: bool = True) -> dict:
+def score_model(
+    model: mlm.LogitsFn,
+    ids: torch.Tensor,
+    orderings: int,
+    rates: list[float],
+    step: float,
+    fixed_rates: list[float],
+    seed: int,
+    batch_size: int = 256,
+    special=None,
+    mask_id=None,
+    vocab=None,
+    exact: torch.Tensor | None = None,
+    with_left_to_right: bool = True,
+) -> dict:
     """Every score of one model on sequences `ids` with the same number D of maskable tokens."""
     special = is_special(ids) if special is None else special
     kwargs = {"special": special, "vocab": vocab, **({} if mask_id is None else {"mask_id": mask_id})}
@@ -90,10 +103,12 @@ def score_model(model: mlm.LogitsFn, ids: torch.Tensor, orderings: int, rates: l
         "cumulative_ordering_spread": float(per_ordering.std(0, unbiased=True).mean()),
         # the Monte Carlo (ordering) part of the error of the mean over sequences; for one sequence,
         # the only error there is
-        "cumulative_mc_sem": float((per_ordering.var(0, unbiased=True) / orderings).mean().sqrt() /
-                                   math.sqrt(ids.shape[0])),
-        "orderings_chain_mc_sem": float((chain.var(0, unbiased=True) / orderings).mean().sqrt() /
-                                        math.sqrt(ids.shape[0])),
+        "cumulative_mc_sem": float(
+            (per_ordering.var(0, unbiased=True) / orderings).mean().sqrt() / math.sqrt(ids.shape[0])
+        ),
+        "orderings_chain_mc_sem": float(
+            (chain.var(0, unbiased=True) / orderings).mean().sqrt() / math.sqrt(ids.shape[0])
+        ),
     }
     for name, values in per_seq.items():
         out[f"{name}_mean"], out[f"{name}_sem"] = area.mean_sem(values)
@@ -115,12 +130,27 @@ def score_model(model: mlm.LogitsFn, ids: torch.Tensor, orderings: int, rates: l
     return out
 
 
-def evaluate(model: mlm.LogitsFn, ids: torch.Tensor, tokenizer, eval_cfg, seed: int,
-             exact: torch.Tensor | None = None, collator: bool = True) -> dict:
+def evaluate(
+    model: mlm.LogitsFn,
+    ids: torch.Tensor,
+    tokenizer,
+    eval_cfg,
+    seed: int,
+    exact: torch.Tensor | None = None,
+    collator: bool = True,
+) -> dict:
     """`score_model` on the tokens layout, plus the HF-collator curve (the authors' pipeline)."""
     rates = mlm.rate_grid(eval_cfg.rate_step)
-    out = score_model(model, ids, eval_cfg.orderings, rates, eval_cfg.rate_step, list(eval_cfg.fixed_rates),
-                      seed, exact=exact)
+    out = score_model(
+        model,
+        ids,
+        eval_cfg.orderings,
+        rates,
+        eval_cfg.rate_step,
+        list(eval_cfg.fixed_rates),
+        seed,
+        exact=exact,
+    )
     out["log_vocab"] = math.log(len(tokenizer))
     if collator:
         curve = mlm.collator_curve(model, tokenizer, ids, rates, eval_cfg.collator_batch_size, seed)
@@ -168,8 +198,12 @@ def bert_cell_fn(
         name = f"bert_{objective}/seed{train_seed}"
         if objective is not None:
             start = time.perf_counter()
-            bar = tqdm(total=train_cfg.steps, desc=f"tiny BERT ({objective}, seed {train_seed})", leave=False,
-                       mininterval=5)
+            bar = tqdm(
+                total=train_cfg.steps,
+                desc=f"tiny BERT ({objective}, seed {train_seed})",
+                leave=False,
+                mininterval=5,
+            )
 
             def progress(step: int, loss: float) -> None:
                 bar.update()
@@ -212,6 +246,11 @@ def log_row(name: str, row: dict | None) -> None:
         m = row["metrics"]
         log.info(
             "%s: cumulative %.2f ± %.2f nats/seq (exact %s), PLL %.2f, ordering spread %.3f, area %.1f",
-            name, m["cumulative_mean"], m["cumulative_sem"], m.get("exact_lml_mean"), m["pll_mean"],
-            m["ordering_spread"], m["area"],
+            name,
+            m["cumulative_mean"],
+            m["cumulative_sem"],
+            m.get("exact_lml_mean"),
+            m["pll_mean"],
+            m["ordering_spread"],
+            m["area"],
         )

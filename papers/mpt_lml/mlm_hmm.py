@@ -39,7 +39,11 @@ def main(cfg, run):
     exact = hmm.log_likelihood(eval_ids[:, 1:-1] - OFFSET)
     log.info(
         "HMM: %d states, %d symbols, length %d; exact log p(x) %.3f nats/sequence on %d sequences",
-        cfg.hidden_states, cfg.symbols, cfg.seq_len, float(exact.mean()), len(exact),
+        cfg.hidden_states,
+        cfg.symbols,
+        cfg.seq_len,
+        float(exact.mean()),
+        len(exact),
     )
 
     def sample_train(n, gen):  # fresh sequences every step: the language, not a finite corpus
@@ -70,15 +74,46 @@ def main(cfg, run):
     # the first seed only
     for s in cfg.train.seeds:
         if s == first:
-            jobs.append(({**base, **bert, "model": "random_bert", "train_seed": s},
-                         bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer,
-                                      cfg.eval,
-                                      cfg.seed + 1, exact, curves, collator=True)))
+            jobs.append(
+                (
+                    {**base, **bert, "model": "random_bert", "train_seed": s},
+                    bert_cell_fn(
+                        make_model,
+                        None,
+                        s,
+                        sample_train,
+                        cfg.train,
+                        eval_ids,
+                        tokenizer,
+                        cfg.eval,
+                        cfg.seed + 1,
+                        exact,
+                        curves,
+                        collator=True,
+                    ),
+                )
+            )
         for objective in cfg.train.objectives:
             cell = {**base, **bert, "model": f"bert_{objective}", "train": train, "train_seed": s}
-            jobs.append((cell, bert_cell_fn(make_model, objective, s, sample_train, cfg.train, eval_ids,
-                                            tokenizer, cfg.eval, cfg.seed + 1, exact, curves,
-                                            collator=s == first)))
+            jobs.append(
+                (
+                    cell,
+                    bert_cell_fn(
+                        make_model,
+                        objective,
+                        s,
+                        sample_train,
+                        cfg.train,
+                        eval_ids,
+                        tokenizer,
+                        cfg.eval,
+                        cfg.seed + 1,
+                        exact,
+                        curves,
+                        collator=s == first,
+                    ),
+                )
+            )
     for cell, fn in jobs:
         log.info("scoring %s (seed %s)", cell["model"], cell.get("train_seed", "-"))
         log_row(cell["model"], run.results.run_cell(cell, fn))

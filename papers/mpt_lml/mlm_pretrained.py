@@ -36,14 +36,16 @@ def model_files(model: str) -> tuple[Path, Path]:
     if model == "antiberty":
         spec = importlib.util.find_spec("antiberty")  # located, not imported: its runner needs transformers 4
         if spec is None or not spec.submodule_search_locations:
-            raise BadInput("model: 'antiberty' needs the antiberty wheel "
-                           "(pip install --no-deps antiberty==0.1.3)")
+            raise BadInput(
+                "model: 'antiberty' needs the antiberty wheel (pip install --no-deps antiberty==0.1.3)"
+            )
         root = Path(list(spec.submodule_search_locations)[0]) / "trained_models"
         return root / "AntiBERTy_md_smooth", root / "vocab.txt"
     path = Path(model)
     if not path.is_dir():
-        raise BadInput(f"model: {model!r} is not 'antiberty' or a local model directory "
-                       "(hub names: mlm_glue)")
+        raise BadInput(
+            f"model: {model!r} is not 'antiberty' or a local model directory (hub names: mlm_glue)"
+        )
     return path, path / "vocab.txt"
 
 
@@ -90,8 +92,10 @@ def main(cfg, run):
     try:
         model = BertForMaskedLM.from_pretrained(str(checkpoint)).to(cfg.device).eval()
     except (OSError, ValueError) as err:
-        raise BadInput(f"model: cannot load a BertForMaskedLM from {checkpoint} ({err.__class__.__name__}: "
-                       f"{str(err).splitlines()[0][:200]})") from None
+        raise BadInput(
+            f"model: cannot load a BertForMaskedLM from {checkpoint} ({err.__class__.__name__}: "
+            f"{str(err).splitlines()[0][:200]})"
+        ) from None
     if model.config.vocab_size != len(vocab):
         raise BadInput(f"model: vocab.txt has {len(vocab)} tokens, the model {model.config.vocab_size}")
     special_ids = [vocab.index(t) for t in SPECIALS]
@@ -102,19 +106,42 @@ def main(cfg, run):
         return forward(ids.to(cfg.device)).float().cpu()
 
     rates = rate_grid(cfg.rate_step)
-    log.info("%s: %s parameters, vocabulary %d; %d sequences", cfg.model,
-             f"{sum(p.numel() for p in model.parameters()):,}", len(vocab), len(encoded))
+    log.info(
+        "%s: %s parameters, vocabulary %d; %d sequences",
+        cfg.model,
+        f"{sum(p.numel() for p in model.parameters()):,}",
+        len(vocab),
+        len(encoded),
+    )
     cells = []
     for i, (name, seq, ids) in enumerate(zip(cfg.names, cfg.sequences, encoded)):
-        cell = {"model": cfg.model, "name": name, "sequence": seq, "orderings": cfg.orderings,
-                "rate_step": cfg.rate_step, "fixed_rates": list(cfg.fixed_rates), "seed": cfg.seed}
+        cell = {
+            "model": cfg.model,
+            "name": name,
+            "sequence": seq,
+            "orderings": cfg.orderings,
+            "rate_step": cfg.rate_step,
+            "fixed_rates": list(cfg.fixed_rates),
+            "seed": cfg.seed,
+        }
         cells.append(cell)
 
         def measure(ids=ids, i=i):
             special = torch.isin(ids, torch.tensor(special_ids))
-            out = score_model(on_device, ids, cfg.orderings, rates, cfg.rate_step, list(cfg.fixed_rates),
-                              cfg.seed * 1000 + i, cfg.batch_size, special, vocab.index("[MASK]"), symbols,
-                              with_left_to_right=False)
+            out = score_model(
+                on_device,
+                ids,
+                cfg.orderings,
+                rates,
+                cfg.rate_step,
+                list(cfg.fixed_rates),
+                cfg.seed * 1000 + i,
+                cfg.batch_size,
+                special,
+                vocab.index("[MASK]"),
+                symbols,
+                with_left_to_right=False,
+            )
             out["log_vocab"] = float(torch.log(torch.tensor(float(len(symbols)))))
             return out
 

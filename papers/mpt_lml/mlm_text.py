@@ -41,11 +41,17 @@ def main(cfg, run):
     if len(train_ids) < 1 or len(eval_ids) < 2:
         from common.errors import BadInput
 
-        raise BadInput(f"eval_fraction: leaves {len(train_ids)} train and {len(eval_ids)} eval sequences of "
-                       f"{cfg.seq_len} characters (need >= 1 and >= 2)")
+        raise BadInput(
+            f"eval_fraction: leaves {len(train_ids)} train and {len(eval_ids)} eval sequences of "
+            f"{cfg.seq_len} characters (need >= 1 and >= 2)"
+        )
     log.info(
         "corpus: %d characters, %d distinct; %d train and %d eval sequences of %d",
-        len(text), len(chars), len(train_ids), len(eval_ids), cfg.seq_len,
+        len(text),
+        len(chars),
+        len(train_ids),
+        len(eval_ids),
+        cfg.seq_len,
     )
 
     def sample_train(n, gen):
@@ -71,20 +77,55 @@ def main(cfg, run):
     # the first seed only
     for s in cfg.train.seeds:
         if s == first:
-            jobs.append(({**base, "model": "random_bert", "train_seed": s},
-                         bert_cell_fn(make_model, None, s, sample_train, cfg.train, eval_ids, tokenizer,
-                                      cfg.eval,
-                                      cfg.seed, None, curves, collator=True)))
+            jobs.append(
+                (
+                    {**base, "model": "random_bert", "train_seed": s},
+                    bert_cell_fn(
+                        make_model,
+                        None,
+                        s,
+                        sample_train,
+                        cfg.train,
+                        eval_ids,
+                        tokenizer,
+                        cfg.eval,
+                        cfg.seed,
+                        None,
+                        curves,
+                        collator=True,
+                    ),
+                )
+            )
         for objective in cfg.train.objectives:
             cell = {**base, "model": f"bert_{objective}", "train": train, "train_seed": s}
-            jobs.append((cell, bert_cell_fn(make_model, objective, s, sample_train, cfg.train, eval_ids,
-                                            tokenizer, cfg.eval, cfg.seed, None, curves,
-                                            collator=s == first)))
+            jobs.append(
+                (
+                    cell,
+                    bert_cell_fn(
+                        make_model,
+                        objective,
+                        s,
+                        sample_train,
+                        cfg.train,
+                        eval_ids,
+                        tokenizer,
+                        cfg.eval,
+                        cfg.seed,
+                        None,
+                        curves,
+                        collator=s == first,
+                    ),
+                )
+            )
     for cell, fn in jobs:
         log.info("scoring %s (seed %s)", cell["model"], cell["train_seed"])
         log_row(cell["model"], run.results.run_cell(cell, fn))
     return write_summary(
-        run, [c for c, _ in jobs], started, vocab=len(tokenizer), authors_areas=authors_areas(),
+        run,
+        [c for c, _ in jobs],
+        started,
+        vocab=len(tokenizer),
+        authors_areas=authors_areas(),
         authors_per_token=authors_per_token(),
     )
 

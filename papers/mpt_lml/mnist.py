@@ -25,8 +25,10 @@ def binarised_mnist(split: str, rows: int, threshold: float):
     import torch
 
     if split not in ROWS or not 1 <= rows <= ROWS[split] or not 0 <= threshold < 1:
-        raise ValueError(f"need split train|test, 1 <= rows <= {ROWS.get(split)}, 0 <= threshold < 1; got "
-                         f"{split!r}, {rows}, {threshold}")
+        raise ValueError(
+            f"need split train|test, 1 <= rows <= {ROWS.get(split)}, 0 <= threshold < 1; got "
+            f"{split!r}, {rows}, {threshold}"
+        )
     frame = pd.read_csv(csv_path(split), nrows=rows, dtype=np.uint8)
     pixels = frame.drop(columns="label").to_numpy()
     if pixels.shape != (rows, 784):

@@ -65,8 +65,18 @@ def main(cfg, run):
                 )
             log.info("step %d: area %.3f, exact LML %.3f", step, curves[-1]["area"], curves[-1]["lml"])
 
-        hist = train_ppca(x, cfg.latent, "cumulative", cfg.steps, cfg.lr, 1, cfg.seed, 1, on_eval,
-                          log_fn=lambda step, values: training_log("cumulative", step, values))
+        hist = train_ppca(
+            x,
+            cfg.latent,
+            "cumulative",
+            cfg.steps,
+            cfg.lr,
+            1,
+            cfg.seed,
+            1,
+            on_eval,
+            log_fn=lambda step, values: training_log("cumulative", step, values),
+        )
         return {
             "curves": curves,
             "share_masked": [m / cfg.dim for m in range(1, cfg.dim + 1)],

@@ -71,8 +71,10 @@ def train_ppca(
     `log_fn(step, values)` also receives as they happen (the run's training curves).
     """
     if steps < 1 or eval_every < 1 or masks_per_size < 1 or not lr > 0:
-        raise ValueError(f"need steps, eval_every, masks_per_size >= 1 and lr > 0; got {steps}, "
-                         f"{eval_every}, {masks_per_size}, {lr}")
+        raise ValueError(
+            f"need steps, eval_every, masks_per_size >= 1 and lr > 0; got {steps}, "
+            f"{eval_every}, {masks_per_size}, {lr}"
+        )
     gen = torch.Generator().manual_seed(seed)
     data = Moments.of(x)
     model = PPCAModel(x.shape[1], latent, gen)

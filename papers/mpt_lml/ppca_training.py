@@ -65,8 +65,9 @@ def main(cfg, run):
                 cfg.masks_per_size,
                 cell["seed"],
                 cfg.eval_every,
-                log_fn=lambda step, values, cell=cell: curves(f"{cell['objective']}/seed{cell['seed']}", step,
-                                                              values),
+                log_fn=lambda step, values, cell=cell: curves(
+                    f"{cell['objective']}/seed{cell['seed']}", step, values
+                ),
             )
             return {
                 **hist,

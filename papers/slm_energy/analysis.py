@@ -33,10 +33,24 @@ if TYPE_CHECKING:
 THROUGHPUT = "output_throughput_tok_s"
 ENERGY = "energy_per_output_token_j"
 LATENCY_METRICS = ("e2e_ms_mean", "e2e_ms_p99", "ttft_ms_mean", "itl_ms_mean", "tpot_ms_mean")
-POINT_COLUMNS = ("batch_size", THROUGHPUT, "ttft_ms_mean", "itl_ms_mean", "itl_ms_p99", "tpot_ms_mean",
-                 "e2e_ms_mean", "e2e_ms_p99", ENERGY, "steady_energy_per_token_j", "mean_power_w",
-                 "steady_mean_power_w", "peak_memory_bytes", "kv_cache_bytes", "utilization_pct",
-                 "output_throughput_cv")
+POINT_COLUMNS = (
+    "batch_size",
+    THROUGHPUT,
+    "ttft_ms_mean",
+    "itl_ms_mean",
+    "itl_ms_p99",
+    "tpot_ms_mean",
+    "e2e_ms_mean",
+    "e2e_ms_p99",
+    ENERGY,
+    "steady_energy_per_token_j",
+    "mean_power_w",
+    "steady_mean_power_w",
+    "peak_memory_bytes",
+    "kv_cache_bytes",
+    "utilization_pct",
+    "output_throughput_cv",
+)
 
 
 @dataclass(frozen=True)
@@ -85,11 +99,17 @@ def check_analysis(cfg) -> None:
 def settings_from_config(cfg) -> Settings:
     """The analysis settings of a (validated) config holding the AnalysisConfig keys."""
     r = cfg.roofline
-    return Settings(tolerance=cfg.tolerance, latency_metric=cfg.latency_metric,
-                    roofline_devices=tuple(r.devices), roofline_dtype=r.dtype,
-                    memory_utilization=r.memory_utilization, max_batch=r.max_batch,
-                    predict_models=tuple(r.models), predict_prompt_len=r.prompt_len,
-                    predict_output_len=r.output_len)
+    return Settings(
+        tolerance=cfg.tolerance,
+        latency_metric=cfg.latency_metric,
+        roofline_devices=tuple(r.devices),
+        roofline_dtype=r.dtype,
+        memory_utilization=r.memory_utilization,
+        max_batch=r.max_batch,
+        predict_models=tuple(r.models),
+        predict_prompt_len=r.prompt_len,
+        predict_output_len=r.output_len,
+    )
 
 
 def this_device_spec(device: str, device_name: str, profile_dir: str | Path | None):
@@ -123,8 +143,9 @@ def weights_bytes(n_params: int, dtype: str) -> int:
     return int(n_params) * rl.DTYPE_BYTES[dtype]
 
 
-def predict_pareto(model: str, spec, dtype: str, prompt_len: float, output_len: float,
-                   settings: Settings) -> dict:
+def predict_pareto(
+    model: str, spec, dtype: str, prompt_len: float, output_len: float, settings: Settings
+) -> dict:
     """The roofline model's throughput curve on `spec`, its saturation batch and that batch's memory.
 
     Decode throughput T(B) = B / step time at the mean decode context (prompt + output / 2); memory
@@ -149,13 +170,21 @@ def predict_pareto(model: str, spec, dtype: str, prompt_len: float, output_len: 
     fit = largest_batch_that_fits(usable, weights, per_sequence)
     at_fit = fit / rl.step_time(shape, fit, context, spec, dtype) if fit else 0.0
     return {
-        "device": spec.name, "dtype": dtype, "capacity_bytes": int(spec.mem_bytes),
-        "batch": b_star, "throughput_tok_s": star["throughput"], "saturated": star["saturated"],
-        "ceiling_tok_s": ceiling, "half_ceiling_batch": b_half,
-        "memory_bytes": memory, "memory_share": memory / spec.mem_bytes, "fits": memory <= usable,
+        "device": spec.name,
+        "dtype": dtype,
+        "capacity_bytes": int(spec.mem_bytes),
+        "batch": b_star,
+        "throughput_tok_s": star["throughput"],
+        "saturated": star["saturated"],
+        "ceiling_tok_s": ceiling,
+        "half_ceiling_batch": b_half,
+        "memory_bytes": memory,
+        "memory_share": memory / spec.mem_bytes,
+        "fits": memory <= usable,
         "largest_batch_that_fits": fit,
         "throughput_at_largest_fit_tok_s": at_fit,
-        "weights_bytes": weights, "kv_bytes_per_sequence": per_sequence,
+        "weights_bytes": weights,
+        "kv_bytes_per_sequence": per_sequence,
         "bound": {k: regimes[k]["bound"] for k in ("dense", "attention", "step")},
         "curve": {"batch": grid, "throughput_tok_s": throughput, "step_s": steps},
     }
@@ -177,8 +206,9 @@ def analyse_group(g: pd.DataFrame, settings: Settings, capacity: tuple[int, str]
     g = g.sort_values("batch_size").reset_index(drop=True)
     first = g.iloc[0]
     latency = settings.latency_metric
-    star = saturation_point(g["batch_size"].tolist(), g[THROUGHPUT].tolist(), g[latency].tolist(),
-                            settings.tolerance)
+    star = saturation_point(
+        g["batch_size"].tolist(), g[THROUGHPUT].tolist(), g[latency].tolist(), settings.tolerance
+    )
     row = g.iloc[star["index"]]
     model, precision = first["model"], first["precision"]
     prompt, output = float(first["workload_prompt_mean"]), float(first["workload_output_mean"])
@@ -190,20 +220,36 @@ def analyse_group(g: pd.DataFrame, settings: Settings, capacity: tuple[int, str]
     cheapest = cheapest_index(energy) if energy else None
     missing = next((r for r in g.get("energy_missing_reason", []) if isinstance(r, str)), None)
     out = {
-        "model": model, "workload": first["workload"], "engine": first["engine"], "device": first["device"],
-        "device_name": first["device_name"], "precision": precision, "n_params": int(first["n_params"]),
-        "weights": first.get("weights"), "prompt_len_mean": prompt, "output_len_mean": output,
-        "latency_metric": latency, "points": _points(g, latency),
+        "model": model,
+        "workload": first["workload"],
+        "engine": first["engine"],
+        "device": first["device"],
+        "device_name": first["device_name"],
+        "precision": precision,
+        "n_params": int(first["n_params"]),
+        "weights": first.get("weights"),
+        "prompt_len_mean": prompt,
+        "output_len_mean": output,
+        "latency_metric": latency,
+        "points": _points(g, latency),
         "pareto": {
-            "batch": star["batch"], "throughput_tok_s": star["throughput"], "saturated": star["saturated"],
-            "frontier_batches": star["frontier_batches"], "largest_batch": int(g["batch_size"].max()),
-            "latency_ms": float(row[latency]), "tolerance": settings.tolerance,
-            "peak_memory_bytes": peak, "kv_cache_bytes": _none_if_nan(row.get("kv_cache_bytes")),
-            "capacity_bytes": cap_bytes, "capacity_source": cap_source,
+            "batch": star["batch"],
+            "throughput_tok_s": star["throughput"],
+            "saturated": star["saturated"],
+            "frontier_batches": star["frontier_batches"],
+            "largest_batch": int(g["batch_size"].max()),
+            "latency_ms": float(row[latency]),
+            "tolerance": settings.tolerance,
+            "peak_memory_bytes": peak,
+            "kv_cache_bytes": _none_if_nan(row.get("kv_cache_bytes")),
+            "capacity_bytes": cap_bytes,
+            "capacity_source": cap_source,
             "memory_share_measured": peak / cap_bytes if peak else None,
-            "memory_bytes_model": weights + kv_model, "memory_share_model": (weights + kv_model) / cap_bytes,
-            "peak_memory_method": "peak allocated (CUDA)" if first["device"] == "cuda" else
-            "process resident-set high-water mark (includes the Python and torch runtime)",
+            "memory_bytes_model": weights + kv_model,
+            "memory_share_model": (weights + kv_model) / cap_bytes,
+            "peak_memory_method": "peak allocated (CUDA)"
+            if first["device"] == "cuda"
+            else "process resident-set high-water mark (includes the Python and torch runtime)",
         },
         "energy": {
             "available": cheapest is not None,
@@ -221,13 +267,17 @@ def analyse_group(g: pd.DataFrame, settings: Settings, capacity: tuple[int, str]
     if key is None:
         out["roofline_this_device"] = {"missing_reason": spec}
     else:
-        out["roofline_this_device"] = {"spec": key, **predict_pareto(model, spec, precision, prompt, output,
-                                                                      settings)}
+        out["roofline_this_device"] = {
+            "spec": key,
+            **predict_pareto(model, spec, precision, prompt, output, settings),
+        }
     from common.hardware import get_spec
 
     dtype = settings.roofline_dtype
-    out["roofline"] = {k: predict_pareto(model, get_spec(k), dtype, prompt, output, settings)
-                       for k in settings.roofline_devices}
+    out["roofline"] = {
+        k: predict_pareto(model, get_spec(k), dtype, prompt, output, settings)
+        for k in settings.roofline_devices
+    }
     return out
 
 
@@ -236,10 +286,19 @@ def predict_only(settings: Settings) -> list[dict]:
     from common.hardware import get_spec
 
     p, o = settings.predict_prompt_len, settings.predict_output_len
-    return [{"model": m, "n_params": rl.model_shape(m).n_params, "prompt_len": p, "output_len": o,
-             "roofline": {k: predict_pareto(m, get_spec(k), settings.roofline_dtype, p, o, settings)
-                          for k in settings.roofline_devices}}
-            for m in settings.predict_models]
+    return [
+        {
+            "model": m,
+            "n_params": rl.model_shape(m).n_params,
+            "prompt_len": p,
+            "output_len": o,
+            "roofline": {
+                k: predict_pareto(m, get_spec(k), settings.roofline_dtype, p, o, settings)
+                for k in settings.roofline_devices
+            },
+        }
+        for m in settings.predict_models
+    ]
 
 
 def analyse(frame: pd.DataFrame, settings: Settings, profile_dir: str | Path | None = None) -> list[dict]:

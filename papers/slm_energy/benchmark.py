@@ -21,8 +21,14 @@ def plan_from_config(cfg):
     from papers.slm_energy.runner import make_plan
 
     workloads = [serving.workload_spec(w, f"workloads[{i}]") for i, w in enumerate(cfg.workloads)]
-    return make_plan(list(cfg.models), list(cfg.batch_sizes), workloads, settings_from_config(cfg),
-                     max_batch=serving.plain(cfg.max_batch), **serving.sweep_settings(cfg))
+    return make_plan(
+        list(cfg.models),
+        list(cfg.batch_sizes),
+        workloads,
+        settings_from_config(cfg),
+        max_batch=serving.plain(cfg.max_batch),
+        **serving.sweep_settings(cfg),
+    )
 
 
 @entrypoint("slm_energy/benchmark", x_axis="batch_size")
@@ -31,10 +37,26 @@ def main(cfg, run):
     from papers.slm_energy.runner import run_benchmark
 
     plan = plan_from_config(cfg)
-    summary = run_benchmark(plan, run.results, run.result_dir, run.info["hardware"], cfg.scale.name,
-                            progress=cfg.progress, profile_dir=profile_dir(cfg.paths.results_dir))
-    run.logger.table("pareto", [{"model": g["model"], "workload": g["workload"], **{
-        k: v for k, v in g["pareto"].items() if not isinstance(v, list)}} for g in summary["models"]])
+    summary = run_benchmark(
+        plan,
+        run.results,
+        run.result_dir,
+        run.info["hardware"],
+        cfg.scale.name,
+        progress=cfg.progress,
+        profile_dir=profile_dir(cfg.paths.results_dir),
+    )
+    run.logger.table(
+        "pareto",
+        [
+            {
+                "model": g["model"],
+                "workload": g["workload"],
+                **{k: v for k, v in g["pareto"].items() if not isinstance(v, list)},
+            }
+            for g in summary["models"]
+        ],
+    )
     return summary
 
 

@@ -59,15 +59,19 @@ class ReplicationConfig(MonitoredServingConfig):
             raise BadInput(f"replicas: {self.replicas} must hold 1 (the single-instance baseline)")
         uneven = [(t, k) for t in self.total_batches for k in self.replicas if t % k]
         if uneven:
-            raise BadInput(f"total_batches: {self.total_batches} must split evenly between {self.replicas} "
-                           f"instances (not {uneven[0][0]} between {uneven[0][1]})")
+            raise BadInput(
+                f"total_batches: {self.total_batches} must split evenly between {self.replicas} "
+                f"instances (not {uneven[0][0]} between {uneven[0][1]})"
+            )
         usable = os.sched_getaffinity(0)
         cores = self.cores if self.cores is not None else sorted(usable)
         if not set(cores) <= usable:
             raise BadInput(f"cores: {cores} are not all usable here ({sorted(usable)})")
         if max(self.replicas) > len(cores):
-            raise BadInput(f"replicas: {max(self.replicas)} instances need at least as many cores; cores has "
-                           f"{len(cores)} ({cores})")
+            raise BadInput(
+                f"replicas: {max(self.replicas)} instances need at least as many cores; cores has "
+                f"{len(cores)} ({cores})"
+            )
 
 
 register_schema(f"{PAPER}/benchmark", BenchmarkConfig)

@@ -72,8 +72,10 @@ class GpuBenchConfig(RunConfig, AnalysisConfig):
             import torch
 
             if not torch.cuda.is_available():
-                raise BadInput(f"plan.device: cuda, but no CUDA device is visible to this python (torch "
-                               f"{torch.__version__}); plan=small checks the path on a CPU")
+                raise BadInput(
+                    f"plan.device: cuda, but no CUDA device is visible to this python (torch "
+                    f"{torch.__version__}); plan=small checks the path on a CPU"
+                )
 
 
 def scale_label(plan: str) -> str:
@@ -87,11 +89,27 @@ def benchmark(cfg, out: Path, hardware: dict, profile_dir: Path) -> dict:
     from papers.slm_energy.runner import make_plan, run_benchmark
 
     p = cfg.plan
-    plan = make_plan(list(p.models), list(p.batch_sizes), [workload_spec(p.workload, "plan.workload")],
-                     settings_from_config(cfg), engine="hf", device=p.device, dtype=p.dtype,
-                     repeats=p.repeats, warmup=1, warmup_tokens=p.warmup_tokens, monitor="auto")
-    return run_benchmark(plan, ResultStore(out / "benchmark" / "results.jsonl"), out / "benchmark",
-                         hardware, scale_label(p.name), profile_dir=profile_dir)
+    plan = make_plan(
+        list(p.models),
+        list(p.batch_sizes),
+        [workload_spec(p.workload, "plan.workload")],
+        settings_from_config(cfg),
+        engine="hf",
+        device=p.device,
+        dtype=p.dtype,
+        repeats=p.repeats,
+        warmup=1,
+        warmup_tokens=p.warmup_tokens,
+        monitor="auto",
+    )
+    return run_benchmark(
+        plan,
+        ResultStore(out / "benchmark" / "results.jsonl"),
+        out / "benchmark",
+        hardware,
+        scale_label(p.name),
+        profile_dir=profile_dir,
+    )
 
 
 def replication(cfg, out: Path, hardware: dict) -> dict:
@@ -110,8 +128,10 @@ def replication(cfg, out: Path, hardware: dict) -> dict:
     path = folder / f"requests_{workload.label}_v{vocab}.json"
     requests = sweep_requests(path, workload, max(totals), vocab)
     store = ResultStore(folder / "results.jsonl")
-    groups = [Group(model, k, device=p.device, dtype=p.dtype, warmup_tokens=p.warmup_tokens,
-                    repeats=p.repeats) for k in (1, 2)]
+    groups = [
+        Group(model, k, device=p.device, dtype=p.dtype, warmup_tokens=p.warmup_tokens, repeats=p.repeats)
+        for k in (1, 2)
+    ]
     rows, start, load = [], time.monotonic(), os.getloadavg()[0]
     cells = [g.cell(workload.label, p.device, t // g.replicas) for g in groups for t in totals]
     finished = sum(store.done(c) for c in cells)
@@ -120,12 +140,23 @@ def replication(cfg, out: Path, hardware: dict) -> dict:
             batches = [t // g.replicas for t in totals]
             rows += run_group(g, batches, workload.label, p.device, requests, store, monitor)
     ok = [r for r in rows if r["status"] == "ok"]
-    conditions = measuring_run(folder / "replication.json", finished < len(cells),
-                               [load, os.getloadavg()[0]], time.monotonic() - start)
-    summary = {"hardware": hardware, "scale": scale_label(p.name), "model": model, "workload": workload.label,
-               "cores": sorted(os.sched_getaffinity(0)), **conditions,
-               "device": p.device, "failed_cells": len(rows) - len(ok),
-               **replication_summary(ok, cfg.tolerance)}
+    conditions = measuring_run(
+        folder / "replication.json",
+        finished < len(cells),
+        [load, os.getloadavg()[0]],
+        time.monotonic() - start,
+    )
+    summary = {
+        "hardware": hardware,
+        "scale": scale_label(p.name),
+        "model": model,
+        "workload": workload.label,
+        "cores": sorted(os.sched_getaffinity(0)),
+        **conditions,
+        "device": p.device,
+        "failed_cells": len(rows) - len(ok),
+        **replication_summary(ok, cfg.tolerance),
+    }
     write_atomic(folder / "replication.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
@@ -144,8 +175,10 @@ def main(cfg, run):
     base = Path(cfg.out) if cfg.out else Path(cfg.paths.results_dir) / "gpu" / device_slug(name)
     out = base / "slm_energy"
     log.info("slm_energy gpu_bench (plan=%s) on %s -> %s", cfg.plan.name, name, out)
-    write_atomic(out / "env.json", json.dumps({**info, "config": to_plain(cfg), "run_dir": str(run.dir)},
-                                              indent=2, default=str) + "\n")
+    write_atomic(
+        out / "env.json",
+        json.dumps({**info, "config": to_plain(cfg), "run_dir": str(run.dir)}, indent=2, default=str) + "\n",
+    )
     summary = benchmark(cfg, out, info["hardware"], profile_dir(cfg.paths.results_dir))
     log.info("benchmark done at %.0f s (%d failed cells)", time.monotonic() - start, summary["failed_cells"])
     if cfg.replication:
@@ -153,8 +186,11 @@ def main(cfg, run):
             replication(cfg, out, info["hardware"])
             log.info("replication done at %.0f s", time.monotonic() - start)
         else:
-            log.warning("replication skipped: %.0f s is past the %.0f s budget", time.monotonic() - start,
-                        cfg.budget_s)
+            log.warning(
+                "replication skipped: %.0f s is past the %.0f s budget",
+                time.monotonic() - start,
+                cfg.budget_s,
+            )
     return str(out)
 
 

@@ -56,8 +56,12 @@ def saturation_index(batches: Sequence[int], throughput: Sequence[float], tolera
     return int(order[-1])  # nothing beyond the largest batch can beat it
 
 
-def saturation_point(batches: Sequence[int], throughput: Sequence[float | None],
-                     latency: Sequence[float | None], tolerance: float) -> dict:
+def saturation_point(
+    batches: Sequence[int],
+    throughput: Sequence[float | None],
+    latency: Sequence[float | None],
+    tolerance: float,
+) -> dict:
     """The Pareto batch of one model's sweep: saturation over its throughput-latency frontier.
 
     saturated: the sweep measured a batch larger than B* (a larger frontier batch gains at most the
@@ -72,8 +76,13 @@ def saturation_point(batches: Sequence[int], throughput: Sequence[float | None],
     t = [float(throughput[i]) for i in idx]
     pick = saturation_index(b, t, tolerance)
     measured = [int(batches[i]) for i in np.flatnonzero(np.isfinite(_finite(throughput)))]
-    return {"index": int(idx[pick]), "batch": b[pick], "throughput": t[pick],
-            "saturated": b[pick] < max(measured), "frontier_batches": sorted(b)}
+    return {
+        "index": int(idx[pick]),
+        "batch": b[pick],
+        "throughput": t[pick],
+        "saturated": b[pick] < max(measured),
+        "frontier_batches": sorted(b),
+    }
 
 
 def cheapest_index(cost: Sequence[float | None]) -> int | None:

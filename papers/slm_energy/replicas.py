@@ -28,8 +28,14 @@ from common.serving.workloads import Request
 
 log = logging.getLogger(__name__)
 TPUT = "output_throughput_tok_s"
-BEST_COLUMNS = (TPUT, "e2e_ms_mean", "itl_ms_mean", "energy_per_output_token_j", "utilization_pct",
-                "peak_memory_bytes_total")
+BEST_COLUMNS = (
+    TPUT,
+    "e2e_ms_mean",
+    "itl_ms_mean",
+    "energy_per_output_token_j",
+    "utilization_pct",
+    "peak_memory_bytes_total",
+)
 
 
 @dataclass
@@ -50,11 +56,18 @@ class Group:
 
     def cell(self, workload: str, device: str, batch: int) -> dict:
         """The result-store key of one per-instance batch: every parameter that changes what is measured."""
-        return {"model": self.model, "engine": self.engine,
-                "engine_options": ",".join(f"{k}={v}" for k, v in sorted(self.engine_options.items())),
-                "dtype": self.dtype, "device": device, "workload": workload, "replicas": self.replicas,
-                "batch_per_instance": batch, "total_batch": self.replicas * batch,
-                "cores_per_instance": len(core_sets(self.replicas, self.cores)[0])}
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "engine_options": ",".join(f"{k}={v}" for k, v in sorted(self.engine_options.items())),
+            "dtype": self.dtype,
+            "device": device,
+            "workload": workload,
+            "replicas": self.replicas,
+            "batch_per_instance": batch,
+            "total_batch": self.replicas * batch,
+            "cores_per_instance": len(core_sets(self.replicas, self.cores)[0]),
+        }
 
 
 def _cell_row(rounds: list[list[dict]], measurements: list, cores: int, instance: dict) -> dict:
@@ -69,29 +82,44 @@ def _cell_row(rounds: list[list[dict]], measurements: list, cores: int, instance
         cpu_s = sum(r["cpu_s"] for r in reports)
         energy = m.total_energy_j
         gpu = m.backend == "nvml"
-        rows.append({
-            "n_requests": sum(len(b["requests"]) for b in batches),
-            "output_tokens": out_tokens, "wall_time_s": wall, "window_time_s": m.time_s,
-            "output_throughput_tok_s": out_tokens / wall,
-            "instance_throughput_tok_s_min": min(t / b["total_s"] for t, b in zip(tokens, batches)),
-            **latency_stats((r, 0.0) for r in round_records(reports)),
-            "energy_j": energy, "mean_power_w": m.total_mean_power_w,
-            "energy_per_output_token_j": energy / out_tokens if energy is not None else None,
-            "energy_source": m.to_dict()["energy_source"], "energy_missing_reason": m.energy_missing_reason,
-            "monitor_backend": m.backend,
-            "utilization_pct": m.to_dict()["utilization_pct"] if gpu else 100 * cpu_s / (wall * cores),
-            "utilization_source": "NVML GPU utilisation" if gpu else
-            "instances' CPU time / (wall time x cores)",
-            "peak_memory_bytes_total": sum(b["peak"] or 0 for b in batches),
-            "kv_cache_bytes_total": sum(b["kv"] for b in batches),
-        })
+        rows.append(
+            {
+                "n_requests": sum(len(b["requests"]) for b in batches),
+                "output_tokens": out_tokens,
+                "wall_time_s": wall,
+                "window_time_s": m.time_s,
+                "output_throughput_tok_s": out_tokens / wall,
+                "instance_throughput_tok_s_min": min(t / b["total_s"] for t, b in zip(tokens, batches)),
+                **latency_stats((r, 0.0) for r in round_records(reports)),
+                "energy_j": energy,
+                "mean_power_w": m.total_mean_power_w,
+                "energy_per_output_token_j": energy / out_tokens if energy is not None else None,
+                "energy_source": m.to_dict()["energy_source"],
+                "energy_missing_reason": m.energy_missing_reason,
+                "monitor_backend": m.backend,
+                "utilization_pct": m.to_dict()["utilization_pct"] if gpu else 100 * cpu_s / (wall * cores),
+                "utilization_source": "NVML GPU utilisation"
+                if gpu
+                else "instances' CPU time / (wall time x cores)",
+                "peak_memory_bytes_total": sum(b["peak"] or 0 for b in batches),
+                "kv_cache_bytes_total": sum(b["kv"] for b in batches),
+            }
+        )
     out = median_over_repeats(rows)
     out["instance"] = instance  # the first instance's model, device and threads
     return out
 
 
-def run_group(group: Group, batches: list[int], workload: str, device: str, requests: list[Request],
-              store: ResultStore, monitor, progress=lambda: None) -> list[dict]:
+def run_group(
+    group: Group,
+    batches: list[int],
+    workload: str,
+    device: str,
+    requests: list[Request],
+    store: ResultStore,
+    monitor,
+    progress=lambda: None,
+) -> list[dict]:
     """Serve each per-instance batch with k instances, one stored row each; returns the group's rows
     (finished and failed, cell and metrics flattened).
 
@@ -110,13 +138,31 @@ def run_group(group: Group, batches: list[int], workload: str, device: str, requ
 
 def _serve(group, todo, cells, requests, store, monitor, progress) -> int:
     """Start the instances for the batches in `todo`; returns how many batches were stored."""
-    jobs = [ServeJob(cells=[[[(i * b + j, list(r.prompt_ids), r.output_len)
-                               for j, r in enumerate(requests[i * b:(i + 1) * b])]] for b in todo],
-                     warmup=group.warmup, warmup_tokens=group.warmup_tokens, repeats=group.repeats,
-                     windowed=True)
-            for i in range(group.replicas)]
-    engine = {"kind": group.engine, "model": group.model, "device": group.device, "dtype": group.dtype,
-              **group.engine_options}
+    jobs = [
+        ServeJob(
+            cells=[
+                [
+                    [
+                        (i * b + j, list(r.prompt_ids), r.output_len)
+                        for j, r in enumerate(requests[i * b : (i + 1) * b])
+                    ]
+                ]
+                for b in todo
+            ],
+            warmup=group.warmup,
+            warmup_tokens=group.warmup_tokens,
+            repeats=group.repeats,
+            windowed=True,
+        )
+        for i in range(group.replicas)
+    ]
+    engine = {
+        "kind": group.engine,
+        "model": group.model,
+        "device": group.device,
+        "dtype": group.dtype,
+        **group.engine_options,
+    }
     cores = sum(len(s) for s in core_sets(group.replicas, group.cores))
     stored = 0
     with ReplicaGroup(serve, jobs, engine, group.timeout_s, group.cores) as instances:
@@ -136,10 +182,16 @@ def _serve(group, todo, cells, requests, store, monitor, progress) -> int:
                 return stored + 1
             row = _cell_row(rounds, windows, cores, described[0])
             store.append(cells[batch], "ok", row, duration_s=time.perf_counter() - t0)
-            log.info("k=%d x batch %d (%d requests): %.1f tok/s, e2e %.0f ms, utilisation %.0f%%, energy %s",
-                     group.replicas, batch, row["n_requests"], row["output_throughput_tok_s"],
-                     row["e2e_ms_mean"], row["utilization_pct"] or float("nan"),
-                     "n/a" if row["energy_j"] is None else f"{row['energy_j']:.1f} J")
+            log.info(
+                "k=%d x batch %d (%d requests): %.1f tok/s, e2e %.0f ms, utilisation %.0f%%, energy %s",
+                group.replicas,
+                batch,
+                row["n_requests"],
+                row["output_throughput_tok_s"],
+                row["e2e_ms_mean"],
+                row["utilization_pct"] or float("nan"),
+                "n/a" if row["energy_j"] is None else f"{row['energy_j']:.1f} J",
+            )
             stored += 1
             progress()
     return stored
@@ -156,31 +208,44 @@ def replication_summary(rows: list[dict], tolerance: float) -> dict:
     out = {"per_k": {}, "gains": []}
     for k, rs in sorted(by_k.items()):
         rs = sorted(rs, key=lambda r: r["batch_per_instance"])
-        star = saturation_point([r["batch_per_instance"] for r in rs],
-                                [r["output_throughput_tok_s"] for r in rs],
-                                [r["e2e_ms_mean"] for r in rs], tolerance)
+        star = saturation_point(
+            [r["batch_per_instance"] for r in rs],
+            [r["output_throughput_tok_s"] for r in rs],
+            [r["e2e_ms_mean"] for r in rs],
+            tolerance,
+        )
         best = rs[star["index"]]
-        out["per_k"][k] = {"best_batch_per_instance": best["batch_per_instance"],
-                           "total_batch": best["total_batch"], "saturated": star["saturated"],
-                           **{c: best.get(c) for c in BEST_COLUMNS}}
+        out["per_k"][k] = {
+            "best_batch_per_instance": best["batch_per_instance"],
+            "total_batch": best["total_batch"],
+            "saturated": star["saturated"],
+            **{c: best.get(c) for c in BEST_COLUMNS},
+        }
     base = out["per_k"].get(1)
     single = {r["total_batch"]: r for r in by_k.get(1, [])}
     for k, best in out["per_k"].items():
         if k == 1 or base is None:
             continue
-        same = [(r["total_batch"], r[TPUT] / single[r["total_batch"]][TPUT])
-                for r in by_k[k] if r["total_batch"] in single]
-        out["gains"].append({
-            "replicas": k,
-            "throughput_gain_at_best": best["output_throughput_tok_s"] / base["output_throughput_tok_s"],
-            "latency_ratio_at_best": best["e2e_ms_mean"] / base["e2e_ms_mean"],
-            "utilization_gain_at_best": _ratio(best["utilization_pct"], base["utilization_pct"]),
-            "energy_per_token_ratio_at_best": _ratio(best["energy_per_output_token_j"],
-                                                     base["energy_per_output_token_j"]),
-            "throughput_gain_same_total_batch": {int(b): float(g) for b, g in same},
-            "geomean_gain_same_total_batch": float(np.exp(np.mean(np.log([g for _, g in same]))))
-            if same else None,
-        })
+        same = [
+            (r["total_batch"], r[TPUT] / single[r["total_batch"]][TPUT])
+            for r in by_k[k]
+            if r["total_batch"] in single
+        ]
+        out["gains"].append(
+            {
+                "replicas": k,
+                "throughput_gain_at_best": best["output_throughput_tok_s"] / base["output_throughput_tok_s"],
+                "latency_ratio_at_best": best["e2e_ms_mean"] / base["e2e_ms_mean"],
+                "utilization_gain_at_best": _ratio(best["utilization_pct"], base["utilization_pct"]),
+                "energy_per_token_ratio_at_best": _ratio(
+                    best["energy_per_output_token_j"], base["energy_per_output_token_j"]
+                ),
+                "throughput_gain_same_total_batch": {int(b): float(g) for b, g in same},
+                "geomean_gain_same_total_batch": float(np.exp(np.mean(np.log([g for _, g in same]))))
+                if same
+                else None,
+            }
+        )
     return out
 
 

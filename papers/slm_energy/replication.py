@@ -33,12 +33,26 @@ def groups_from_config(cfg) -> list:
     for k in sorted(set(cfg.replicas)):
         options = serving.plain(cfg.engine_options)
         if cfg.engine == "vllm":  # the k instances share the GPU's memory
-            options = {"gpu_memory_utilization": cfg.memory_utilization / k,
-                       "max_num_seqs": max(cfg.total_batches) // k, **options}
-        groups.append(Group(model=cfg.model, replicas=k, engine=cfg.engine, engine_options=options,
-                            device=cfg.device, dtype=cfg.dtype, cores=cores, warmup=cfg.warmup,
-                            warmup_tokens=cfg.warmup_tokens, repeats=cfg.repeats,
-                            timeout_s=cfg.instance_timeout_s))
+            options = {
+                "gpu_memory_utilization": cfg.memory_utilization / k,
+                "max_num_seqs": max(cfg.total_batches) // k,
+                **options,
+            }
+        groups.append(
+            Group(
+                model=cfg.model,
+                replicas=k,
+                engine=cfg.engine,
+                engine_options=options,
+                device=cfg.device,
+                dtype=cfg.dtype,
+                cores=cores,
+                warmup=cfg.warmup,
+                warmup_tokens=cfg.warmup_tokens,
+                repeats=cfg.repeats,
+                timeout_s=cfg.instance_timeout_s,
+            )
+        )
     return groups
 
 
@@ -61,27 +75,61 @@ def main(cfg, run):
     batches = {g.replicas: sorted(t // g.replicas for t in cfg.total_batches) for g in groups}
     cells = [g.cell(workload.label, device, b) for g in groups for b in batches[g.replicas]]
     start, load = time.monotonic(), os.getloadavg()[0]
-    log.info("replication of %s: k in %s x total batch %s on %s (cores %s, load average %.1f)", cfg.model,
-             [g.replicas for g in groups], sorted(cfg.total_batches), run.info["hardware"]["device"],
-             groups[0].cores, load)
+    log.info(
+        "replication of %s: k in %s x total batch %s on %s (cores %s, load average %.1f)",
+        cfg.model,
+        [g.replicas for g in groups],
+        sorted(cfg.total_batches),
+        run.info["hardware"]["device"],
+        groups[0].cores,
+        load,
+    )
     finished = sum(run.results.done(c) for c in cells)
-    with Monitor(backend=cfg.monitor, sample_hz=cfg.sample_hz) as monitor, \
-            Progress(disable=not cfg.progress) as bar:
+    with (
+        Monitor(backend=cfg.monitor, sample_hz=cfg.sample_hz) as monitor,
+        Progress(disable=not cfg.progress) as bar,
+    ):
         task = bar.add_task("replication cells", total=len(cells), completed=finished)
-        rows = [row for g in groups for row in run_group(g, batches[g.replicas], workload.label, device,
-                                                         requests, run.results, monitor,
-                                                         lambda: bar.advance(task))]
-    conditions = measuring_run(Path(run.result_dir) / SUMMARY, finished < len(cells),
-                               [load, os.getloadavg()[0]], time.monotonic() - start)
+        rows = [
+            row
+            for g in groups
+            for row in run_group(
+                g,
+                batches[g.replicas],
+                workload.label,
+                device,
+                requests,
+                run.results,
+                monitor,
+                lambda: bar.advance(task),
+            )
+        ]
+    conditions = measuring_run(
+        Path(run.result_dir) / SUMMARY,
+        finished < len(cells),
+        [load, os.getloadavg()[0]],
+        time.monotonic() - start,
+    )
     ok = [r for r in rows if r["status"] == "ok"]
-    summary = {"hardware": run.info["hardware"], "scale": cfg.scale.name, "model": cfg.model,
-               "workload": workload.label, "cores": groups[0].cores, **conditions,
-               "device": device, "failed_cells": len(rows) - len(ok),
-               **(replication_summary(ok, cfg.tolerance) if ok else {"per_k": {}, "gains": []})}
+    summary = {
+        "hardware": run.info["hardware"],
+        "scale": cfg.scale.name,
+        "model": cfg.model,
+        "workload": workload.label,
+        "cores": groups[0].cores,
+        **conditions,
+        "device": device,
+        "failed_cells": len(rows) - len(ok),
+        **(replication_summary(ok, cfg.tolerance) if ok else {"per_k": {}, "gains": []}),
+    }
     write_atomic(Path(run.result_dir) / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
     for gain in summary["gains"]:
-        log.info("k=%d: throughput x%.2f over one instance at its best batch (latency x%.2f)",
-                 gain["replicas"], gain["throughput_gain_at_best"], gain["latency_ratio_at_best"])
+        log.info(
+            "k=%d: throughput x%.2f over one instance at its best batch (latency x%.2f)",
+            gain["replicas"],
+            gain["throughput_gain_at_best"],
+            gain["latency_ratio_at_best"],
+        )
     run.logger.table("replication", ok)
     return summary
 

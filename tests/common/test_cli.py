@@ -83,8 +83,10 @@ def test_from_mapping_names_the_node_and_the_key():
     assert from_mapping(Toy, {"count": 2}, "runs.a") == Toy(count=2)
 
 
-@pytest.mark.parametrize("values", [{}, {"path": "x.csv", "rate": 0.25}, {"loud": True},
-                                    {"count": 7, "unit": "bytes", "keep": False}])
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"path": "x.csv", "rate": 0.25}, {"loud": True}, {"count": 7, "unit": "bytes", "keep": False}],
+)
 def test_to_argv_is_the_inverse_of_parsing(values):
     argv = to_argv(Toy, values)
     assert from_namespace(Toy, parser().parse_args(argv)) == Toy(**values)

@@ -1,6 +1,5 @@
 """Config composition, the entry point's exit-status contract, and the artefacts every run writes."""
 
-import importlib
 import json
 import os
 import subprocess
@@ -12,21 +11,16 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from common.config import compose, experiment_configs, run_task
-from common.repo import PAPERS, REPO_ROOT
 
 PY = sys.executable
-
-
-def _load_paper_schemas():
-    for paper in PAPERS:
-        if (REPO_ROOT / "papers" / paper / "config.py").exists():
-            importlib.import_module(f"papers.{paper}.config")
 
 
 @pytest.mark.parametrize("name", experiment_configs())
 @pytest.mark.parametrize("scale", ["smoke", "paper"])
 def test_every_experiment_config_composes(name, scale):
-    _load_paper_schemas()
+    from jobs.routing import App, load
+
+    load(App(name))  # the command's module registers its schema (in its config.py or its entrypoint)
     cfg = compose(name, [f"scale={scale}"])
     assert cfg.paper == name.split("/")[0]
     assert cfg.scale.name == scale
@@ -61,9 +55,14 @@ def test_unknown_key_and_wrong_type_name_the_key(demo_app):
 
 
 def _run_app(demo_app, results, *overrides, env=None):
-    return subprocess.run([PY, str(demo_app / "app.py"), f"paths.results_dir={results}", *overrides],
-                          capture_output=True, text=True, timeout=120, cwd=demo_app,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [PY, str(demo_app / "app.py"), f"paths.results_dir={results}", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=demo_app,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_unknown_key_exits_2_and_leaves_no_run_dir(demo_app, tmp_path):
@@ -86,9 +85,12 @@ def test_bad_input_exits_2_and_removes_its_run_dir(demo_app, tmp_path):
 def test_run_writes_artefacts_and_never_secrets(demo_app, tmp_path):
     results = tmp_path / "results"
     secret = "s3cr3t-value-never-written"
-    proc = _run_app(demo_app, results, "logger=wandb",
-                    env={"MY_API_KEY": secret, "HF_TOKEN": secret, "DB_PASSWORD": secret,
-                         "WANDB_MODE": "offline"})
+    proc = _run_app(
+        demo_app,
+        results,
+        "logger=wandb",
+        env={"MY_API_KEY": secret, "HF_TOKEN": secret, "DB_PASSWORD": secret, "WANDB_MODE": "offline"},
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (results / "demo" / "exp" / "smoke" / "runs").iterdir()
     for name in ("config.yaml", "config_resolved.yaml", "runinfo.json", "metrics.jsonl"):
@@ -109,8 +111,7 @@ def test_run_writes_artefacts_and_never_secrets(demo_app, tmp_path):
 def test_run_task_in_process_resumes(demo_app, tmp_path):
     import app
 
-    cfg = compose("demo/exp", [f"paths.results_dir={tmp_path}", "logger=none"],
-                  config_dir=demo_app / "conf")
+    cfg = compose("demo/exp", [f"paths.results_dir={tmp_path}", "logger=none"], config_dir=demo_app / "conf")
     run_task(app.main.task, cfg, tmp_path / "run1")
     store = tmp_path / "demo" / "exp" / "smoke" / "results.jsonl"
     first = store.read_text().splitlines()
@@ -124,8 +125,14 @@ def test_a_token_named_override_is_written_nowhere_and_warmup_tokens_is_kept(dem
     wandb; `warmup_tokens` (tokens, not a token) is recorded as it is."""
     results = tmp_path / "results"
     secret = "hf_s3cr3t_override_value"
-    proc = _run_app(demo_app, results, "logger=wandb", f"+engine_options.hf_token={secret}",
-                    "warmup_tokens=7", env={"WANDB_MODE": "offline"})
+    proc = _run_app(
+        demo_app,
+        results,
+        "logger=wandb",
+        f"+engine_options.hf_token={secret}",
+        "warmup_tokens=7",
+        env={"WANDB_MODE": "offline"},
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (results / "demo" / "exp" / "smoke" / "runs").iterdir()
     written = [p for p in results.rglob("*") if p.is_file()]

@@ -49,8 +49,13 @@ def test_pip_section_installs_the_project_and_only_pyproject_packages():
 def test_pip_section_resolves():
     pip = _pip_section(_env())
     args = [a for r in pip for a in r.split()]
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", *args],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0 and "Could not fetch URL" in proc.stderr:
         pytest.skip("package index unreachable")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -78,7 +78,8 @@ class FakeGPUs:
             "nvmlDeviceGetPowerUsage": self.power,
             "nvmlDeviceGetUtilizationRates": lambda h: pynvml.c_nvmlUtilization_t(gpu=40 + h, memory=5),
             "nvmlDeviceGetMemoryInfo": lambda h, version=None: pynvml.c_nvmlMemory_t(
-                total=80 << 30, free=(80 << 30) - ((h + 1) << 30), used=(h + 1) << 30),
+                total=80 << 30, free=(80 << 30) - ((h + 1) << 30), used=(h + 1) << 30
+            ),
         }
 
 
@@ -97,13 +98,16 @@ def fake_nvml(monkeypatch):
     return install
 
 
-@pytest.mark.parametrize("n_gpus, visible, nvml_indices", [
-    (1, None, [0]),
-    (2, None, [0, 1]),
-    (4, "2,0", [2, 0]),
-    (4, "GPU-00000003,1", [3, 1]),  # a UUID prefix, as CUDA accepts
-    (3, "1,7,0", [1]),  # like CUDA, an entry naming no GPU hides it and all after it
-])
+@pytest.mark.parametrize(
+    "n_gpus, visible, nvml_indices",
+    [
+        (1, None, [0]),
+        (2, None, [0, 1]),
+        (4, "2,0", [2, 0]),
+        (4, "GPU-00000003,1", [3, 1]),  # a UUID prefix, as CUDA accepts
+        (3, "1,7,0", [1]),  # like CUDA, an entry naming no GPU hides it and all after it
+    ],
+)
 def test_nvml_devices_follow_cuda_visible_devices(fake_nvml, monkeypatch, n_gpus, visible, nvml_indices):
     gpus = FakeGPUs(n_gpus)
     fake_nvml(gpus)
@@ -156,8 +160,10 @@ def test_nvml_without_counter_integrates_sampled_power(fake_nvml):
     gpus.power_w = lambda i, t: 100.0 + 50.0 * t
     mocks = fake_nvml(gpus)
     with Monitor("nvml", sample_hz=200.0, clock=clock) as mon:
-        assert mon.describe()["energy_source"] == {"cuda:0": "nvml_energy_counter",
-                                                   "cuda:1": "nvml_power_integration"}
+        assert mon.describe()["energy_source"] == {
+            "cuda:0": "nvml_energy_counter",
+            "cuda:1": "nvml_power_integration",
+        }
         mon.begin_window("w")
         assert mon.describe()["sampler_running"]  # started by itself: integration needs points inside
         deadline = time.monotonic() + 120  # a wait bound, left at once on a quiet machine
@@ -277,8 +283,17 @@ def test_replay_constant_power_gives_power_times_time(tmp_path):
     assert m.total_energy_j / tokens == pytest.approx(4.0)  # J per token
     row = m.to_dict()
     assert json.loads(json.dumps(row)) == row
-    assert set(row) == {"backend", "devices", "time_s", "energy_j", "mean_power_w", "peak_memory_bytes",
-                        "utilization_pct", "energy_source", "energy_missing_reason"}
+    assert set(row) == {
+        "backend",
+        "devices",
+        "time_s",
+        "energy_j",
+        "mean_power_w",
+        "peak_memory_bytes",
+        "utilization_pct",
+        "energy_source",
+        "energy_missing_reason",
+    }
     assert row["peak_memory_bytes"] is None and row["mean_power_w"] == pytest.approx(100.0)
 
 

@@ -53,8 +53,11 @@ def test_ridge_points_are_plausible():
     for key, spec in SPECS.items():
         assert 100 < spec.ridge_point("bf16") < 700, key  # FLOP/B: modern accelerators sit at 150-600
         assert 5 < spec.ridge_point("fp32") < 150, key
-    assert get_spec("h200").ridge_point() < get_spec("h100-sxm-80gb").ridge_point() < get_spec(
-        "h100-64gb").ridge_point()
+    assert (
+        get_spec("h200").ridge_point()
+        < get_spec("h100-sxm-80gb").ridge_point()
+        < get_spec("h100-64gb").ridge_point()
+    )
 
 
 def test_h100_64gb_is_the_sxm_compute_with_slower_smaller_memory():
@@ -85,11 +88,20 @@ def test_get_spec_names_and_errors(tmp_path):
     assert profile_dir(tmp_path) == tmp_path / "hardware"
 
 
-@pytest.mark.parametrize("name,key", [
-    ("NVIDIA H100 80GB HBM3", "h100-sxm-80gb"), ("NVIDIA H100", "h100-64gb"), ("NVIDIA H200", "h200"),
-    ("NVIDIA H100 PCIe", None), ("NVIDIA H100 NVL", None), ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
-    ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA L4", "l4"), ("Tesla T4", None),
-])
+@pytest.mark.parametrize(
+    "name,key",
+    [
+        ("NVIDIA H100 80GB HBM3", "h100-sxm-80gb"),
+        ("NVIDIA H100", "h100-64gb"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA H100 PCIe", None),
+        ("NVIDIA H100 NVL", None),
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+        ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
+        ("NVIDIA L4", "l4"),
+        ("Tesla T4", None),
+    ],
+)
 def test_spec_sheet_by_device_name(name, key):
     """An H100 PCIe or NVL has other memory systems than the sheets here: no sheet rather than a wrong one."""
     found, spec = spec_for_device(name)
@@ -128,11 +140,14 @@ def test_profile_round_trips_through_json(tiny_profile, tmp_path, monkeypatch):
     assert "local" in spec_table({"local": tiny_profile})
 
 
-@pytest.mark.parametrize("content, match", [
-    ("not json", "not a JSON"),
-    (json.dumps({"name": "x", "peak_flops": {}}), "lacks mem_bandwidth, mem_bytes, source"),
-    (json.dumps(DeviceSpec("x", {"fp32": -1.0}, 1.0, 1, "s").to_dict()), "positive"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("not json", "not a JSON"),
+        (json.dumps({"name": "x", "peak_flops": {}}), "lacks mem_bandwidth, mem_bytes, source"),
+        (json.dumps(DeviceSpec("x", {"fp32": -1.0}, 1.0, 1, "s").to_dict()), "positive"),
+    ],
+)
 def test_bad_profile_names_the_file(tmp_path, content, match):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -142,9 +157,13 @@ def test_bad_profile_names_the_file(tmp_path, content, match):
 
 
 def _cli(tmp_path, command, *args):
-    return subprocess.run([sys.executable, "-m", f"common.hardware.{command}",
-                           f"paths.results_dir={tmp_path}", *args],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", f"common.hardware.{command}", f"paths.results_dir={tmp_path}", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
 
 
 def test_table_prints_every_device(tmp_path):
@@ -183,8 +202,15 @@ def test_overrides_that_do_not_compose_name_the_key(tmp_path, args):
         _probe_run(tmp_path, *args)
 
 
-@pytest.mark.parametrize("args, key", [(("threads=0",), "threads"), (("device=tpu",), "device"),
-                                       (("repeats=-1",), "repeats"), (("mem_mib=0",), "mem_mib")])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (("threads=0",), "threads"),
+        (("device=tpu",), "device"),
+        (("repeats=-1",), "repeats"),
+        (("mem_mib=0",), "mem_mib"),
+    ],
+)
 def test_bad_values_exit_2_naming_the_key(tmp_path, capsys, args, key):
     with pytest.raises(SystemExit) as exit_:
         _probe_run(tmp_path, *args)
@@ -212,9 +238,21 @@ def test_cuda_probe_stays_under_the_vendor_peaks():
     p = probe(device="cuda", mem_mib=1024, matmul_size=4096, repeats=3)
     assert p.peak_flops["bf16"] > 2 * p.peak_flops["fp32"] and "fp8" in p.measured["missing"]
     name = p.name.lower()
-    key = next((k for k, needle in [("h200", "h200"), ("h100-sxm-80gb", "h100 80gb hbm3"),
-                                    ("h100-64gb", "h100 64gb"), ("a100-80gb", "a100-sxm4-80gb"),
-                                    ("a100-40gb", "a100-sxm4-40gb"), ("l4", "l4")] if needle in name), None)
+    key = next(
+        (
+            k
+            for k, needle in [
+                ("h200", "h200"),
+                ("h100-sxm-80gb", "h100 80gb hbm3"),
+                ("h100-64gb", "h100 64gb"),
+                ("a100-80gb", "a100-sxm4-80gb"),
+                ("a100-40gb", "a100-sxm4-40gb"),
+                ("l4", "l4"),
+            ]
+            if needle in name
+        ),
+        None,
+    )
     if key is not None:
         spec = get_spec(key)
         assert p.mem_bandwidth < 1.05 * spec.mem_bandwidth
@@ -226,8 +264,14 @@ def test_probe_restores_the_callers_thread_count():
     import torch
 
     before = torch.get_num_threads()
-    probe(device="cpu", threads=max(1, before - 1) if before > 1 else 2, mem_mib=1, matmul_size=16,
-          repeats=1, dtypes=("fp32",))
+    probe(
+        device="cpu",
+        threads=max(1, before - 1) if before > 1 else 2,
+        mem_mib=1,
+        matmul_size=16,
+        repeats=1,
+        dtypes=("fp32",),
+    )
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="bad probe arguments"):
         probe(device="cpu", dtypes=("int8",))

@@ -41,8 +41,12 @@ def test_unknown_backend_is_refused(tmp_path):
 @pytest.mark.parametrize("exit_code", [0, 1])
 def test_wandb_offline_run_reads_back(tmp_path, monkeypatch, exit_code):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    logger = ExperimentLogger.from_config({"backend": "wandb", "wandb_project": "t"}, tmp_path,
-                                          config={"model": "opt-tiny"}, group="demo/exp/smoke")
+    logger = ExperimentLogger.from_config(
+        {"backend": "wandb", "wandb_project": "t"},
+        tmp_path,
+        config={"model": "opt-tiny"},
+        group="demo/exp/smoke",
+    )
     logger.log({"throughput": 123.5}, step=0)
     logger.finish(exit_code)  # the entry point finishes with 1 when the task raised
     assert (tmp_path / "metrics.jsonl").exists()  # jsonl stays on beside wandb

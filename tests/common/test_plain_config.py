@@ -16,11 +16,17 @@ def _both(name, overrides, config_dir=CONF_DIR):
     return load(name, config_dir, overrides, schema), OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.parametrize("name, overrides", [
-    ("batching/sweep", []),
-    ("batching/sweep", ["scale=paper", "workload.output_len=7", "paths.results_dir=/tmp/x"]),  # scale files
-    ("batching/replicate", ["engine=vllm", "replicas=[2,3]"]),
-])
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("batching/sweep", []),
+        (
+            "batching/sweep",
+            ["scale=paper", "workload.output_len=7", "paths.results_dir=/tmp/x"],
+        ),  # scale files
+        ("batching/replicate", ["engine=vllm", "replicas=[2,3]"]),
+    ],
+)
 def test_the_real_configs_read_alike(name, overrides):
     import papers.batching.config  # noqa: F401 - registers the schemas
 
@@ -28,7 +34,7 @@ def test_the_real_configs_read_alike(name, overrides):
     assert plain == composed
 
 
-SCHEMA = '''
+SCHEMA = """
 from dataclasses import dataclass, field
 from common.schema import RunConfig
 
@@ -44,7 +50,7 @@ class Demo(RunConfig):
     local: dict = field(default_factory=dict)
     top: int = 1
     late: int = 0
-'''
+"""
 
 
 @pytest.fixture
@@ -63,15 +69,18 @@ def demo(tmp_path, demo_app):
         "# @package _global_\n"
         "defaults:\n  - /schema_demo_cmd\n  - /base\n  - /plan: full\n  - /demo/plans@_global_: ${plan}\n"
         "  - local@local: small\n  - _self_\n  - optional /demo/scale@_global_: cmd_${scale}\n"
-        "paper: demo\nexperiment: cmd\ntop: 3\n")
+        "paper: demo\nexperiment: cmd\ntop: 3\n"
+    )
     namespace = {}
     exec(SCHEMA, namespace)  # noqa: S102 - a schema for the throw-away config
     register_schema("demo/cmd", namespace["Demo"])
     return conf
 
 
-@pytest.mark.parametrize("overrides", [[], ["plan=small"], ["scale=paper"],
-                                       ["plan=small", "demo/local@local=full", "top=5", "plan.extra=1"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["plan=small"], ["scale=paper"], ["plan=small", "demo/local@local=full", "top=5", "plan.extra=1"]],
+)
 def test_root_groups_choices_in_names_local_groups_and_optional_files(demo, overrides):
     plain, composed = _both("demo/cmd", overrides, demo)
     assert plain == composed
@@ -79,8 +88,9 @@ def test_root_groups_choices_in_names_local_groups_and_optional_files(demo, over
     assert plain["plan"]["n"] == want and plain["plan"]["name"] == ("small" if want == 1 else "full")
 
 
-@pytest.mark.parametrize("entry", ["- /demo/scale: x", "- /frida/fed@fed: default",
-                                   "- override /logger: none"])
+@pytest.mark.parametrize(
+    "entry", ["- /demo/scale: x", "- /frida/fed@fed: default", "- override /logger: none"]
+)
 def test_an_entry_it_cannot_read_is_refused_naming_it(demo, entry):
     (demo / "demo" / "odd.yaml").write_text(f"# @package _global_\ndefaults:\n  {entry}\n  - _self_\n")
     with pytest.raises(BadInput, match="not supported without hydra"):

@@ -90,12 +90,15 @@ def test_kill_during_writes_leaves_only_whole_rows(tmp_path):
     assert ResultStore(path).rows()[-1]["cell"] == {"i": "after"}
 
 
-@pytest.mark.parametrize("line, message", [
-    ("not json", "not valid JSON"),
-    ('[1, 2]', "must be a JSON object"),
-    ('{"key": "k", "cell": {}}', "lacks field(s) ['status']"),
-    ('{"key": "k", "cell": {}, "status": "maybe"}', "is not ok/failed"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"key": "k", "cell": {}}', "lacks field(s) ['status']"),
+        ('{"key": "k", "cell": {}, "status": "maybe"}', "is not ok/failed"),
+    ],
+)
 def test_schema_errors_name_file_and_line(tmp_path, line, message):
     path = tmp_path / "r.jsonl"
     good = json.dumps({"key": cell_key({"a": 1}), "cell": {"a": 1}, "status": "ok"})

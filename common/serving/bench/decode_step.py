@@ -65,8 +65,14 @@ def run_one_step(model: str, batch: int, prompt_len: int, step: int, dtype: str,
     engine.lm.model.register_forward_pre_hook(before, with_kwargs=True)
     engine.lm.model.register_forward_hook(after, with_kwargs=True)
     engine.run(prompts, step + 1)
-    return {"model": model, "batch": batch, "prompt_len": prompt_len, "profiled_step": step,
-            "forwards": calls["n"], "device": engine.device.type}
+    return {
+        "model": model,
+        "batch": batch,
+        "prompt_len": prompt_len,
+        "profiled_step": step,
+        "forwards": calls["n"],
+        "device": engine.device.type,
+    }
 
 
 @entrypoint("common/serving/bench/decode_step", schema=DecodeStepConfig, plain=True)

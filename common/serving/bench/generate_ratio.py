@@ -45,8 +45,9 @@ def _timed(fn, cuda: bool) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
-                   seed: int = 0) -> dict:
+def generate_ratio(
+    engine, batch_size: int, prompt_len: int, new_tokens: int, repeats: int, seed: int = 0
+) -> dict:
     """One batch size's row: the engine's decode and end-to-end speed over model.generate's (> 1: faster).
 
     Medians and bests of `repeats` interleaved runs; a decode ratio is None where generate's decode time
@@ -64,8 +65,9 @@ def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, re
     model = engine.lm.model
 
     def generate(n: int):
-        config = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None,
-                                  pad_token_id=engine.pad_id)
+        config = GenerationConfig(
+            max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=engine.pad_id
+        )
         with torch.inference_mode():
             return model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
 
@@ -83,13 +85,20 @@ def generate_ratio(engine, batch_size: int, prompt_len: int, new_tokens: int, re
         same &= out[:, prompt_len:].tolist() == result.output_ids
     decode_tokens = batch_size * (new_tokens - 1)
     gen_decode = float(np.median(e2e_gen) - np.median(prefill_gen))
-    row = {"batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
-           "engine_decode_tok_s": decode_tokens / float(np.median(decode_engine)),
-           "generate_decode_tok_s": decode_tokens / gen_decode if gen_decode > 0 else None,
-           "engine_e2e_s": float(np.median(e2e_engine)), "generate_e2e_s": float(np.median(e2e_gen)),
-           "same_tokens": bool(same)}
-    row["decode_ratio"] = (row["engine_decode_tok_s"] / row["generate_decode_tok_s"]
-                           if row["generate_decode_tok_s"] else None)
+    row = {
+        "batch_size": batch_size,
+        "prompt_len": prompt_len,
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "engine_decode_tok_s": decode_tokens / float(np.median(decode_engine)),
+        "generate_decode_tok_s": decode_tokens / gen_decode if gen_decode > 0 else None,
+        "engine_e2e_s": float(np.median(e2e_engine)),
+        "generate_e2e_s": float(np.median(e2e_gen)),
+        "same_tokens": bool(same),
+    }
+    row["decode_ratio"] = (
+        row["engine_decode_tok_s"] / row["generate_decode_tok_s"] if row["generate_decode_tok_s"] else None
+    )
     row["e2e_ratio"] = row["generate_e2e_s"] / row["engine_e2e_s"]
     # best of the repeats: the runs least disturbed by other processes on a shared machine
     gen_decode_best = min(e2e_gen) - min(prefill_gen)
@@ -109,11 +118,25 @@ def main(cfg, run):
     for b in cfg.batch_sizes:
         rows.append(generate_ratio(engine, b, cfg.prompt_len, cfg.new_tokens, cfg.repeats))
         r = rows[-1]
-        log.info("B=%d: decode ratio %.3f (best %.3f), end-to-end ratio %.3f (best %.3f), same tokens %s",
-                 b, r["decode_ratio"], r["decode_ratio_best"], r["e2e_ratio"], r["e2e_ratio_best"],
-                 r["same_tokens"])
-    path = write_json(cfg.out, {"benchmark": "generate_ratio", "model": cfg.model, "dtype": cfg.dtype,
-                                **provenance(engine.device), "rows": rows})
+        log.info(
+            "B=%d: decode ratio %.3f (best %.3f), end-to-end ratio %.3f (best %.3f), same tokens %s",
+            b,
+            r["decode_ratio"],
+            r["decode_ratio_best"],
+            r["e2e_ratio"],
+            r["e2e_ratio_best"],
+            r["same_tokens"],
+        )
+    path = write_json(
+        cfg.out,
+        {
+            "benchmark": "generate_ratio",
+            "model": cfg.model,
+            "dtype": cfg.dtype,
+            **provenance(engine.device),
+            "rows": rows,
+        },
+    )
     log.info("wrote %s", path)
     run.logger.table("generate_ratio", rows)
     return rows

@@ -63,14 +63,17 @@ class GpuCheckConfig(RunConfig):
         check_models([self.plan.model], "plan.model")
         workload_spec(self.plan.workload, "plan.workload")
         if self.plan.workload.kind != "fixed":
-            raise BadInput(f"plan.workload.kind: the GPU check serves fixed lengths, not "
-                           f"{self.plan.workload.kind}")
+            raise BadInput(
+                f"plan.workload.kind: the GPU check serves fixed lengths, not {self.plan.workload.kind}"
+            )
         if self.plan.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
-                raise BadInput(f"plan.device: cuda, but no CUDA device is visible to this python (torch "
-                               f"{torch.__version__}); plan=small checks the path on a CPU")
+                raise BadInput(
+                    f"plan.device: cuda, but no CUDA device is visible to this python (torch "
+                    f"{torch.__version__}); plan=small checks the path on a CPU"
+                )
 
 
 def device_slug(name: str) -> str:
@@ -87,23 +90,38 @@ def roofline_report(frame, model: str, dtype: str, device_name: str) -> dict:
 
     shape = rl.model_shape(model)
     ok = frame[frame["status"] == "ok"].sort_values("batch_size")
-    obs = [decode_observations(shape, r.batch_size, int(r.workload_prompt_mean),
-                               int(r.output_tokens / r.n_requests) - 1, r.decode_time_s)
-           for r in ok.itertuples() if int(r.output_tokens / r.n_requests) > 1 and r.decode_time_s > 0]
+    obs = [
+        decode_observations(
+            shape,
+            r.batch_size,
+            int(r.workload_prompt_mean),
+            int(r.output_tokens / r.n_requests) - 1,
+            r.decode_time_s,
+        )
+        for r in ok.itertuples()
+        if int(r.output_tokens / r.n_requests) > 1 and r.decode_time_s > 0
+    ]
     out = {"model": model, "dtype": dtype, "batches": [o.batch for o in obs]}
     key, sheet = spec_for_device(device_name)
     if len(obs) >= 2:
         device = sheet if sheet is not None and dtype in sheet.peak_flops else None
         fitted = fit_step_model(obs, device, dtype)
         (err,) = errors(fitted, obs).values()
-        out["calibrated"] = {**fitted.to_dict(), "mape_pct": err["throughput_mape_pct"],
-                             "step_mape_pct": err["step_mape_pct"],
-                             "b_half": fitted.half_ceiling_batch(shape, obs[len(obs) // 2].context)[1]}
+        out["calibrated"] = {
+            **fitted.to_dict(),
+            "mape_pct": err["throughput_mape_pct"],
+            "step_mape_pct": err["step_mape_pct"],
+            "b_half": fitted.half_ceiling_batch(shape, obs[len(obs) // 2].context)[1],
+        }
     if sheet is not None and obs:
         measured = [o.batch / o.time_s for o in obs]
         predicted = [o.batch / rl.step_time(shape, o.batch, o.context, sheet, dtype) for o in obs]
-        out["roofline"] = {"spec": key, "mape_pct": rl.mape(predicted, measured),
-                           "predicted_tok_s": predicted, "measured_tok_s": measured}
+        out["roofline"] = {
+            "spec": key,
+            "mape_pct": rl.mape(predicted, measured),
+            "predicted_tok_s": predicted,
+            "measured_tok_s": measured,
+        }
     else:
         out["roofline"] = {"spec": None, "missing_reason": f"no datasheet spec matches {device_name!r}"}
     return out
@@ -134,42 +152,62 @@ def main(cfg, run):
     log.info("gpu_check on %s -> %s (plan=%s)", device_name, out, plan.name)
     write_json(out / "env.json", {**info, "config": to_plain(cfg), "run_dir": str(run.dir)})
 
-    spec_ = SweepSpec(models=[plan.model], batch_sizes=list(plan.batch_sizes), workloads=[workload],
-                      device=plan.device, dtype=plan.dtype, repeats=plan.repeats,
-                      warmup_tokens=plan.warmup_tokens, monitor="auto")
+    spec_ = SweepSpec(
+        models=[plan.model],
+        batch_sizes=list(plan.batch_sizes),
+        workloads=[workload],
+        device=plan.device,
+        dtype=plan.dtype,
+        repeats=plan.repeats,
+        warmup_tokens=plan.warmup_tokens,
+        monitor="auto",
+    )
     frame = run_sweep(spec_, ResultStore(out / "sweep.jsonl"), out, engine_factory=lambda _: engine)
-    summary = {"device": device_name, "plan": plan.name, "scaling": scaling_summary(frame),
-               "failed_cells": int((frame["status"] != "ok").sum())}
+    summary = {
+        "device": device_name,
+        "plan": plan.name,
+        "scaling": scaling_summary(frame),
+        "failed_cells": int((frame["status"] != "ok").sum()),
+    }
     ok = frame[frame["status"] == "ok"]
-    summary["energy"] = {int(r.batch_size): {"energy_per_output_token_j": r.energy_per_output_token_j,
-                                             "steady_mean_power_w": r.steady_mean_power_w,
-                                             "missing_reason": r.energy_missing_reason}
-                         for r in ok.itertuples()}
+    summary["energy"] = {
+        int(r.batch_size): {
+            "energy_per_output_token_j": r.energy_per_output_token_j,
+            "steady_mean_power_w": r.steady_mean_power_w,
+            "missing_reason": r.energy_missing_reason,
+        }
+        for r in ok.itertuples()
+    }
     log.info("sweep done at %.0f s", time.monotonic() - start)
 
     prompt_len = workload.prompt_len
-    breakdown = [kernel_breakdown(engine, b, prompt_len, plan.breakdown_steps)
-                 for b in plan.breakdown_batches]
+    breakdown = [
+        kernel_breakdown(engine, b, prompt_len, plan.breakdown_steps) for b in plan.breakdown_batches
+    ]
     write_json(out / "breakdown.json", {"rows": breakdown, **info})
     summary["breakdown"] = {r["batch_size"]: {k: r[k] for k in r if k.endswith("_share")} for r in breakdown}
     log.info("breakdown done at %.0f s", time.monotonic() - start)
 
     roof = roofline_report(frame, plan.model, plan.dtype, device_name)
     write_json(out / "roofline.json", roof)
-    summary["roofline_mape_pct"] = {"calibrated": roof.get("calibrated", {}).get("mape_pct"),
-                                    "roofline": roof["roofline"].get("mape_pct")}
+    summary["roofline_mape_pct"] = {
+        "calibrated": roof.get("calibrated", {}).get("mape_pct"),
+        "roofline": roof["roofline"].get("mape_pct"),
+    }
 
     bench = {"generate_ratio": [], "overhead": []}
     if time.monotonic() - start < cfg.budget_s:
         from common.gpu_metrics import Monitor
 
         for b in plan.bench_batches:
-            bench["generate_ratio"].append(generate_ratio(engine, b, prompt_len, plan.bench_tokens,
-                                                          plan.bench_repeats))
+            bench["generate_ratio"].append(
+                generate_ratio(engine, b, prompt_len, plan.bench_tokens, plan.bench_repeats)
+            )
         with Monitor("auto") as monitor:
             for b in plan.bench_batches:
-                bench["overhead"].append(timing_overhead(engine, monitor, b, prompt_len, plan.bench_tokens,
-                                                         plan.bench_repeats))
+                bench["overhead"].append(
+                    timing_overhead(engine, monitor, b, prompt_len, plan.bench_tokens, plan.bench_repeats)
+                )
     else:
         bench["skipped"] = f"over the {cfg.budget_s:.0f} s budget after the sweep"
     write_json(out / "bench.json", {**bench, **info})

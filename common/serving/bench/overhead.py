@@ -33,8 +33,9 @@ class OverheadConfig(EngineBenchConfig):
     out: str = spec(free="the JSON file the rows go to")
 
 
-def timing_overhead(engine, monitor, batch_size: int, prompt_len: int, new_tokens: int, repeats: int,
-                    seed: int = 0) -> dict:
+def timing_overhead(
+    engine, monitor, batch_size: int, prompt_len: int, new_tokens: int, repeats: int, seed: int = 0
+) -> dict:
     """One batch size's row: the harness's overhead in % of a bare run.
 
     Both by A/B timing (median and best of `repeats` interleaved runs) and by its components (µs per step mark
@@ -75,14 +76,21 @@ def timing_overhead(engine, monitor, batch_size: int, prompt_len: int, new_token
     for _ in range(repeats):
         bare.append(wall(lambda: engine.run(prompts, new_tokens, per_step_timing=False)))
         timed.append(wall(harnessed))
-    return {"batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
-            "bare_s_median": float(np.median(bare)), "harness_s_median": float(np.median(timed)),
-            "overhead_pct_median": 100 * (float(np.median(timed)) / float(np.median(bare)) - 1),
-            "overhead_pct_best": 100 * (min(timed) / min(bare) - 1),
-            "mark_us": 1e6 * mark_s, "window_pair_us": 1e6 * windows_s,
-            # a run: one mark per step, two window pairs (the run's and the steady state's)
-            "overhead_pct_components": 100 * (new_tokens * mark_s + 2 * windows_s) / float(np.median(bare)),
-            "monitor_backend": monitor.backend.name}
+    return {
+        "batch_size": batch_size,
+        "prompt_len": prompt_len,
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "bare_s_median": float(np.median(bare)),
+        "harness_s_median": float(np.median(timed)),
+        "overhead_pct_median": 100 * (float(np.median(timed)) / float(np.median(bare)) - 1),
+        "overhead_pct_best": 100 * (min(timed) / min(bare) - 1),
+        "mark_us": 1e6 * mark_s,
+        "window_pair_us": 1e6 * windows_s,
+        # a run: one mark per step, two window pairs (the run's and the steady state's)
+        "overhead_pct_components": 100 * (new_tokens * mark_s + 2 * windows_s) / float(np.median(bare)),
+        "monitor_backend": monitor.backend.name,
+    }
 
 
 def harness_windows(monitor) -> None:
@@ -100,14 +108,31 @@ def main(cfg, run):
 
     engine = HFEngine(cfg.model, device=cfg.device, dtype=cfg.dtype)
     with Monitor("auto") as monitor:
-        rows = [timing_overhead(engine, monitor, b, cfg.prompt_len, cfg.new_tokens, cfg.repeats)
-                for b in cfg.batch_sizes]
+        rows = [
+            timing_overhead(engine, monitor, b, cfg.prompt_len, cfg.new_tokens, cfg.repeats)
+            for b in cfg.batch_sizes
+        ]
     for r in rows:
-        log.info("B=%d: overhead %.2f%% (A/B median), %.2f%% (A/B best), %.4f%% (components: mark %.1f us, "
-                 "window pair %.1f us)", r["batch_size"], r["overhead_pct_median"], r["overhead_pct_best"],
-                 r["overhead_pct_components"], r["mark_us"], r["window_pair_us"])
-    path = write_json(cfg.out, {"benchmark": "overhead", "model": cfg.model, "dtype": cfg.dtype,
-                                **provenance(engine.device), "rows": rows})
+        log.info(
+            "B=%d: overhead %.2f%% (A/B median), %.2f%% (A/B best), %.4f%% (components: mark %.1f us, "
+            "window pair %.1f us)",
+            r["batch_size"],
+            r["overhead_pct_median"],
+            r["overhead_pct_best"],
+            r["overhead_pct_components"],
+            r["mark_us"],
+            r["window_pair_us"],
+        )
+    path = write_json(
+        cfg.out,
+        {
+            "benchmark": "overhead",
+            "model": cfg.model,
+            "dtype": cfg.dtype,
+            **provenance(engine.device),
+            "rows": rows,
+        },
+    )
     log.info("wrote %s", path)
     run.logger.table("overhead", rows)
     return rows

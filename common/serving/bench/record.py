@@ -30,9 +30,13 @@ def provenance(device) -> dict:
     hw = hardware_summary()
     if device.type == "cuda":
         hw["device"] = torch.cuda.get_device_name(device)
-    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": hw, "git": git_state(),
-            "packages": {k: v for k, v in package_versions(("torch", "transformers", "numpy")).items()},
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "hardware": hw,
+        "git": git_state(),
+        "packages": {k: v for k, v in package_versions(("torch", "transformers", "numpy")).items()},
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def to_plain(cfg) -> dict:

@@ -63,8 +63,9 @@ def check(frame, spec, spec_name: str) -> list[dict]:
     for (model, workload, dtype), g in frame.groupby(["model", "workload", "dtype"], sort=False):
         g = g.sort_values("batch_size")
         shape = rl.model_shape(model)
-        context = float(g["workload_prompt_mean"].iloc[0] + g["output_tokens"].iloc[0]
-                        / g["n_requests"].iloc[0] / 2)
+        context = float(
+            g["workload_prompt_mean"].iloc[0] + g["output_tokens"].iloc[0] / g["n_requests"].iloc[0] / 2
+        )
         batches = [int(b) for b in g["batch_size"]]
         measured = [float(t) / 1e3 for t in g["step_ms_median"]]
         predicted = [rl.step_time(shape, b, context, spec, dtype) for b in batches]
@@ -73,22 +74,46 @@ def check(frame, spec, spec_name: str) -> list[dict]:
             span = math.log(batches[i + 1] / batches[i])
             e_meas = math.log(measured[i + 1] / measured[i]) / span
             e_pred = math.log(predicted[i + 1] / predicted[i]) / span
-            intervals.append({"from_batch": batches[i], "to_batch": batches[i + 1],
-                              "measured_elasticity": e_meas, "predicted_elasticity": e_pred,
-                              "measured": _regime(e_meas), "predicted": _regime(e_pred),
-                              "agree": _regime(e_meas) == _regime(e_pred)})
+            intervals.append(
+                {
+                    "from_batch": batches[i],
+                    "to_batch": batches[i + 1],
+                    "measured_elasticity": e_meas,
+                    "predicted_elasticity": e_pred,
+                    "measured": _regime(e_meas),
+                    "predicted": _regime(e_pred),
+                    "agree": _regime(e_meas) == _regime(e_pred),
+                }
+            )
         per_batch = []
         loads = g["load_avg_1m"].tolist() if "load_avg_1m" in g else [None] * len(batches)
         for b, m, p, load in zip(batches, measured, predicted, loads):
             bounds = {k: v["bound"] for k, v in rl.regimes(shape, b, context, spec, dtype).items()}
-            per_batch.append({"batch": b, "measured_step_ms": 1e3 * m, "roofline_step_ms": 1e3 * p,
-                              "measured_over_roofline": m / p, "bounds": bounds, "load_avg_1m": load})
-        out.append({"model": model, "workload": workload, "dtype": dtype, "device_spec": spec_name,
-                    "device_name": g["device_name"].iloc[0], "context": context,
-                    "ridge_flop_per_byte": spec.peak_flops[dtype] / spec.mem_bandwidth,
-                    "dense_crossover_batch": dense_crossover_batch(shape, spec, dtype),
-                    "intervals": intervals, "per_batch": per_batch,
-                    "agreement": sum(i["agree"] for i in intervals) / len(intervals) if intervals else None})
+            per_batch.append(
+                {
+                    "batch": b,
+                    "measured_step_ms": 1e3 * m,
+                    "roofline_step_ms": 1e3 * p,
+                    "measured_over_roofline": m / p,
+                    "bounds": bounds,
+                    "load_avg_1m": load,
+                }
+            )
+        out.append(
+            {
+                "model": model,
+                "workload": workload,
+                "dtype": dtype,
+                "device_spec": spec_name,
+                "device_name": g["device_name"].iloc[0],
+                "context": context,
+                "ridge_flop_per_byte": spec.peak_flops[dtype] / spec.mem_bandwidth,
+                "dense_crossover_batch": dense_crossover_batch(shape, spec, dtype),
+                "intervals": intervals,
+                "per_batch": per_batch,
+                "agreement": sum(i["agree"] for i in intervals) / len(intervals) if intervals else None,
+            }
+        )
     return out
 
 
@@ -113,19 +138,40 @@ def main(cfg, run):
         raise BadInput(f"spec: {err}") from None
     rows = check(frame, sheet, cfg.spec)
     for r in rows:
-        log.info("%s (%s) on %s vs spec %s: dense layers turn compute-bound at B~%.0f (ridge %.1f FLOP/B)",
-                 r["model"], r["dtype"], r["device_name"], r["device_spec"], r["dense_crossover_batch"],
-                 r["ridge_flop_per_byte"])
+        log.info(
+            "%s (%s) on %s vs spec %s: dense layers turn compute-bound at B~%.0f (ridge %.1f FLOP/B)",
+            r["model"],
+            r["dtype"],
+            r["device_name"],
+            r["device_spec"],
+            r["dense_crossover_batch"],
+            r["ridge_flop_per_byte"],
+        )
         for i in r["intervals"]:
-            log.info("  B %4d -> %4d: measured e=%.2f (%s), roofline e=%.2f (%s) %s", i["from_batch"],
-                     i["to_batch"], i["measured_elasticity"], i["measured"], i["predicted_elasticity"],
-                     i["predicted"], "agree" if i["agree"] else "DISAGREE")
+            log.info(
+                "  B %4d -> %4d: measured e=%.2f (%s), roofline e=%.2f (%s) %s",
+                i["from_batch"],
+                i["to_batch"],
+                i["measured_elasticity"],
+                i["measured"],
+                i["predicted_elasticity"],
+                i["predicted"],
+                "agree" if i["agree"] else "DISAGREE",
+            )
         for b in r["per_batch"]:
-            log.info("  B %4d: step %.2f ms measured, %.2f ms roofline (x%.1f); bounds %s; load %s",
-                     b["batch"], b["measured_step_ms"], b["roofline_step_ms"], b["measured_over_roofline"],
-                     b["bounds"], b["load_avg_1m"])
-    path = write_json(cfg.out, {"benchmark": "regime_check", "results": cfg.results,
-                                "spec": sheet.to_dict(), "checks": rows})
+            log.info(
+                "  B %4d: step %.2f ms measured, %.2f ms roofline (x%.1f); bounds %s; load %s",
+                b["batch"],
+                b["measured_step_ms"],
+                b["roofline_step_ms"],
+                b["measured_over_roofline"],
+                b["bounds"],
+                b["load_avg_1m"],
+            )
+    path = write_json(
+        cfg.out,
+        {"benchmark": "regime_check", "results": cfg.results, "spec": sheet.to_dict(), "checks": rows},
+    )
     log.info("wrote %s", path)
     return rows
 

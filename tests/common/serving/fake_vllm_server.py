@@ -34,14 +34,21 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/metrics":
             with LOCK:
                 running, served = STATE["running"], STATE["served"]
-            self._send(200, "\n".join([
-                "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-                "# TYPE vllm:num_requests_running gauge",
-                f'vllm:num_requests_running{{engine="0",model_name="fake"}} {running}.0',
-                'vllm:num_requests_waiting{engine="0",model_name="fake"} 0.0',
-                f'vllm:kv_cache_usage_perc{{engine="0",model_name="fake"}} {0.01 * running}',
-                f'vllm:num_preemptions_total{{engine="0",model_name="fake"}} {float(served // 2)}',
-                'vllm:iteration_tokens_total_bucket{le="+Inf",model_name="fake"} 3.0', ""]))
+            self._send(
+                200,
+                "\n".join(
+                    [
+                        "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+                        "# TYPE vllm:num_requests_running gauge",
+                        f'vllm:num_requests_running{{engine="0",model_name="fake"}} {running}.0',
+                        'vllm:num_requests_waiting{engine="0",model_name="fake"} 0.0',
+                        f'vllm:kv_cache_usage_perc{{engine="0",model_name="fake"}} {0.01 * running}',
+                        f'vllm:num_preemptions_total{{engine="0",model_name="fake"}} {float(served // 2)}',
+                        'vllm:iteration_tokens_total_bucket{le="+Inf",model_name="fake"} 3.0',
+                        "",
+                    ]
+                ),
+            )
         else:
             self._send(404, "")
 
@@ -57,8 +64,10 @@ class Handler(BaseHTTPRequestHandler):
             chunk = {"choices": [{"index": 0, "text": "", "token_ids": [i]}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
-        usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]),
-                                          "completion_tokens": body["max_tokens"]}}
+        usage = {
+            "choices": [],
+            "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": body["max_tokens"]},
+        }
         self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
         with LOCK:
             STATE["running"] -= 1

@@ -19,4 +19,5 @@ def test_overhead_reports_both_estimates(tiny_engine):
     assert row["bare_s_median"] > 0 and row["harness_s_median"] > 0
     assert row["mark_us"] > 0 and row["window_pair_us"] > 0
     assert row["overhead_pct_components"] == pytest.approx(
-        100 * (8 * row["mark_us"] + 2 * row["window_pair_us"]) / 1e6 / row["bare_s_median"])
+        100 * (8 * row["mark_us"] + 2 * row["window_pair_us"]) / 1e6 / row["bare_s_median"]
+    )

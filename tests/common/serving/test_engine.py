@@ -27,8 +27,15 @@ def engine(request, tiny_engine):
         pytest.skip("vLLM is not installed in this environment (it lives in .venv-vllm on GPU nodes)")
     if not HAVE_CUDA:
         pytest.skip("the vLLM engine needs a CUDA GPU")
-    eng = make_engine("vllm", "opt-tiny", dtype="fp16", max_num_seqs=8, gpu_memory_utilization=0.3,
-                      enforce_eager=True, max_model_len=512)
+    eng = make_engine(
+        "vllm",
+        "opt-tiny",
+        dtype="fp16",
+        max_num_seqs=8,
+        gpu_memory_utilization=0.3,
+        enforce_eager=True,
+        max_model_len=512,
+    )
     yield eng
     eng.close()
 
@@ -53,7 +60,8 @@ def test_contract_tokens_steps_and_requests(engine):
     assert result.peak_memory_bytes is None or result.peak_memory_bytes > 0
     described = engine.describe()
     assert {"engine", "model", "device", "device_name", "precision", "n_params", "vocab_size"} <= set(
-        described)
+        described
+    )
 
 
 def test_contract_step_times_sum_to_the_total(engine):
@@ -84,10 +92,11 @@ def test_hf_tokens_equal_generate_greedy(tiny_engine):
         ids = torch.full((3, width), tiny_engine.pad_id)
         mask = torch.zeros((3, width), dtype=torch.long)
         for i, p in enumerate(batch):
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
-        config = GenerationConfig(max_new_tokens=10, do_sample=False, eos_token_id=None,
-                                  pad_token_id=tiny_engine.pad_id)
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        config = GenerationConfig(
+            max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=tiny_engine.pad_id
+        )
         expected = model.generate(ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         assert result.output_ids == expected
         assert result.extra["padded"] == (len(set(lengths)) > 1)

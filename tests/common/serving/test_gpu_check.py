@@ -17,20 +17,33 @@ from common.serving.bench import gpu_check
 from papers.slm_energy import gpu_bench
 
 FILES = {"env.json", "sweep.jsonl", "breakdown.json", "roofline.json", "bench.json", "summary.json"}
-COMMANDS = {"common/serving/bench/gpu_check": gpu_check.GpuCheckConfig,
-            "slm_energy/gpu_bench": gpu_bench.GpuBenchConfig}
+COMMANDS = {
+    "common/serving/bench/gpu_check": gpu_check.GpuCheckConfig,
+    "slm_energy/gpu_bench": gpu_bench.GpuBenchConfig,
+}
 
 
 def _run(tmp_path, *args, timeout=600):
     blocker = tmp_path / "site"
     blocker.mkdir()
     # the GPU nodes' python has neither hydra nor omegaconf: make importing them fail here too
-    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['hydra'] = None\n"
-                                              "sys.modules['omegaconf'] = None\n")
-    env = {**os.environ, "PYTHON": str(REPO_ROOT / ".venv" / "bin" / "python"), "PYTHONPATH": str(blocker),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["bash", "scripts/gpu_check.sh", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['hydra'] = None\nsys.modules['omegaconf'] = None\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHON": str(REPO_ROOT / ".venv" / "bin" / "python"),
+        "PYTHONPATH": str(blocker),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        ["bash", "scripts/gpu_check.sh", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_small_plan_writes_every_result_without_hydra(tmp_path):
@@ -52,16 +65,29 @@ def test_small_plan_writes_every_result_without_hydra(tmp_path):
 
 
 def test_a_bad_override_exits_2_before_anything_runs_without_hydra(tmp_path):
-    proc = _run(tmp_path, "plan=small", "plan.batch_sizes=[0]", f"out={tmp_path / 'gpu'}",
-                f"paths.results_dir={tmp_path / 'results'}", timeout=120)
+    proc = _run(
+        tmp_path,
+        "plan=small",
+        "plan.batch_sizes=[0]",
+        f"out={tmp_path / 'gpu'}",
+        f"paths.results_dir={tmp_path / 'results'}",
+        timeout=120,
+    )
     assert proc.returncode == 2 and "plan.batch_sizes" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "gpu").exists() and not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("config", sorted(COMMANDS))
-@pytest.mark.parametrize("overrides", [["plan=small"], ["plan=full"], [],
-                                       ["plan=small", "out=/tmp/x", "paths.results_dir=/tmp/r"],
-                                       ["plan=full", "plan.batch_sizes=[1,8]", "scale=paper"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["plan=small"],
+        ["plan=full"],
+        [],
+        ["plan=small", "out=/tmp/x", "paths.results_dir=/tmp/r"],
+        ["plan=full", "plan.batch_sizes=[1,8]", "scale=paper"],
+    ],
+)
 def test_hydra_and_the_plain_reader_compose_the_same_config(config, overrides):
     """The oracle: on the GPU nodes the same files give the same config as hydra gives here."""
     register_schema(config, COMMANDS[config])
@@ -74,8 +100,10 @@ def test_hydra_and_the_plain_reader_compose_the_same_config(config, overrides):
 @pytest.mark.parametrize("config", sorted(COMMANDS))
 def test_the_plans_differ_where_they_should(config):
     register_schema(config, COMMANDS[config])
-    small, full = (OmegaConf.to_container(compose(config, [f"plan={p}"]), resolve=True)["plan"]
-                   for p in ("small", "full"))
+    small, full = (
+        OmegaConf.to_container(compose(config, [f"plan={p}"]), resolve=True)["plan"]
+        for p in ("small", "full")
+    )
     assert (small["device"], full["device"]) == ("cpu", "cuda")
     assert full["workload"]["prompt_len"] == 161 and full["workload"]["output_len"] == 338  # the paper's
 

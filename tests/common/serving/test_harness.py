@@ -8,12 +8,36 @@ from common.serving.harness import SweepSpec, run_sweep, scaling_summary
 from common.serving.hf_engine import HFEngine
 from common.serving.workloads import WorkloadSpec
 
-COLUMNS = {"output_throughput_tok_s", "total_throughput_tok_s", "request_throughput_rps", "ttft_ms_mean",
-           "ttft_ms_median", "ttft_ms_p99", "tpot_ms_mean", "itl_ms_mean", "itl_ms_median", "itl_ms_p99",
-           "e2e_ms_mean", "e2e_ms_p99", "prefill_time_s", "decode_time_s", "prefill_fraction",
-           "peak_memory_bytes", "kv_cache_bytes", "energy_j", "mean_power_w", "steady_energy_j",
-           "steady_mean_power_w", "steady_time_s", "energy_per_output_token_j", "energy_missing_reason",
-           "device_name", "precision", "repeats", "n_params"}
+COLUMNS = {
+    "output_throughput_tok_s",
+    "total_throughput_tok_s",
+    "request_throughput_rps",
+    "ttft_ms_mean",
+    "ttft_ms_median",
+    "ttft_ms_p99",
+    "tpot_ms_mean",
+    "itl_ms_mean",
+    "itl_ms_median",
+    "itl_ms_p99",
+    "e2e_ms_mean",
+    "e2e_ms_p99",
+    "prefill_time_s",
+    "decode_time_s",
+    "prefill_fraction",
+    "peak_memory_bytes",
+    "kv_cache_bytes",
+    "energy_j",
+    "mean_power_w",
+    "steady_energy_j",
+    "steady_mean_power_w",
+    "steady_time_s",
+    "energy_per_output_token_j",
+    "energy_missing_reason",
+    "device_name",
+    "precision",
+    "repeats",
+    "n_params",
+}
 
 
 class CountingEngine:
@@ -43,15 +67,27 @@ class CountingEngine:
 
 
 def spec(**kw):
-    base = dict(models=["opt-tiny"], batch_sizes=[1, 2, 4],
-                workloads=[WorkloadSpec(prompt_len=6, output_len=4)], device="cpu", repeats=2, warmup=1,
-                warmup_tokens=2, monitor="cpu")
+    base = dict(
+        models=["opt-tiny"],
+        batch_sizes=[1, 2, 4],
+        workloads=[WorkloadSpec(prompt_len=6, output_len=4)],
+        device="cpu",
+        repeats=2,
+        warmup=1,
+        warmup_tokens=2,
+        monitor="cpu",
+    )
     return SweepSpec(**{**base, **kw})
 
 
 def test_sweep_rows_columns_and_cpu_energy(tmp_path, tiny_engine):
-    frame = run_sweep(spec(), ResultStore(tmp_path / "r.jsonl"), tmp_path, progress=False,
-                      engine_factory=lambda _: tiny_engine)
+    frame = run_sweep(
+        spec(),
+        ResultStore(tmp_path / "r.jsonl"),
+        tmp_path,
+        progress=False,
+        engine_factory=lambda _: tiny_engine,
+    )
     assert sorted(frame["batch_size"]) == [1, 2, 4] and (frame["status"] == "ok").all()
     assert COLUMNS <= set(frame.columns)
     row = frame.set_index("batch_size").loc[4]
@@ -89,8 +125,12 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, tiny_engine):
 
 
 def test_a_model_that_cannot_load_fails_its_cells_only(tmp_path):
-    frame = run_sweep(spec(models=["no-such/model-offline", "opt-tiny"], batch_sizes=[1]),
-                      ResultStore(tmp_path / "r.jsonl"), tmp_path, progress=False)
+    frame = run_sweep(
+        spec(models=["no-such/model-offline", "opt-tiny"], batch_sizes=[1]),
+        ResultStore(tmp_path / "r.jsonl"),
+        tmp_path,
+        progress=False,
+    )
     status = frame.set_index("model")["status"].to_dict()
     assert status == {"no-such/model-offline": "failed", "opt-tiny": "ok"}
 
@@ -98,9 +138,19 @@ def test_a_model_that_cannot_load_fails_its_cells_only(tmp_path):
 def test_scaling_summary_flags_sublinear_growth():
     import pandas as pd
 
-    frame = pd.DataFrame({"model": "m", "workload": "w", "engine": "hf", "dtype": "fp32", "device": "cpu",
-                          "device_name": "CPU", "status": "ok", "batch_size": [1, 8, 64],
-                          "output_throughput_tok_s": [10.0, 60.0, 200.0]})
+    frame = pd.DataFrame(
+        {
+            "model": "m",
+            "workload": "w",
+            "engine": "hf",
+            "dtype": "fp32",
+            "device": "cpu",
+            "device_name": "CPU",
+            "status": "ok",
+            "batch_size": [1, 8, 64],
+            "output_throughput_tok_s": [10.0, 60.0, 200.0],
+        }
+    )
     [s] = scaling_summary(frame)
     assert s["throughput_gain"] == 20.0 and s["batch_ratio"] == 64
     assert s["sublinear"] and s["sublinear_every_step"] and s["increasing"]

@@ -9,11 +9,29 @@ from common.serving.metrics import median_over_repeats, summarise, summarise_onl
 
 def batch(step_times, lengths, prompt_len=4):
     clock = np.cumsum(step_times).tolist()
-    steps = [StepRecord(i, "prefill" if i == 0 else "decode", t, sum(n > i for n in lengths),
-                        sum(n > i for n in lengths), prompt_len + i) for i, t in enumerate(step_times)]
+    steps = [
+        StepRecord(
+            i,
+            "prefill" if i == 0 else "decode",
+            t,
+            sum(n > i for n in lengths),
+            sum(n > i for n in lengths),
+            prompt_len + i,
+        )
+        for i, t in enumerate(step_times)
+    ]
     requests = [RequestRecord(i, prompt_len, n, clock[:n]) for i, n in enumerate(lengths)]
-    return BatchResult("hf", "m", "cpu", "fp32", steps, requests, total_time_s=float(sum(step_times)),
-                       peak_memory_bytes=100, kv_cache_bytes=50)
+    return BatchResult(
+        "hf",
+        "m",
+        "cpu",
+        "fp32",
+        steps,
+        requests,
+        total_time_s=float(sum(step_times)),
+        peak_memory_bytes=100,
+        kv_cache_bytes=50,
+    )
 
 
 def test_one_batch():

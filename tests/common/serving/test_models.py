@@ -7,8 +7,15 @@ from common.serving.models import ARCHS, ModelUnavailable, get_config, load_mode
 from common.serving.roofline import model_shape
 
 # published parameter counts, in billions (OPT paper Table 1 / model cards; Llama-2 model cards)
-PUBLISHED_B = {"opt-125m": 0.125, "opt-350m": 0.35, "opt-1.3b": 1.3, "opt-2.7b": 2.7, "opt-6.7b": 6.7,
-               "llama-2-7b": 6.7, "llama-2-13b": 13.0}
+PUBLISHED_B = {
+    "opt-125m": 0.125,
+    "opt-350m": 0.35,
+    "opt-1.3b": 1.3,
+    "opt-2.7b": 2.7,
+    "opt-6.7b": 6.7,
+    "llama-2-7b": 6.7,
+    "llama-2-13b": 13.0,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_B))

@@ -26,8 +26,15 @@ def _work(replica, engine, job):
         replica.wait()
         if replica.index == 0:
             time.sleep(0.2)  # replica 1 reports first: collect must still return replica order
-        replica.report({"job": job, "round": rnd, "cores": sorted(os.sched_getaffinity(0)),
-                        "threads": torch.get_num_threads(), "model": engine.describe()["model"]})
+        replica.report(
+            {
+                "job": job,
+                "round": rnd,
+                "cores": sorted(os.sched_getaffinity(0)),
+                "threads": torch.get_num_threads(),
+                "model": engine.describe()["model"],
+            }
+        )
 
 
 @pytest.mark.parametrize("cores", [[0], [0, 1], [0, 1, 2], list(range(7)), [3, 5, 8, 13, 21]])

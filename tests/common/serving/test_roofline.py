@@ -74,11 +74,19 @@ def test_regime_check_agrees_with_itself_on_roofline_shaped_data():
     spec = SimpleNamespace(peak_flops={"fp32": 2e11}, mem_bandwidth=2e10)
     batches = [1, 8, 32, 128, 512]
     context = 8 + 8 / 2
-    frame = pd.DataFrame({"model": "opt-tiny", "workload": "fixed-8-8", "dtype": "fp32", "device_name": "cpu",
-                          "batch_size": batches, "workload_prompt_mean": 8.0, "n_requests": batches,
-                          "output_tokens": [8 * b for b in batches],
-                          "step_ms_median": [1e3 * rl.step_time(shape, b, context, spec, "fp32")
-                                             for b in batches]})
+    frame = pd.DataFrame(
+        {
+            "model": "opt-tiny",
+            "workload": "fixed-8-8",
+            "dtype": "fp32",
+            "device_name": "cpu",
+            "batch_size": batches,
+            "workload_prompt_mean": 8.0,
+            "n_requests": batches,
+            "output_tokens": [8 * b for b in batches],
+            "step_ms_median": [1e3 * rl.step_time(shape, b, context, spec, "fp32") for b in batches],
+        }
+    )
     [result] = check(frame, spec, "fake")
     assert result["agreement"] == 1.0
     assert [i["measured"] for i in result["intervals"]][0] == "memory"
@@ -93,9 +101,15 @@ def test_regime_check_without_a_sweep_exits_2(tmp_path, caplog):
     from common.serving.bench import regime_check
 
     register_schema("common/serving/bench/regime_check", regime_check.RegimeCheckConfig)
-    cfg = compose("common/serving/bench/regime_check", [
-        "logger=none", f"paths.results_dir={tmp_path}", f"results={tmp_path / 'missing.jsonl'}",
-        f"out={tmp_path / 'o.json'}"])
+    cfg = compose(
+        "common/serving/bench/regime_check",
+        [
+            "logger=none",
+            f"paths.results_dir={tmp_path}",
+            f"results={tmp_path / 'missing.jsonl'}",
+            f"out={tmp_path / 'o.json'}",
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         run_task(regime_check.main.task, cfg, tmp_path / "run")
     assert exc.value.code == 2

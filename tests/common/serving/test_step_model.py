@@ -14,8 +14,13 @@ TRUTH = dict(t_fixed=2e-4, t_layer=9e-5, k_kv=1.25, t_token=1.2e-7, t_seq=1e-5, 
 
 
 def truth(device=H100, **kw) -> StepModel:
-    return StepModel(device=device.name, bandwidth=device.mem_bandwidth, peak_flops=device.peak_flops["fp16"],
-                     dtype="fp16", **{**TRUTH, **kw})
+    return StepModel(
+        device=device.name,
+        bandwidth=device.mem_bandwidth,
+        peak_flops=device.peak_flops["fp16"],
+        dtype="fp16",
+        **{**TRUTH, **kw},
+    )
 
 
 def test_the_terms_by_hand():
@@ -40,7 +45,8 @@ def test_the_terms_by_hand():
     chunked = m.terms(shape, b, ctx, r, p, chunked=True)
     assert chunked["prefill"] == 0 and chunked["weights_or_compute"] == pytest.approx(w / 1.63e12)
     assert m.terms(shape, 512, ctx, 4.0, 110, chunked=True)["weights_or_compute"] == pytest.approx(
-        2 * shape.dense_params * (512 + 440) / 989e12)
+        2 * shape.dense_params * (512 + 440) / 989e12
+    )
 
 
 def test_the_fit_recovers_a_known_engine_from_two_models_and_predicts_a_third():

@@ -16,8 +16,17 @@ from common.repo import REPO_ROOT
 from common.results import ResultStore
 from papers.batching.sweep import main
 
-TINY = ["logger=none", "models=[opt-tiny]", "batch_sizes=[1,2,4]", "workload.prompt_len=4",
-        "workload.output_len=3", "repeats=1", "warmup=0", "progress=false", "torch_threads=1"]
+TINY = [
+    "logger=none",
+    "models=[opt-tiny]",
+    "batch_sizes=[1,2,4]",
+    "workload.prompt_len=4",
+    "workload.output_len=3",
+    "repeats=1",
+    "warmup=0",
+    "progress=false",
+    "torch_threads=1",
+]
 
 
 def test_tiny_sweep_in_process(tmp_path):
@@ -48,8 +57,14 @@ def test_paper_scale_composes_to_the_paper_grid(tmp_path):
 
 def test_killed_process_reruns_without_recomputing_finished_cells(tmp_path):
     """SIGKILL after the first cell is stored; the rerun finishes the rest and redoes nothing."""
-    args = [sys.executable, "-m", "papers.batching.sweep", f"paths.results_dir={tmp_path}", *TINY,
-            "cooldown_s=2"]
+    args = [
+        sys.executable,
+        "-m",
+        "papers.batching.sweep",
+        f"paths.results_dir={tmp_path}",
+        *TINY,
+        "cooldown_s=2",
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     store = ResultStore(tmp_path / "batching" / "sweep" / "smoke" / "results.jsonl")
     proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -36,11 +36,15 @@ def test_vllm_engine_without_vllm_says_where_it_lives():
 
 
 def test_prometheus_parsing_v0_and_v1_names():
-    v0 = ('# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{model_name="opt"} 0.25\n'
-          'vllm:num_preemptions_total{model_name="opt"} 7.0\n')
-    v1 = ('vllm:kv_cache_usage_perc{engine="0",model_name="a \\"q\\" b"} 0.5\n'
-          'vllm:num_requests_running{engine="0"} 3\nvllm:num_requests_running{engine="1"} 2 1700000000000\n'
-          'vllm:e2e_request_latency_seconds_bucket{le="+Inf"} 4\n')
+    v0 = (
+        '# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{model_name="opt"} 0.25\n'
+        'vllm:num_preemptions_total{model_name="opt"} 7.0\n'
+    )
+    v1 = (
+        'vllm:kv_cache_usage_perc{engine="0",model_name="a \\"q\\" b"} 0.5\n'
+        'vllm:num_requests_running{engine="0"} 3\nvllm:num_requests_running{engine="1"} 2 1700000000000\n'
+        'vllm:e2e_request_latency_seconds_bucket{le="+Inf"} 4\n'
+    )
     s0, s1 = parse_prometheus(v0), parse_prometheus(v1)
     assert metric_value(s0, KV_USAGE) == 0.25 and metric_value(s0, PREEMPTIONS) == 7.0
     assert metric_value(s1, KV_USAGE) == 0.5 and metric_value(s1, RUNNING) == 5.0  # summed over engines
@@ -69,15 +73,17 @@ def test_server_lifecycle_sampler_and_streaming_client(tmp_path):
 
 
 def test_server_that_dies_is_reported_with_its_log(tmp_path):
-    server = Server([sys.executable, FAKE, "{port}", "--die-after-s", "0.2"], tmp_path / "s.log",
-                    ready_timeout_s=20)
+    server = Server(
+        [sys.executable, FAKE, "{port}", "--die-after-s", "0.2"], tmp_path / "s.log", ready_timeout_s=20
+    )
     with pytest.raises(ServerError, match="simulated crash"):
         server.start()
 
 
 def test_server_not_ready_in_time_is_stopped(tmp_path):
-    server = Server([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log",
-                    ready_timeout_s=1)
+    server = Server(
+        [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log", ready_timeout_s=1
+    )
     with pytest.raises(ServerError, match="not ready"):
         server.start()
     assert server.proc.poll() is not None

@@ -40,21 +40,25 @@ def test_sampled_lengths_have_the_asked_means_and_pass_the_filters():
 
 
 def _conversation(human, gpt):
-    return {"id": human[:8],
-            "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]}
+    return {
+        "id": human[:8],
+        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
+    }
 
 
 def test_sharegpt_file_first_turns_filters_and_seeded_shuffle(tmp_path):
     def text(n):  # n GPT-2 tokens: "hello" then n - 1 times " hello"
         return " ".join(["hello"] * n)
 
-    data = [_conversation(text(10), text(20)),  # kept
-            _conversation(text(2), text(20)),  # prompt too short (2 + BOS < 4 tokens)
-            _conversation(text(10), text(2)),  # output too short
-            _conversation(text(1100), text(10)),  # prompt > 1024
-            _conversation(text(1000), text(1100)),  # prompt + output > 2048
-            {"id": "single", "conversations": [{"from": "human", "value": text(30)}]},  # no reply
-            _conversation(text(30), text(40))]  # kept
+    data = [
+        _conversation(text(10), text(20)),  # kept
+        _conversation(text(2), text(20)),  # prompt too short (2 + BOS < 4 tokens)
+        _conversation(text(10), text(2)),  # output too short
+        _conversation(text(1100), text(10)),  # prompt > 1024
+        _conversation(text(1000), text(1100)),  # prompt + output > 2048
+        {"id": "single", "conversations": [{"from": "human", "value": text(30)}]},  # no reply
+        _conversation(text(30), text(40)),
+    ]  # kept
     path = tmp_path / "sharegpt.json"
     path.write_text(json.dumps(data))
     assert gpt2_token_count(text(10)) == 11  # GPT-2 BPE (OPT's), plus OPT's BOS

@@ -4,11 +4,28 @@ import itertools
 
 from common.config import compose, run_task
 
-TINY_SWEEP = ["models=[opt-tiny]", "batch_sizes=[1,2,4]", "workload.prompt_len=4", "workload.output_len=3",
-              "repeats=1", "warmup=0", "progress=false"]
-TINY_REPLICATION = ["model=opt-tiny", "num_requests=8", "baseline_batch=8", "replicas=[2]",
-                    "replica_batches=[2]", "workload.prompt_len=4", "workload.output_len=3", "repeats=1",
-                    "warmup=0", "progress=false", "timeout_s=120"]
+TINY_SWEEP = [
+    "models=[opt-tiny]",
+    "batch_sizes=[1,2,4]",
+    "workload.prompt_len=4",
+    "workload.output_len=3",
+    "repeats=1",
+    "warmup=0",
+    "progress=false",
+]
+TINY_REPLICATION = [
+    "model=opt-tiny",
+    "num_requests=8",
+    "baseline_batch=8",
+    "replicas=[2]",
+    "replica_batches=[2]",
+    "workload.prompt_len=4",
+    "workload.output_len=3",
+    "repeats=1",
+    "warmup=0",
+    "progress=false",
+    "timeout_s=120",
+]
 _RUN = itertools.count()
 
 

@@ -101,15 +101,26 @@ def test_absolute_and_factor_slo():
 
 def _authors_like_frame():
     """Caps whose measured running batch stops growing at ~12 (the KV pool is full)."""
-    return pd.DataFrame({"max_num_seqs": [1, 4, 16, 64], "mean_running_batch": [1.0, 4.0, 12.0, 12.5],
-                         "total_token_throughput_tok_s": [100, 380, 1000, 1010],
-                         "mean_tpot_ms": [10, 10.5, 12, 12.1], "max_kv_cache_usage_pct": [2, 8, 24, 25]})
+    return pd.DataFrame(
+        {
+            "max_num_seqs": [1, 4, 16, 64],
+            "mean_running_batch": [1.0, 4.0, 12.0, 12.5],
+            "total_token_throughput_tok_s": [100, 380, 1000, 1010],
+            "mean_tpot_ms": [10, 10.5, 12, 12.1],
+            "max_kv_cache_usage_pct": [2, 8, 24, 25],
+        }
+    )
 
 
 def test_cap_and_running_batch_columns_give_their_own_answers():
     frame = _authors_like_frame()
-    kw = dict(label="t", source="frame", throughput_col="total_token_throughput_tok_s",
-              latency_col="mean_tpot_ms", cap_col="max_num_seqs")
+    kw = dict(
+        label="t",
+        source="frame",
+        throughput_col="total_token_throughput_tok_s",
+        latency_col="mean_tpot_ms",
+        cap_col="max_num_seqs",
+    )
     by_cap = advisor.curve_from_frame(frame, batch_col="max_num_seqs", **kw)
     by_run = advisor.curve_from_frame(frame, batch_col="mean_running_batch", **kw)
     # efficiency of cap 64: 1010 / (64 x 100) = 0.16 by cap, 1010 / (12.5 x 100) = 0.81 by running batch
@@ -121,23 +132,39 @@ def test_cap_and_running_batch_columns_give_their_own_answers():
 def test_empty_rows_are_skipped_not_read_as_zero():
     frame = _authors_like_frame()
     frame.loc[2, ["total_token_throughput_tok_s", "mean_tpot_ms"]] = np.nan
-    c = advisor.curve_from_frame(frame, label="t", source="frame", batch_col="max_num_seqs",
-                             throughput_col="total_token_throughput_tok_s", latency_col="mean_tpot_ms")
+    c = advisor.curve_from_frame(
+        frame,
+        label="t",
+        source="frame",
+        batch_col="max_num_seqs",
+        throughput_col="total_token_throughput_tok_s",
+        latency_col="mean_tpot_ms",
+    )
     assert list(c.cap) == [1, 4, 64]
     assert len(c.skipped) == 1 and "max_num_seqs=16" in c.skipped[0] and "mean_tpot_ms" in c.skipped[0]
 
 
 def test_a_missing_column_is_named():
     with pytest.raises(BadInput, match="no column 'mean_itl_ms'.*max_num_seqs"):
-        advisor.curve_from_frame(_authors_like_frame(), label="t", source="sweep.csv",
-                                 batch_col="max_num_seqs", throughput_col="total_token_throughput_tok_s",
-                                 latency_col="mean_itl_ms")
+        advisor.curve_from_frame(
+            _authors_like_frame(),
+            label="t",
+            source="sweep.csv",
+            batch_col="max_num_seqs",
+            throughput_col="total_token_throughput_tok_s",
+            latency_col="mean_itl_ms",
+        )
 
 
 def test_kv_usage_percent_needs_the_pool_and_converts_with_it():
-    kw = dict(label="t", source="sweep.csv", batch_col="max_num_seqs",
-              throughput_col="total_token_throughput_tok_s", latency_col="mean_tpot_ms",
-              kv_col="max_kv_cache_usage_pct")
+    kw = dict(
+        label="t",
+        source="sweep.csv",
+        batch_col="max_num_seqs",
+        throughput_col="total_token_throughput_tok_s",
+        latency_col="mean_tpot_ms",
+        kv_col="max_kv_cache_usage_pct",
+    )
     with pytest.raises(BadInput, match="--kv-pool-gib"):
         advisor.curve_from_frame(_authors_like_frame(), **kw)
     c = advisor.curve_from_frame(_authors_like_frame(), kv_pool_bytes=50 * GiB, **kw)
@@ -197,8 +224,9 @@ def test_memory_plan_by_hand():
 
 
 def test_replicas_also_fit_their_out_of_budget_runtime():
-    ov = advisor.Overhead(runtime_bytes=10 * GiB, in_budget_bytes=0, act_bytes_at_1=0, act_bytes_per_seq=0,
-                      source="test")
+    ov = advisor.Overhead(
+        runtime_bytes=10 * GiB, in_budget_bytes=0, act_bytes_at_1=0, act_bytes_per_seq=0, source="test"
+    )
     plan = advisor.plan_memory(10 * GiB, 2 * GiB, ov, cap=1, device_bytes=64 * GiB, kv_source="test")
     assert plan.budget_bytes == 12 * GiB and plan.footprint_bytes == 22 * GiB
     assert plan.replicas == 2  # 0.9 / 0.188 would give 4, but 3 x 22 GiB > 64 GiB
@@ -258,9 +286,27 @@ def test_all_authors_prints_b_opt_per_model_and_output_length(tmp_path, capsys):
 
 
 def test_one_curve_of_the_authors_sweep_with_the_pool_given(capsys):
-    argv = [str(REF / "advisor_sweep.csv"), "--model", "opt-1.3b", "--output-len", "260", "--batch-col",
-            "max_num_seqs", "--latency", "itl", "--slo-factor", "2", "--ref-batch", "1", "--epsilon", "0.1",
-            "--kv-pool-gib", "54.41", "--device", "h100-64gb"]
+    argv = [
+        str(REF / "advisor_sweep.csv"),
+        "--model",
+        "opt-1.3b",
+        "--output-len",
+        "260",
+        "--batch-col",
+        "max_num_seqs",
+        "--latency",
+        "itl",
+        "--slo-factor",
+        "2",
+        "--ref-batch",
+        "1",
+        "--epsilon",
+        "0.1",
+        "--kv-pool-gib",
+        "54.41",
+        "--device",
+        "h100-64gb",
+    ]
     results, _, _ = advise.run(argv)
     (r,) = results
     # ITL at batch 1 is 3.6462 ms: SLO 7.29 ms admits batch 32 (6.65 ms), not 64 (9.01 ms)
@@ -270,14 +316,17 @@ def test_one_curve_of_the_authors_sweep_with_the_pool_given(capsys):
     assert advise.main(argv) == 0 and "B_opt" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["missing.csv", "--device-mem-gib", "64"], "missing.csv: no such sweep file"),
-    (["--all-authors", "--epsilon", "1"], "epsilon must be in [0, 1)"),
-    (["--all-authors", "--slo-ms", "0.1"], "no batch meets the latency SLO"),
-    (["--all-authors", "--latency", "nosuch_ms"], "no column 'nosuch_ms'"),
-    (["--all-authors", "--model", "opt-1.3b", "--output-len", "130"], "no batch-1 run"),
-    (["--all-authors", "--model", "gpt-5"], "no rows with model = gpt-5"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing.csv", "--device-mem-gib", "64"], "missing.csv: no such sweep file"),
+        (["--all-authors", "--epsilon", "1"], "epsilon must be in [0, 1)"),
+        (["--all-authors", "--slo-ms", "0.1"], "no batch meets the latency SLO"),
+        (["--all-authors", "--latency", "nosuch_ms"], "no column 'nosuch_ms'"),
+        (["--all-authors", "--model", "opt-1.3b", "--output-len", "130"], "no batch-1 run"),
+        (["--all-authors", "--model", "gpt-5"], "no rows with model = gpt-5"),
+    ],
+)
 def test_bad_input_exits_2_naming_it_and_writes_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "out.json"
     assert advise.main([*argv, "--json", str(out)]) == 2
@@ -289,20 +338,41 @@ def _project_store(path):
     """A result store as common.serving.harness writes it, one failed cell included."""
     store = ResultStore(path)
     for b, tput, itl in [(1, 50.0, 20.0), (2, 95.0, 21.0), (4, 170.0, 23.5), (8, 240.0, 33.0)]:
-        cell = {"model": "opt-16m", "engine": "hf", "engine_options": "", "dtype": "fp32", "device": "cpu",
-                "workload": "fixed-32-32", "batch_size": b, "num_requests": b}
-        store.append(cell, "ok", {"total_throughput_tok_s": tput, "itl_ms_mean": itl, "tpot_ms_mean": itl,
-                                  "kv_cache_bytes": b * 64 * 1024.0, "peak_memory_bytes": 5e8 + b * 1e6,
-                                  "n_params": 16_553_984, "precision": "fp32", "input_tokens": 32.0 * b,
-                                  "output_tokens": 32.0 * b, "n_requests": float(b)})
+        cell = {
+            "model": "opt-16m",
+            "engine": "hf",
+            "engine_options": "",
+            "dtype": "fp32",
+            "device": "cpu",
+            "workload": "fixed-32-32",
+            "batch_size": b,
+            "num_requests": b,
+        }
+        store.append(
+            cell,
+            "ok",
+            {
+                "total_throughput_tok_s": tput,
+                "itl_ms_mean": itl,
+                "tpot_ms_mean": itl,
+                "kv_cache_bytes": b * 64 * 1024.0,
+                "peak_memory_bytes": 5e8 + b * 1e6,
+                "n_params": 16_553_984,
+                "precision": "fp32",
+                "input_tokens": 32.0 * b,
+                "output_tokens": 32.0 * b,
+                "n_requests": float(b),
+            },
+        )
     store.append({**cell, "batch_size": 16, "num_requests": 16}, "failed", error="RuntimeError('OOM')")
     return path
 
 
 def test_this_projects_result_store(tmp_path):
     path = _project_store(tmp_path / "results.jsonl")
-    results, settings, _ = advise.run([str(path), "--slo-ms", "25", "--epsilon", "0.5",
-                                       "--device-mem-gib", "24"])
+    results, settings, _ = advise.run(
+        [str(path), "--slo-ms", "25", "--epsilon", "0.5", "--device-mem-gib", "24"]
+    )
     (r,) = results
     assert r["b_opt"] == 4 and r["memory"]["kv_gib"] == pytest.approx(4 * 64 * 1024 / GiB)
     assert r["memory"]["footprint_gib"] == pytest.approx((5e8 + 4e6) / GiB)  # the measured peak
@@ -312,8 +382,24 @@ def test_this_projects_result_store(tmp_path):
 
 def test_analytic_mode_predicts_a_curve_and_advises_on_it(tmp_path):
     out = tmp_path / "an.json"
-    assert advise.main(["analytic", "--model", "opt-1.3b", "--device", "h100-64gb", "--prompt", "242",
-                        "--output", "260", "--json", str(out)]) == 0
+    assert (
+        advise.main(
+            [
+                "analytic",
+                "--model",
+                "opt-1.3b",
+                "--device",
+                "h100-64gb",
+                "--prompt",
+                "242",
+                "--output",
+                "260",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (r,) = json.loads(out.read_text())["results"]
     pts = r["points"]
     lat, tput = [p["latency_ms"] for p in pts], [p["throughput"] for p in pts]
@@ -406,8 +492,9 @@ def test_paper_fig10_preset_follows_the_authors_fig10_script(capsys):
         ok = (lat <= 5 * lat[np.argmin(np.abs(b - 32))]) & (t / (b * t[0]) > 0.2)
         assert c["b_opt"] == c["cap"] == b[ok].max(), model
     assert curves["opt-1.3b"]["b_opt"] == 96
-    (same,), _, _ = advise.run(["--preset", "paper-fig10", "--model", "opt-1.3b",
-                                "--throughput-col", "request_throughput_rps"])
+    (same,), _, _ = advise.run(
+        ["--preset", "paper-fig10", "--model", "opt-1.3b", "--throughput-col", "request_throughput_rps"]
+    )
     assert same["b_opt"] == 96
 
 
@@ -416,13 +503,23 @@ def test_options_given_beside_a_preset_win(capsys):
     (authors,), record, _ = advise.run(argv)
     assert record["selection"] == "largest-within-slo" and record["epsilon"] == 0
     assert authors["b_opt_cap"] == 256  # the largest running batch (138) within the SLO
-    (ours,), record, _ = advise.run([*argv, "--selection", "best-throughput", "--epsilon", "0.1",
-                                     "--memory", "engine"])
+    (ours,), record, _ = advise.run(
+        [*argv, "--selection", "best-throughput", "--epsilon", "0.1", "--memory", "engine"]
+    )
     assert record["epsilon"] == 0.1 and record["memory"] == "engine"  # the project's values, given
     assert ours["b_opt_cap"] == 128 and ours["memory"]["method"] == "engine"
     # a sweep file of one's own keeps its own inputs: the preset sets only the rule
-    (mine,), record, _ = advise.run([str(REF / "advisor_sweep.csv"), "--preset", "paper-fig12", "--model",
-                                     "opt-1.3b", "--output-len", "390"])
+    (mine,), record, _ = advise.run(
+        [
+            str(REF / "advisor_sweep.csv"),
+            "--preset",
+            "paper-fig12",
+            "--model",
+            "opt-1.3b",
+            "--output-len",
+            "390",
+        ]
+    )
     assert mine["memory"] is None and "pool" in mine["memory_missing"] and mine["b_opt"] == 128
 
 
@@ -455,18 +552,32 @@ def _bad_copy(tmp_path, edit) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda f: f.drop(columns=["mean_tpot_ms", "max_num_seqs"]),
-     "no column 'max_num_seqs', 'mean_tpot_ms'"),
-    (lambda f: f.assign(mean_tpot_ms=f.mean_tpot_ms.where(f.max_num_seqs != 16, -3.5)),
-     "mean_tpot_ms = -3.5 at model=opt-1.3b, output_len=260, max_num_seqs=16: latencies cannot be negative"),
-    (lambda f: f.assign(mean_itl_ms=-f.mean_itl_ms), "mean_itl_ms = -"),
-    (lambda f: f.assign(max_kv_cache_usage_pct=f.max_kv_cache_usage_pct.where(f.max_num_seqs != 64, 120.0)),
-     "max_kv_cache_usage_pct = 120 at model=opt-1.3b, output_len=260, max_num_seqs=64: KV usage must be in "
-     "[0, 100]"),
-    (lambda f: pd.concat([f, f[f.max_num_seqs == 32]]),
-     "duplicate rows: model=opt-1.3b, output_len=260, max_num_seqs=32 appears 2 times"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda f: f.drop(columns=["mean_tpot_ms", "max_num_seqs"]),
+            "no column 'max_num_seqs', 'mean_tpot_ms'",
+        ),
+        (
+            lambda f: f.assign(mean_tpot_ms=f.mean_tpot_ms.where(f.max_num_seqs != 16, -3.5)),
+            "mean_tpot_ms = -3.5 at model=opt-1.3b, output_len=260, max_num_seqs=16: "
+            "latencies cannot be negative",
+        ),
+        (lambda f: f.assign(mean_itl_ms=-f.mean_itl_ms), "mean_itl_ms = -"),
+        (
+            lambda f: f.assign(
+                max_kv_cache_usage_pct=f.max_kv_cache_usage_pct.where(f.max_num_seqs != 64, 120.0)
+            ),
+            "max_kv_cache_usage_pct = 120 at model=opt-1.3b, output_len=260, max_num_seqs=64: "
+            "KV usage must be in [0, 100]",
+        ),
+        (
+            lambda f: pd.concat([f, f[f.max_num_seqs == 32]]),
+            "duplicate rows: model=opt-1.3b, output_len=260, max_num_seqs=32 appears 2 times",
+        ),
+    ],
+)
 def test_bad_sweep_values_exit_2_with_one_line_naming_them(edit, message, tmp_path, capsys):
     assert advise.main([_bad_copy(tmp_path, edit), "--json"]) == 2
     err = capsys.readouterr().err
@@ -476,9 +587,21 @@ def test_bad_sweep_values_exit_2_with_one_line_naming_them(edit, message, tmp_pa
 def test_device_local_reads_the_profile_dir(tmp_path, capsys):
     from common.hardware import SPECS, profile_path, save_profile
 
-    argv = [str(REF / "advisor_sweep.csv"), "--model", "opt-1.3b", "--output-len", "260", "--server-memory",
-            str(REF / "server_memory.csv"), "--server-memory-sweep", "advisor", "--device", "local",
-            "--profile-dir", str(tmp_path)]
+    argv = [
+        str(REF / "advisor_sweep.csv"),
+        "--model",
+        "opt-1.3b",
+        "--output-len",
+        "260",
+        "--server-memory",
+        str(REF / "server_memory.csv"),
+        "--server-memory-sweep",
+        "advisor",
+        "--device",
+        "local",
+        "--profile-dir",
+        str(tmp_path),
+    ]
     assert advise.main(argv) == 2 and "common.hardware.probe" in capsys.readouterr().err
     save_profile(SPECS["h100-64gb"], profile_path(tmp_path))
     (r,), record, _ = advise.run(argv)
@@ -497,8 +620,10 @@ def test_analytic_mode_uses_the_step_model_and_reports_its_latency_error():
     check = r["latency_check"]
     assert check["n"] >= 5 and check["mape_at_running_batch_pct"] < 10
     shape, spec = rl.model_shape("llama-2-7b"), get_spec("h100-64gb")
-    roofline = rl.mape([rl.step_time(shape, p["running_batch"], 250 + 130, spec, "fp16") * 1e3
-                        for p in check["points"]], [p["measured_ms"] for p in check["points"]])
+    roofline = rl.mape(
+        [rl.step_time(shape, p["running_batch"], 250 + 130, spec, "fp16") * 1e3 for p in check["points"]],
+        [p["measured_ms"] for p in check["points"]],
+    )
     assert roofline > 3 * check["mape_at_running_batch_pct"]
     # another device: the same fit, moved by its bandwidth (faster memory, shorter steps); nothing measured
     (fast,), _, _ = advise.run([*argv, "--device", "h100-sxm-80gb"])
@@ -507,7 +632,8 @@ def test_analytic_mode_uses_the_step_model_and_reports_its_latency_error():
     at = {p["batch"]: p["latency_ms"] for p in fast["points"]}
     assert all(at[b] < p["latency_ms"] for p in r["points"] for b in [p["batch"]] if b in at)
     # a model the authors did not run: the same fit, by its shape
-    (other,), _, _ = advise.run(["analytic", "--model", "opt-6.7b", "--prompt", "242", "--output", "260",
-                                 "--device", "h100-64gb"])
+    (other,), _, _ = advise.run(
+        ["analytic", "--model", "opt-6.7b", "--prompt", "242", "--output", "260", "--device", "h100-64gb"]
+    )
     assert "transferred to this model" in other["step_model"]["how"]
     assert "no opt-6.7b run" in other["latency_check"]["missing_reason"]

@@ -32,8 +32,12 @@ def test_the_step_model_predicts_the_authors_h100_steps_it_was_not_fitted_on(min
     assert all(b > 32 for e in p["batch_held_out"]["errors"].values() for b in e["batches"])
     assert all(e["step_mape_pct"] <= 5 for e in p["batch_held_out"]["errors"].values())
     # model-held-out: fitted on the two OPT models, scored on the Llama-2 models
-    assert set(p["model_held_out"]["fitted_on"]) == {"opt-1.3b/offline", "opt-1.3b/background",
-                                                     "opt-2.7b/offline", "opt-2.7b/background"}
+    assert set(p["model_held_out"]["fitted_on"]) == {
+        "opt-1.3b/offline",
+        "opt-1.3b/background",
+        "opt-2.7b/offline",
+        "opt-2.7b/background",
+    }
     assert {k.split("/")[0] for k in p["model_held_out"]["errors"]} == {"llama-2-7b", "llama-2-13b"}
     assert all(e["step_mape_pct"] <= 8 for e in p["model_held_out"]["errors"].values())
     assert mindgap["goals"]["batch_held_out"]["met"] and mindgap["goals"]["model_held_out"]["met"]
@@ -53,9 +57,15 @@ def test_the_printed_table_names_every_protocol(mindgap):
     assert text.count("met") == 2 and "llama-2-13b/offline" in text
 
 
-@pytest.mark.parametrize("override, key", [("models=[gpt-5]", "models"), ("device=h999", "device"),
-                                           ("reference_dir=/nonexistent", "reference_dir"),
-                                           ("transfer_fit=[gpt-5]", "transfer_fit")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("models=[gpt-5]", "models"),
+        ("device=h999", "device"),
+        ("reference_dir=/nonexistent", "reference_dir"),
+        ("transfer_fit=[gpt-5]", "transfer_fit"),
+    ],
+)
 def test_bad_input_exits_2_naming_the_key(override, key, tmp_path, caplog, capsys):
     with pytest.raises(SystemExit) as exc:
         run_entry(calibrate, "batching/calibrate", tmp_path, override)

@@ -6,9 +6,17 @@ from papers.batching import bca, breakdown, calibrate, figures, ncu, study, tune
 from tests.papers.batching.helpers import run_entry
 from tests.papers.batching.test_tune import TINY
 
-DRAWN = ("fig2_throughput_vs_itl", "fig3_throughput_vs_kv", "fig4_prefill_decode",
-         "throughput_scaling_normalised", "fig5_breakdown", "bca_choice", "bca_memory_freed",
-         "step_model_held_out", "tune_vs_sweep")
+DRAWN = (
+    "fig2_throughput_vs_itl",
+    "fig3_throughput_vs_kv",
+    "fig4_prefill_decode",
+    "throughput_scaling_normalised",
+    "fig5_breakdown",
+    "bca_choice",
+    "bca_memory_freed",
+    "step_model_held_out",
+    "tune_vs_sweep",
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +24,16 @@ def saved(tiny_results):
     """Every step of the reproduction but replication, tiny, into the session's results dir."""
     results = tiny_results
     run_entry(study, "batching/study", results)
-    run_entry(breakdown, "batching/breakdown", results, "models=[opt-tiny]", "batch_sizes=[1,4]",
-              "prompt_len=4", "decode_steps=2", "progress=false")
+    run_entry(
+        breakdown,
+        "batching/breakdown",
+        results,
+        "models=[opt-tiny]",
+        "batch_sizes=[1,4]",
+        "prompt_len=4",
+        "decode_steps=2",
+        "progress=false",
+    )
     run_entry(ncu, "batching/ncu", results)
     run_entry(bca, "batching/bca", results)
     run_entry(calibrate, "batching/calibrate", results)
@@ -27,8 +43,11 @@ def saved(tiny_results):
 
 def _snapshot(root):
     """Every file the experiments wrote (the figures command's own run record aside)."""
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and "figures" not in p.relative_to(root).parts}
+    return {
+        p: p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and "figures" not in p.relative_to(root).parts
+    }
 
 
 def draw(results, out, *overrides):
@@ -50,8 +69,10 @@ def test_every_figure_from_saved_results_only(saved, tmp_path, caplog):
     assert "status: missing (no CUDA device" in table
     if not (out / "fig6_ncu_smoke.png").exists():  # no GPU here: the reason is said, not a blank figure drawn
         assert "fig6_ncu not drawn: no CUDA device" in caplog.text
-    assert "replicate: no results at scale=smoke (skipped)" in caplog.text or (
-        saved / "batching" / "replicate" / "smoke" / "summary.json").exists()
+    assert (
+        "replicate: no results at scale=smoke (skipped)" in caplog.text
+        or (saved / "batching" / "replicate" / "smoke" / "summary.json").exists()
+    )
 
 
 def test_the_paper_scale_never_overwrites_the_smoke_figures(saved, tmp_path):

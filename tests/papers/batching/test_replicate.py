@@ -33,11 +33,25 @@ def test_stream_is_split_round_robin_without_loss():
 def test_aggregate_against_hand_computed_values():
     """Replica 0 starts at t = 10 s and serves two 3-token requests, replica 1 starts 0.2 s later with one;
     every time below is worked out by hand on the common clock (zero: the first start)."""
-    reps = {0: {"start": 10.0, "end": 12.0, "batches": [
-                {"t": 10.0, "peak": 100, "kv": 7, "requests": [(0, 4, 3, [0.5, 1.0, 1.5]),
-                                                               (2, 4, 3, [0.5, 1.0, 1.5])]}]},
-            1: {"start": 10.2, "end": 11.7, "batches": [
-                {"t": 10.2, "peak": 300, "kv": 5, "requests": [(1, 4, 3, [0.2, 0.6, 1.0])]}]}}
+    reps = {
+        0: {
+            "start": 10.0,
+            "end": 12.0,
+            "batches": [
+                {
+                    "t": 10.0,
+                    "peak": 100,
+                    "kv": 7,
+                    "requests": [(0, 4, 3, [0.5, 1.0, 1.5]), (2, 4, 3, [0.5, 1.0, 1.5])],
+                }
+            ],
+        },
+        1: {
+            "start": 10.2,
+            "end": 11.7,
+            "batches": [{"t": 10.2, "peak": 300, "kv": 5, "requests": [(1, 4, 3, [0.2, 0.6, 1.0])]}],
+        },
+    }
     m = replicate.aggregate(reps)
     assert m["wall_time_s"] == pytest.approx(2.0)
     assert m["output_throughput_tok_s"] == pytest.approx(9 / 2.0)
@@ -52,10 +66,24 @@ def test_aggregate_against_hand_computed_values():
 
 
 def test_compare_divides_by_the_baseline():
-    rows = [{"setting": "1x8", "replicas": 1, "batch_cap": 8, "output_throughput_tok_s": 100.0,
-             "itl_ms_mean": 10.0, "per_repeat": {"output_throughput_tok_s": [100.0, 80.0, 120.0]}},
-            {"setting": "2x4", "replicas": 2, "batch_cap": 4, "output_throughput_tok_s": 150.0,
-             "itl_ms_mean": 5.0, "per_repeat": {"output_throughput_tok_s": [150.0, 160.0, 60.0]}}]
+    rows = [
+        {
+            "setting": "1x8",
+            "replicas": 1,
+            "batch_cap": 8,
+            "output_throughput_tok_s": 100.0,
+            "itl_ms_mean": 10.0,
+            "per_repeat": {"output_throughput_tok_s": [100.0, 80.0, 120.0]},
+        },
+        {
+            "setting": "2x4",
+            "replicas": 2,
+            "batch_cap": 4,
+            "output_throughput_tok_s": 150.0,
+            "itl_ms_mean": 5.0,
+            "per_repeat": {"output_throughput_tok_s": [150.0, 160.0, 60.0]},
+        },
+    ]
     [c] = replicate.compare(rows, replicate.Setting(1, 8, 0.9))
     assert c["output_throughput_tok_s_ratio"] == 1.5 and c["itl_ms_mean_ratio"] == 0.5
     assert c["e2e_ms_mean_ratio"] is None  # not measured: no ratio invented
@@ -115,11 +143,21 @@ def test_a_hung_setting_is_recorded_as_failed_and_the_rest_goes_on(tmp_path):
     assert summary["failed"] == 2 and summary["comparison"] == []
 
 
-@pytest.mark.parametrize("override, key", [("engine=vllm", "engine"), ("replicas=[64]", "replicas"),
-                                           ("memory_fraction=1.5", "memory_fraction"),
-                                           ("model=gpt-17", "model"), ("warmup_tokens=0", "warmup_tokens"),
-                                           pytest.param("device=cuda", "device", marks=pytest.mark.skipif(
-                                               torch.cuda.is_available(), reason="a CUDA device is here"))])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("engine=vllm", "engine"),
+        ("replicas=[64]", "replicas"),
+        ("memory_fraction=1.5", "memory_fraction"),
+        ("model=gpt-17", "model"),
+        ("warmup_tokens=0", "warmup_tokens"),
+        pytest.param(
+            "device=cuda",
+            "device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
+        ),
+    ],
+)
 def test_bad_input_exits_2_naming_the_key(tmp_path, capsys, override, key):
     with pytest.raises(SystemExit) as exc:
         run_entry(replicate, "batching/replicate", tmp_path, override)
@@ -147,8 +185,17 @@ def test_vllm_route_end_to_end_against_a_fake_openai_server(tmp_path, monkeypatc
         return [sys.executable, str(fake), str(port)]
 
     monkeypatch.setattr(vllm_server, "vllm_server_command", command)
-    cfg = SimpleNamespace(model="opt-tiny", dtype="fp16", seed=0, vllm_args=["--enforce-eager"], timeout_s=60,
-                          warmup=1, warmup_tokens=2, repeats=2, mps=False)
+    cfg = SimpleNamespace(
+        model="opt-tiny",
+        dtype="fp16",
+        seed=0,
+        vllm_args=["--enforce-eager"],
+        timeout_s=60,
+        warmup=1,
+        warmup_tokens=2,
+        repeats=2,
+        mps=False,
+    )
     stream = build_requests(WorkloadSpec("fixed", 4, 3), 6, 8192)
     rows, described = replicate.serve_vllm(replicate.Setting(2, 4, 0.45), stream, cfg, tmp_path, "fake GPU")
     assert len(commands) == 2  # one server per replica

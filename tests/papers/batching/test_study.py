@@ -19,9 +19,13 @@ from papers.batching import bca, breakdown, ncu, study
 from tests.papers.batching.helpers import run_entry
 
 REF = REPO_ROOT / "papers" / "batching" / "reference"
-EXPERIMENTS = {"study": "papers.batching.study", "breakdown": "papers.batching.breakdown",
-               "ncu": "papers.batching.ncu", "bca": "papers.batching.bca",
-               "replicate": "papers.batching.replicate"}
+EXPERIMENTS = {
+    "study": "papers.batching.study",
+    "breakdown": "papers.batching.breakdown",
+    "ncu": "papers.batching.ncu",
+    "bca": "papers.batching.bca",
+    "replicate": "papers.batching.replicate",
+}
 
 
 # ---- configs -----------------------------------------------------------------------------------------
@@ -65,8 +69,9 @@ def test_study_puts_the_stored_sweep_in_the_papers_terms(tiny_results):
     np.testing.assert_allclose(ours["total_throughput_tok_s"], sweep["total_throughput_tok_s"])
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     np.testing.assert_allclose(ours["kv_pct_of_device"], 100 * sweep["kv_cache_bytes"].to_numpy() / ram)
-    np.testing.assert_allclose(ours["decode_slowdown"],
-                               sweep["decode_time_s"].to_numpy() / sweep["decode_time_s"].iloc[0])
+    np.testing.assert_allclose(
+        ours["decode_slowdown"], sweep["decode_time_s"].to_numpy() / sweep["decode_time_s"].iloc[0]
+    )
     assert ours["decode_slowdown"].iloc[0] == 1 and ours["throughput_of_best"].max() == 1
     # KV bytes grow linearly with the batch (same lengths): an oracle independent of timing
     np.testing.assert_allclose(ours["kv_cache_bytes"] / ours["batch_size"], ours["kv_cache_bytes"].iloc[0])
@@ -91,7 +96,8 @@ def test_study_kv_share_of_the_authors_gpu_from_vllms_own_pool(tiny_results):
         usage = raw[(raw["model"] == model) & (raw["max_num_seqs"] == 1)]["max_kv_cache_usage_pct"].iloc[0]
         assert row["kv_pool_gib"] == pytest.approx(memory.loc[model, "kv_cache_gib"], rel=1e-6)
         assert row["kv_pct_of_device"] == pytest.approx(
-            usage * memory.loc[model, "kv_cache_gib"] / memory.loc[model, "total_gpu_memory_gib"], rel=1e-6)
+            usage * memory.loc[model, "kv_cache_gib"] / memory.loc[model, "total_gpu_memory_gib"], rel=1e-6
+        )
     off = pd.read_csv(tiny_results / "batching" / "study" / "smoke" / "authors_offline.csv")
     opt27 = off[off["model"] == "opt-2.7b"].sort_values("batch_size")
     assert set(opt27["experiment"]) == {"prefill_vs_decode/batch_evolution"}  # the unprofiled Fig. 4 runs
@@ -144,9 +150,11 @@ def test_ncu_is_recorded_as_missing_with_its_reason_without_a_gpu(tmp_path):
 def test_ncu_job_script_writes_into_the_result_dir_it_is_given(tmp_path):
     """The output dir comes from the run (paths), not from a default the script or the module spells."""
     script = tmp_path / "fake_ncu.sh"
-    script.write_text('#!/usr/bin/env bash\nset -eu\nmkdir -p "$NCU_OUT_DIR"\n'
-                      'printf \'{"batch": %s, "python": "%s"}\' "$1" "$PYTHON" \\\n'
-                      '  > "$NCU_OUT_DIR/ncu_decode_B$1.json"\n')
+    script.write_text(
+        '#!/usr/bin/env bash\nset -eu\nmkdir -p "$NCU_OUT_DIR"\n'
+        'printf \'{"batch": %s, "python": "%s"}\' "$1" "$PYTHON" \\\n'
+        '  > "$NCU_OUT_DIR/ncu_decode_B$1.json"\n'
+    )
     out = tmp_path / "results" / "batching" / "ncu" / "smoke"
     assert ncu.profile_batch(script, 4, 30, out) == {"batch": 4, "python": sys.executable}
     assert [p.name for p in out.iterdir()] == ["ncu_decode_B4.json"]
@@ -160,8 +168,10 @@ def test_ncu_job_script_end_to_end_with_a_stand_in_ncu(tmp_path, monkeypatch):
     recorded = tmp_path / "recorded.csv"
     recorded.write_text(NCU_CSV)
     stub = tmp_path / "ncu"
-    stub.write_text('#!/usr/bin/env bash\nwhile [[ $# -gt 0 ]]; do\n'
-                    '  if [[ $1 == --log-file ]]; then cp "$RECORDED" "$2"; fi; shift\ndone\n')
+    stub.write_text(
+        "#!/usr/bin/env bash\nwhile [[ $# -gt 0 ]]; do\n"
+        '  if [[ $1 == --log-file ]]; then cp "$RECORDED" "$2"; fi; shift\ndone\n'
+    )
     stub.chmod(0o755)
     monkeypatch.setenv("NCU", str(stub))
     monkeypatch.setenv("RECORDED", str(recorded))
@@ -180,15 +190,25 @@ def _rule(frame: pd.DataFrame, slo_factor=3.0, ref=32.0, epsilon=0.1) -> int:
     t1 = f[f["max_num_seqs"] == 1]["total_token_throughput_tok_s"].iloc[0]
     efficient = f["total_token_throughput_tok_s"] / (f["max_num_seqs"] * t1) > epsilon
     ok = f[(f["mean_tpot_ms"] <= slo) & efficient]
-    return int(ok.sort_values(["total_token_throughput_tok_s", "max_num_seqs"], ascending=[False, True])
-               .iloc[0]["max_num_seqs"])
+    return int(
+        ok.sort_values(["total_token_throughput_tok_s", "max_num_seqs"], ascending=[False, True]).iloc[0][
+            "max_num_seqs"
+        ]
+    )
 
 
 def test_bca_step_on_its_own_sweep_and_the_authors(tiny_results):
     summary = run_entry(bca, "batching/bca", tiny_results)
     out = tiny_results / "batching" / "bca" / "smoke"
-    assert set(summary["runs"]) == {"own_sweep", "advisor", "advisor_eps0", "advisor_no_preempted",
-                                    "background", "paper_fig10", "paper_fig12"}
+    assert set(summary["runs"]) == {
+        "own_sweep",
+        "advisor",
+        "advisor_eps0",
+        "advisor_no_preempted",
+        "background",
+        "paper_fig10",
+        "paper_fig12",
+    }
     fig12 = {(c["model"], c["output_len"]): c for c in summary["runs"]["paper_fig12"]["curves"]}
     assert fig12[("opt-1.3b", 390)]["freed_pct"] == pytest.approx(63.23, abs=0.01)  # the paper's Fig. 12
     [own] = summary["runs"]["own_sweep"]["curves"]
@@ -240,9 +260,11 @@ def test_bca_runs_follow_the_shared_settings_unless_they_set_their_own():
     assert runs["background"]["ref_batch"] == 64 and runs["advisor"]["ref_batch"] == 32
     assert runs["advisor_no_preempted"]["exclude_preempted"] and not runs["advisor"]["exclude_preempted"]
     # an entry is typed by the advisor's settings dataclass: a misspelt key or a wrong type fails composing
-    for override, key in (("authors_runs.advisor.epslion=0", "epslion"),
-                          ("authors_runs.advisor.output_len=long", "output_len"),
-                          ("+authors_runs.new.sweep_file=x.csv", "sweep_file")):
+    for override, key in (
+        ("authors_runs.advisor.epslion=0", "epslion"),
+        ("authors_runs.advisor.output_len=long", "output_len"),
+        ("+authors_runs.new.sweep_file=x.csv", "sweep_file"),
+    ):
         with pytest.raises(ConfigCompositionException) as err:
             compose("batching/bca", [override])
         assert key in str(err.value) + str(err.value.__cause__), override

@@ -9,9 +9,19 @@ import yaml
 from papers.batching import tune
 from tests.papers.batching.helpers import run_entry
 
-TINY = ["model=opt-tiny", "batch_sizes=[1,2,4,8,16]", "workload.prompt_len=4", "workload.output_len=8",
-        "probe_tokens=3", "probe_repeats=1", "warmup=1", "warmup_tokens=2", "repeats=1", "ref_batch=4",
-        "torch_threads=1"]
+TINY = [
+    "model=opt-tiny",
+    "batch_sizes=[1,2,4,8,16]",
+    "workload.prompt_len=4",
+    "workload.output_len=8",
+    "probe_tokens=3",
+    "probe_repeats=1",
+    "warmup=1",
+    "warmup_tokens=2",
+    "repeats=1",
+    "ref_batch=4",
+    "torch_threads=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +46,12 @@ def test_the_tuner_probes_part_of_the_grid_and_chooses_by_the_bca_rule(tuned):
     assert chosen["latency_ms"] <= s["slo_ms"]
     assert chosen["throughput"] / (s["b_opt"] * by_batch[1]["throughput"]) > 0.1 or s["b_opt"] == 1
     # best-throughput among the probed batches that meet the SLO and epsilon
-    feasible = [p for p in s["probes"] if p["latency_ms"] <= s["slo_ms"]
-                and (p["batch"] == 1 or p["throughput"] / (p["batch"] * by_batch[1]["throughput"]) > 0.1)]
+    feasible = [
+        p
+        for p in s["probes"]
+        if p["latency_ms"] <= s["slo_ms"]
+        and (p["batch"] == 1 or p["throughput"] / (p["batch"] * by_batch[1]["throughput"]) > 0.1)
+    ]
     assert chosen["throughput"] == max(p["throughput"] for p in feasible)
     assert all(p["probe_time_s"] > 0 and p["throughput"] > 0 for p in s["probes"])
 
@@ -81,8 +95,9 @@ def test_an_slo_no_batch_meets_exits_2(tmp_path, caplog):
     assert exc.value.code == 2 and "no batch meets the latency SLO" in caplog.text
 
 
-@pytest.mark.parametrize("override, key", [("batch_sizes=[2,4]", "batch_sizes"),
-                                           ("probe_tokens=8", "probe_tokens")])
+@pytest.mark.parametrize(
+    "override, key", [("batch_sizes=[2,4]", "batch_sizes"), ("probe_tokens=8", "probe_tokens")]
+)
 def test_bad_settings_exit_2_naming_the_key(override, key, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run_entry(tune, "batching/tune", tmp_path, *TINY, override)

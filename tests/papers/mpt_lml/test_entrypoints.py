@@ -74,8 +74,10 @@ TINY = {
     ),
     "mlm_hmm": (mlm_hmm, ["seq_len=6", "hidden_states=3", "symbols=4", *TINY_BERT]),
     "mlm_text": (mlm_text, ["seq_len=12", *TINY_BERT]),
-    "mlm_pretrained": (mlm_pretrained, ["sequences=[ACDA,CCAD]", "names=[a,b]", "orderings=2",
-                                        "rate_step=0.25", "torch_threads=1"]),
+    "mlm_pretrained": (
+        mlm_pretrained,
+        ["sequences=[ACDA,CCAD]", "names=[a,b]", "orderings=2", "rate_step=0.25", "torch_threads=1"],
+    ),
     "benchmark": (benchmark, ["dim=4", "n=5", "masks=3", "repeats=1"]),
 }
 
@@ -90,8 +92,14 @@ def tiny_model_dir(root: Path) -> Path:
     from transformers import BertConfig, BertForMaskedLM
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "A", "C", "D", "E"]
-    config = BertConfig(vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                        intermediate_size=8, max_position_embeddings=16)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+        max_position_embeddings=16,
+    )
     path = root / "tiny_bert"
     BertForMaskedLM(config).save_pretrained(path)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
@@ -228,23 +236,48 @@ def test_entry_points_import_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    commands = ["convergence", "curve", "ppca_training", "noise_to_lml", "bernoulli_digits", "mlm_hmm",
-                "mlm_text", "mlm_glue", "mlm_pretrained", "benchmark", "figures"]
-    code = ("import sys\n" + "".join(f"import papers.mpt_lml.{c}\n" for c in commands)
-            + "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    commands = [
+        "convergence",
+        "curve",
+        "ppca_training",
+        "noise_to_lml",
+        "bernoulli_digits",
+        "mlm_hmm",
+        "mlm_text",
+        "mlm_glue",
+        "mlm_pretrained",
+        "benchmark",
+        "figures",
+    ]
+    code = (
+        "import sys\n"
+        + "".join(f"import papers.mpt_lml.{c}\n" for c in commands)
+        + "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_training_curves_are_logged_as_they_happen_against_their_own_step(tmp_path):
-    cfg = compose("mpt_lml/ppca_training", ["logger.backend=jsonl", f"paths.results_dir={tmp_path}", "dim=3",
-                                            "n_data=20", "steps=4", "eval_every=2", "seeds=[0]",
-                                            "objectives=[cumulative]"])
+    cfg = compose(
+        "mpt_lml/ppca_training",
+        [
+            "logger.backend=jsonl",
+            f"paths.results_dir={tmp_path}",
+            "dim=3",
+            "n_data=20",
+            "steps=4",
+            "eval_every=2",
+            "seeds=[0]",
+            "objectives=[cumulative]",
+        ],
+    )
     run_task(ppca_training.main.task, cfg, tmp_path / "run")
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     axes = [e for e in events if e["kind"] == "define_x"]
     assert {"axis": "train/cumulative/seed0/step", "metrics": "train/cumulative/seed0/*"} in [
-        {k: e[k] for k in ("axis", "metrics")} for e in axes]
+        {k: e[k] for k in ("axis", "metrics")} for e in axes
+    ]
     key = "train/cumulative/seed0/lml"
     curve = [e["values"] for e in events if e["kind"] == "scalars" and key in e["values"]]
     assert [v["train/cumulative/seed0/step"] for v in curve] == [0, 2, 4]

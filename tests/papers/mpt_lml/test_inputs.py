@@ -77,11 +77,15 @@ BAD = [  # the issue's list: rates, P, D, NaN data, empty dims, steps, and the c
 
 
 @pytest.mark.parametrize("name, override, key", BAD)
-def test_bad_input_exits_2_naming_the_key_before_anything_is_written(name, override, key, tmp_path, capsys,
-                                                                   monkeypatch):
+def test_bad_input_exits_2_naming_the_key_before_anything_is_written(
+    name, override, key, tmp_path, capsys, monkeypatch
+):
     module = importlib.import_module(f"papers.mpt_lml.{name}")
-    monkeypatch.setattr(sys, "argv", [module.__name__, f"paths.results_dir={tmp_path}",
-                                      f"hydra.run.dir={tmp_path / 'run'}", override])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [module.__name__, f"paths.results_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", override],
+    )
     with pytest.raises(SystemExit) as exit_:
         module.main()
     err = capsys.readouterr().err
@@ -89,13 +93,16 @@ def test_bad_input_exits_2_naming_the_key_before_anything_is_written(name, overr
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("override, key", [("model=/no/such/dir", "model"),
-                                           ("sequences=[ACDZ,AC]", "sequences[0]")])
+@pytest.mark.parametrize(
+    "override, key", [("model=/no/such/dir", "model"), ("sequences=[ACDZ,AC]", "sequences[0]")]
+)
 def test_pretrained_model_errors_exit_2_and_leave_no_run_dir(tmp_path, override, key, caplog):
     from papers.mpt_lml import mlm_pretrained
 
-    cfg = compose("mpt_lml/mlm_pretrained", ["logger=none", f"paths.results_dir={tmp_path / 'r'}", override,
-                                             "names=[a,b]"])
+    cfg = compose(
+        "mpt_lml/mlm_pretrained",
+        ["logger=none", f"paths.results_dir={tmp_path / 'r'}", override, "names=[a,b]"],
+    )
     with pytest.raises(SystemExit) as err:
         run_task(mlm_pretrained.main.task, cfg, tmp_path / "run")
     assert err.value.code == 2 and not (tmp_path / "run").exists()
@@ -105,12 +112,27 @@ def test_pretrained_model_errors_exit_2_and_leave_no_run_dir(tmp_path, override,
 def test_a_cell_without_an_estimate_is_failed_and_an_all_failed_run_exits_1(tmp_path):
     from papers.mpt_lml import ppca_training
 
-    cfg = compose("mpt_lml/ppca_training", ["logger=none", f"paths.results_dir={tmp_path}", "dim=3",
-                                            "n_data=20", "steps=4", "eval_every=1", "seeds=[0]", "lr=1e300",
-                                            "objectives=[cumulative]"])
+    cfg = compose(
+        "mpt_lml/ppca_training",
+        [
+            "logger=none",
+            f"paths.results_dir={tmp_path}",
+            "dim=3",
+            "n_data=20",
+            "steps=4",
+            "eval_every=1",
+            "seeds=[0]",
+            "lr=1e300",
+            "objectives=[cumulative]",
+        ],
+    )
     with pytest.raises(SystemExit) as err:
         run_task(ppca_training.main.task, cfg, tmp_path / "run")
     assert err.value.code == 1
-    rows = [json.loads(line) for line in (tmp_path / "mpt_lml" / "ppca_training" / "smoke" / "results.jsonl")
-            .read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "mpt_lml" / "ppca_training" / "smoke" / "results.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert rows and all(r["status"] == "failed" and r["error"] for r in rows)

@@ -147,8 +147,9 @@ def test_antiberty_loads_with_its_mlm_head_and_our_pll_matches_its_own_recipe():
     residues = torch.tensor([i for i in range(len(vocab)) if i not in special_ids])
     special = torch.isin(ids, torch.tensor(special_ids))
     with torch.no_grad():
-        ours = mlm.pseudo_log_likelihood(mlm.bert_logits(model.eval()), ids, special=special,
-                                         mask_id=vocab.index("[MASK]"), vocab=residues)
+        ours = mlm.pseudo_log_likelihood(
+            mlm.bert_logits(model.eval()), ids, special=special, mask_id=vocab.index("[MASK]"), vocab=residues
+        )
         batch = ids.repeat(len(seq), 1)
         batch[torch.arange(len(seq)), torch.arange(1, len(seq) + 1)] = vocab.index("[MASK]")
         logits = model(input_ids=batch).logits.double()

@@ -8,8 +8,14 @@ import pytest
 from common.hardware import get_spec
 from papers.slm_energy.analysis import Settings, analyse_group, kv_bytes, predict_pareto
 
-SETTINGS = Settings(tolerance=0.05, latency_metric="e2e_ms_mean", roofline_devices=("h100-sxm-80gb",),
-                    roofline_dtype="fp16", memory_utilization=0.9, max_batch=4096)
+SETTINGS = Settings(
+    tolerance=0.05,
+    latency_metric="e2e_ms_mean",
+    roofline_devices=("h100-sxm-80gb",),
+    roofline_dtype="fp16",
+    memory_utilization=0.9,
+    max_batch=4096,
+)
 
 
 def rows(energy=None):
@@ -17,14 +23,27 @@ def rows(energy=None):
     tput = [10.0, 19.0, 30.0, 31.0]
     e2e = [1.0, 2.0, 3.0, 4.0]
     energy = energy or [None] * 4
-    return pd.DataFrame({
-        "model": "opt-tiny", "workload": "fixed-8-4", "engine": "hf", "device": "cpu",
-        "device_name": "CPU: test", "precision": "fp32", "n_params": 1000, "weights": "random",
-        "workload_prompt_mean": 8.0, "workload_output_mean": 4.0, "batch_size": batches,
-        "output_throughput_tok_s": tput, "e2e_ms_mean": e2e, "energy_per_output_token_j": energy,
-        "peak_memory_bytes": [100.0, 110.0, 120.0, 140.0], "kv_cache_bytes": [1.0, 2.0, 4.0, 8.0],
-        "energy_missing_reason": None if energy[0] is not None else "no RAPL here",
-    })
+    return pd.DataFrame(
+        {
+            "model": "opt-tiny",
+            "workload": "fixed-8-4",
+            "engine": "hf",
+            "device": "cpu",
+            "device_name": "CPU: test",
+            "precision": "fp32",
+            "n_params": 1000,
+            "weights": "random",
+            "workload_prompt_mean": 8.0,
+            "workload_output_mean": 4.0,
+            "batch_size": batches,
+            "output_throughput_tok_s": tput,
+            "e2e_ms_mean": e2e,
+            "energy_per_output_token_j": energy,
+            "peak_memory_bytes": [100.0, 110.0, 120.0, 140.0],
+            "kv_cache_bytes": [1.0, 2.0, 4.0, 8.0],
+            "energy_missing_reason": None if energy[0] is not None else "no RAPL here",
+        }
+    )
 
 
 def test_pareto_batch_memory_and_missing_energy_of_hand_built_rows():
@@ -63,7 +82,7 @@ def test_roofline_memory_at_the_predicted_pareto_batch_by_hand():
     later = [t for b, t in zip(c["batch"], c["throughput_tok_s"]) if b > r["batch"]]
     assert max(later) <= 1.05 * r["throughput_tok_s"]
     half = c["batch"].index(r["batch"] // 2)
-    assert max(c["throughput_tok_s"][half + 1:]) > 1.05 * c["throughput_tok_s"][half]
+    assert max(c["throughput_tok_s"][half + 1 :]) > 1.05 * c["throughput_tok_s"][half]
 
 
 def test_smaller_models_need_a_smaller_share_of_the_device():

@@ -14,9 +14,17 @@ from common.results import ResultStore
 from common.serving import harness
 from papers.slm_energy import benchmark, figures
 
-TINY = ["logger=none", "models=[opt-tiny]", "batch_sizes=[1,2]",
-        "workloads=[{kind: fixed, prompt_len: 8, output_len: 4}]", "repeats=1", "warmup=1", "progress=false",
-        "roofline.models=[opt-125m]", "roofline.max_batch=1024"]
+TINY = [
+    "logger=none",
+    "models=[opt-tiny]",
+    "batch_sizes=[1,2]",
+    "workloads=[{kind: fixed, prompt_len: 8, output_len: 4}]",
+    "repeats=1",
+    "warmup=1",
+    "progress=false",
+    "roofline.models=[opt-125m]",
+    "roofline.max_batch=1024",
+]
 
 
 def run(tmp_path, extra=(), name="run"):
@@ -47,8 +55,10 @@ def test_benchmark_writes_cells_and_pareto_resumes_and_draws(tmp_path):
     assert (result_dir / "results.jsonl").read_text().count("\n") == lines  # nothing measured again
 
     readme = (REPO_ROOT / "papers" / "slm_energy" / "README.md").read_text()
-    cfg = compose("slm_energy/figures", ["logger=none", f"paths.results_dir={tmp_path}",
-                                         f"paths.figures_dir={tmp_path / 'fig'}"])
+    cfg = compose(
+        "slm_energy/figures",
+        ["logger=none", f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'fig'}"],
+    )
     run_task(figures.main.task, cfg, tmp_path / "figures_run")
     fig = tmp_path / "fig" / "slm_energy"
     for name in ("frontier_latency", "pareto_memory", "roofline_pareto"):
@@ -73,8 +83,11 @@ def test_energy_per_token_from_a_replayed_power_trace(tmp_path, monkeypatch):
     trace = tmp_path / "trace.csv"
     trace.write_text("time_s,device,power_w\n" + "".join(f"{t},gpu0,{100 + 10 * t}\n" for t in range(50)))
     ticks = iter(range(50))
-    monkeypatch.setattr(harness, "_make_monitor", lambda spec: Monitor(
-        backend="replay", replay_csv=trace, clock=lambda: float(next(ticks))))
+    monkeypatch.setattr(
+        harness,
+        "_make_monitor",
+        lambda spec: Monitor(backend="replay", replay_csv=trace, clock=lambda: float(next(ticks))),
+    )
     _, result_dir = run(tmp_path)
     records = ResultStore(result_dir / "results.jsonl").load().to_dict("records")
     by_batch = {int(r["batch_size"]): r for r in records}
@@ -112,9 +125,14 @@ def test_typo_in_nested_key_is_named():
         compose("slm_energy/benchmark", ["roofline.devicez=[a100-40gb]"])
 
 
-@pytest.mark.parametrize("override, key", [("models=[opt-nope]", "models"),
-                                           ("roofline.devices=[tpu-v9]", "roofline.devices"),
-                                           ("latency_metric=vibes", "latency_metric")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("models=[opt-nope]", "models"),
+        ("roofline.devices=[tpu-v9]", "roofline.devices"),
+        ("latency_metric=vibes", "latency_metric"),
+    ],
+)
 def test_bad_input_exits_2_naming_the_key_and_leaves_no_run_dir(tmp_path, capsys, override, key):
     cfg = compose("slm_energy/benchmark", [*TINY, f"paths.results_dir={tmp_path}", override])
     with pytest.raises(SystemExit) as exc:
@@ -127,13 +145,21 @@ def test_bad_input_exits_2_naming_the_key_and_leaves_no_run_dir(tmp_path, capsys
 def test_gpu_check_hook_runs_without_hydra(tmp_path):
     """`make gpu-check` calls gpu_bench on GPU nodes that have neither hydra nor omegaconf: its small plan
     (tiny models, CPU) must work with both unimportable and leave the same pareto.json the figures read."""
-    code = ("import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"
-            "from papers.slm_energy import gpu_bench\n"
-            f"sys.argv = ['gpu_bench', 'plan=small', 'out={tmp_path}',\n"
-            f"            'paths.results_dir={tmp_path / 'r'}']\n"
-            "gpu_bench.main()\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        "import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"
+        "from papers.slm_energy import gpu_bench\n"
+        f"sys.argv = ['gpu_bench', 'plan=small', 'out={tmp_path}',\n"
+        f"            'paths.results_dir={tmp_path / 'r'}']\n"
+        "gpu_bench.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pareto = json.loads((tmp_path / "slm_energy" / "benchmark" / "pareto.json").read_text())
     assert [g["model"] for g in pareto["models"]] == ["opt-tiny", "llama-tiny"]

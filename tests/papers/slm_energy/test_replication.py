@@ -49,12 +49,33 @@ def test_energy_from_a_replayed_trace_and_a_failing_batch_recorded(tmp_path):
 
 def test_summary_gains_by_hand():
     rows = [
-        {"replicas": 1, "batch_per_instance": 1, "total_batch": 1, "output_throughput_tok_s": 10.0,
-         "e2e_ms_mean": 1.0, "utilization_pct": 40.0, "energy_per_output_token_j": None},
-        {"replicas": 1, "batch_per_instance": 2, "total_batch": 2, "output_throughput_tok_s": 20.0,
-         "e2e_ms_mean": 2.0, "utilization_pct": 50.0, "energy_per_output_token_j": None},
-        {"replicas": 2, "batch_per_instance": 1, "total_batch": 2, "output_throughput_tok_s": 30.0,
-         "e2e_ms_mean": 1.5, "utilization_pct": 90.0, "energy_per_output_token_j": None},
+        {
+            "replicas": 1,
+            "batch_per_instance": 1,
+            "total_batch": 1,
+            "output_throughput_tok_s": 10.0,
+            "e2e_ms_mean": 1.0,
+            "utilization_pct": 40.0,
+            "energy_per_output_token_j": None,
+        },
+        {
+            "replicas": 1,
+            "batch_per_instance": 2,
+            "total_batch": 2,
+            "output_throughput_tok_s": 20.0,
+            "e2e_ms_mean": 2.0,
+            "utilization_pct": 50.0,
+            "energy_per_output_token_j": None,
+        },
+        {
+            "replicas": 2,
+            "batch_per_instance": 1,
+            "total_batch": 2,
+            "output_throughput_tok_s": 30.0,
+            "e2e_ms_mean": 1.5,
+            "utilization_pct": 90.0,
+            "energy_per_output_token_j": None,
+        },
     ]
     s = replication_summary(rows, 0.05)
     assert s["per_k"][1]["best_batch_per_instance"] == 2 and not s["per_k"][1]["saturated"]
@@ -69,9 +90,19 @@ def test_summary_gains_by_hand():
 @pytest.mark.slow  # three instance processes: ~25 s on the shared 2 cores
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two instances need two cores")
 def test_replication_entry_point_k1_k2(tmp_path):
-    cfg = compose("slm_energy/replication", [
-        "logger=none", f"paths.results_dir={tmp_path}", "model=opt-tiny", "total_batches=[2,4]", "repeats=1",
-        "warmup=0", "workload={kind: fixed, prompt_len: 8, output_len: 4}", "progress=false"])
+    cfg = compose(
+        "slm_energy/replication",
+        [
+            "logger=none",
+            f"paths.results_dir={tmp_path}",
+            "model=opt-tiny",
+            "total_batches=[2,4]",
+            "repeats=1",
+            "warmup=0",
+            "workload={kind: fixed, prompt_len: 8, output_len: 4}",
+            "progress=false",
+        ],
+    )
     summary = run_task(replication.main.task, cfg, tmp_path / "run")
     result_dir = tmp_path / "slm_energy" / "replication" / "smoke"
     frame = ResultStore(result_dir / "results.jsonl").load()
@@ -86,11 +117,14 @@ def test_replication_entry_point_k1_k2(tmp_path):
 TOO_MANY = len(os.sched_getaffinity(0)) + 1
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ([f"replicas=[1,{TOO_MANY}]", f"total_batches=[{2 * TOO_MANY}]"], "replicas:"),  # more than the cores
-    (["replicas=[1,2]", "total_batches=[3]"], "total_batches:"),  # 3 requests do not split in 2
-    (["replicas=[2]"], "replicas:"),  # no single-instance baseline
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ([f"replicas=[1,{TOO_MANY}]", f"total_batches=[{2 * TOO_MANY}]"], "replicas:"),  # more than the cores
+        (["replicas=[1,2]", "total_batches=[3]"], "total_batches:"),  # 3 requests do not split in 2
+        (["replicas=[2]"], "replicas:"),  # no single-instance baseline
+    ],
+)
 def test_bad_replication_settings_exit_2_naming_the_key(tmp_path, capsys, overrides, message):
     cfg = compose("slm_energy/replication", ["logger=none", f"paths.results_dir={tmp_path}", *overrides])
     with pytest.raises(SystemExit) as exc:

@@ -96,10 +96,13 @@ def _detectors(rows) -> list[str]:
     return [d for d in DETECTORS if f"auc.{d}" in rows and rows[f"auc.{d}"].notna().any()]
 
 
+def _sampled(fraction: float) -> str:
+    return "all sampled every round" if fraction >= 1 else f"{fraction:.0%} sampled per round"
+
+
 def _source(rows, what: str) -> str:
     seeds = rows["seed"].nunique() if "seed" in rows else 0
-    frac = rows["fraction_train"].iloc[0] if "fraction_train" in rows else 1.0
-    sampled = "all sampled every round" if frac >= 1 else f"{frac:.0%} sampled per round"
+    sampled = _sampled(rows["fraction_train"].iloc[0] if "fraction_train" in rows else 1.0)
     return (
         f"ours: CPU (2 shared cores), in-process Flower runtime | {what}, {int(rows['num_clients'].iloc[0])} "
         f"clients ({sampled}), {int(rows['rounds'].iloc[0])} rounds | {seeds} seeds"
@@ -173,6 +176,15 @@ def _order(rows, keys: list[str]):
     return rows.sort_values(keys)
 
 
+def _verdict(frida: float, designed: float, after: float, tie: float = 0.005) -> str:
+    """yes: above both baselines; tie: within 0.005 of the better one; otherwise which it beats."""
+    if abs(frida - after) < tie:
+        return "tie"
+    if frida > after:
+        return "yes"
+    return "vs designed only" if frida > designed + tie else "no"
+
+
 def wins_records(rows, keys: list[str]) -> list[dict]:
     """Per setting: the best FRIDA detector against the best baseline in its designed direction and
     the best baseline at its better direction chosen after the fact (in-sample, with labels)."""
@@ -197,9 +209,7 @@ def wins_records(rows, keys: list[str]) -> list[dict]:
                 "best baseline (designed)": f"{bd} {designed[bd]:.3f}",
                 "best baseline (after the fact)": f"{ba}{' flipped' if flipped else ''} "
                 f"{after.get(ba, designed[bd]):.3f}",
-                "FRIDA wins": "yes"
-                if frida[bf] > after.get(ba, designed[bd])
-                else ("vs designed only" if frida[bf] > designed[bd] else "no"),
+                "FRIDA wins": _verdict(frida[bf], designed[bd], after.get(ba, designed[bd])),
             }
         )
         out.append(rec)
@@ -686,8 +696,8 @@ def latest_detect_rows(results: Path, scale: str):
 def runtime_records(detect) -> list[dict]:
     out = []
     detect = detect.copy()
-    detect["setting"] = [f"{r.dataset}, {r.num_clients} clients ({getattr(r, 'fraction_train', 1.0):g} "
-                         f"sampled), {r.rounds} rounds, {r.num_free_riders} {r.free_rider}"
+    detect["setting"] = [f"{r.dataset}, {r.num_clients} clients "
+                         f"({_sampled(getattr(r, 'fraction_train', 1.0))}), {r.rounds} rounds, {r.num_free_riders} {r.free_rider.replace('_', ' ')}s"
                          for r in detect.itertuples()]
     for _, row in detect.sort_values(["setting", "runtime"]).iterrows():
         rec = {"setting": row["setting"], "runtime": row["runtime"], "wall s": f"{row['duration_s']:.0f}"}

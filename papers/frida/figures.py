@@ -216,6 +216,29 @@ def wins_records(rows, keys: list[str]) -> list[dict]:
     return out
 
 
+def summary_records(rows, keys: list[str]) -> list[dict]:
+    """Per setting, averaged over the free-rider kinds, counts and seeds it holds: the vote and the
+    canary loss attack (ROC-AUC / F1 of their flags) against the baseline with the best mean AUC in its
+    designed direction, and the best at either direction chosen after the fact."""
+    out = []
+    for key, g in rows.groupby(keys, sort=False, observed=True):
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        rec["cells"] = len(g)
+        for d in ("vote", "mia_loss"):
+            if f"auc.{d}" in g:
+                rec[d] = f"{g[f'auc.{d}'].mean():.3f} / {g[f'f1.{d}'].mean():.3f}"
+        base = [d for d in BASELINE_DETECTORS if f"auc.{d}" in g]
+        if base:
+            bd = max(base, key=lambda d: g[f"auc.{d}"].mean())
+            rec["best baseline, designed"] = f"{bd} {g[f'auc.{bd}'].mean():.3f} / {g[f'f1.{bd}'].mean():.3f}"
+            after = {d: max(g[f"auc.{d}"].mean(), g[f"auc_flipped.{d}"].mean()) for d in base}
+            ba = max(after, key=after.get)
+            flipped = g[f"auc_flipped.{ba}"].mean() > g[f"auc.{ba}"].mean()
+            rec["best baseline, after the fact"] = f"{ba}{' flipped' if flipped else ''} {after[ba]:.3f}"
+        out.append(rec)
+    return out
+
+
 def acceptance(detect) -> str:
     g = detect[
         (detect["free_rider"] == ACCEPT["free_rider"])
@@ -251,8 +274,17 @@ def _claim(fig) -> None:
     from matplotlib.transforms import offset_copy
 
     below = offset_copy(fig.transFigure, fig=fig, y=-16, units="points")
-    fig.text(0.01, 0.0, AUTHORS_CLAIM, ha="left", va="top", fontsize=6.5, color="0.25", style="italic",
-             transform=below)
+    fig.text(
+        0.01,
+        0.0,
+        AUTHORS_CLAIM,
+        ha="left",
+        va="top",
+        fontsize=6.5,
+        color="0.25",
+        style="italic",
+        transform=below,
+    )
 
 
 def _panel_grid(fig, names: list[str], ncols: int, title: str):
@@ -696,9 +728,11 @@ def latest_detect_rows(results: Path, scale: str):
 def runtime_records(detect) -> list[dict]:
     out = []
     detect = detect.copy()
-    detect["setting"] = [f"{r.dataset}, {r.num_clients} clients "
-                         f"({_sampled(getattr(r, 'fraction_train', 1.0))}), {r.rounds} rounds, {r.num_free_riders} {r.free_rider.replace('_', ' ')}s"
-                         for r in detect.itertuples()]
+    detect["setting"] = [
+        f"{r.dataset}, {r.num_clients} clients ({_sampled(getattr(r, 'fraction_train', 1.0))}), "
+        f"{r.rounds} rounds, {r.num_free_riders} {r.free_rider.replace('_', ' ')}s"
+        for r in detect.itertuples()
+    ]
     for _, row in detect.sort_values(["setting", "runtime"]).iterrows():
         rec = {"setting": row["setting"], "runtime": row["runtime"], "wall s": f"{row['duration_s']:.0f}"}
         for d in _detectors(detect):
@@ -718,6 +752,9 @@ def _grid_outputs(rows, out: FigureOut, what: str) -> list[Path]:
     written += [
         out.write_text("auc_table", "md", markdown(auc_records(ordered, keys))),
         out.write_text("wins", "md", markdown(wins_records(ordered, keys))),
+        out.write_text(
+            "summary", "md", markdown(summary_records(_order(detect, ["free_rider"]), ["free_rider"]))
+        ),
         out.write_text("acceptance", "md", acceptance(detect)),
     ]
     return written
@@ -741,6 +778,11 @@ def _research_outputs(rows, out: FigureOut, name: str, what: str) -> list[Path]:
         out.write_text(f"{name}_f1", "md", markdown(auc_records(ordered, keys, "f1"))),
         out.write_text(f"{name}_rounds_to_detect", "md", markdown(detection_records(ordered, keys))),
         out.write_text(f"{name}_wins", "md", markdown(wins_records(ordered, keys))),
+        out.write_text(
+            f"{name}_summary",
+            "md",
+            markdown(summary_records(_order(rows, ["dataset", "partition"]), ["dataset", "partition"])),
+        ),
     ]
     return written
 

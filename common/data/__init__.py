@@ -21,8 +21,17 @@ from common.data.offline import GENERATORS, LOADERS, fashion_mnist_dir
 from common.data.partition import SCHEMES, partition
 from common.errors import BadInput
 
-__all__ = ["Dataset", "DatasetUnavailable", "SCHEMES", "available", "hub_names", "known", "load_dataset",
-           "partition", "train_test_split"]
+__all__ = [
+    "Dataset",
+    "DatasetUnavailable",
+    "SCHEMES",
+    "available",
+    "hub_names",
+    "known",
+    "load_dataset",
+    "partition",
+    "train_test_split",
+]
 
 # offline loaders whose files may be missing on a machine: the hub is then the fallback
 _INSTALLED = {"fashion_mnist": lambda: fashion_mnist_dir() is not None}
@@ -47,16 +56,22 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0, *
     published seed-42 set). `options` go to generators, e.g. synthetic_gaussian(num_classes=2)."""
     data_dir = Path(data_dir) if data_dir is not None else None
     if options and name not in GENERATORS:
-        raise BadInput(f"dataset '{name}' takes no options (got {sorted(options)}); "
-                       f"only {', '.join(sorted(GENERATORS))} do")
+        raise BadInput(
+            f"dataset '{name}' takes no options (got {sorted(options)}); "
+            f"only {', '.join(sorted(GENERATORS))} do"
+        )
     if name in GENERATORS:
         known_options = set(inspect.signature(GENERATORS[name]).parameters) - {"data_dir", "seed"}
         if set(options) - known_options:
-            raise BadInput(f"dataset '{name}': unknown options {sorted(set(options) - known_options)}; "
-                           f"it takes {', '.join(sorted(known_options))}")
+            raise BadInput(
+                f"dataset '{name}': unknown options {sorted(set(options) - known_options)}; "
+                f"it takes {', '.join(sorted(known_options))}"
+            )
     if name in LOADERS and (name not in HUB or name in available()):
         return LOADERS[name](data_dir, seed, **options)
     if name in HUB:
         return load_hub(name, data_dir, available())
-    raise BadInput(f"unknown dataset '{name}'; offline: {', '.join(available())}; "
-                   f"from the HF hub: {', '.join(hub_names())}")
+    raise BadInput(
+        f"unknown dataset '{name}'; offline: {', '.join(available())}; "
+        f"from the HF hub: {', '.join(hub_names())}"
+    )

@@ -42,8 +42,10 @@ HUB = {
 
 
 def offline_requested() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+        for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
@@ -64,8 +66,9 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
 def load_hub(name: str, data_dir: Path | None, offline_names: list[str]) -> Dataset:
     spec = HUB[name]
     if data_dir is None:
-        raise DatasetUnavailable(f"dataset '{name}' comes from the HF hub and needs a data_dir to cache "
-                                 f"it in (paths.data_dir)")
+        raise DatasetUnavailable(
+            f"dataset '{name}' comes from the HF hub and needs a data_dir to cache it in (paths.data_dir)"
+        )
     path = cache_path(data_dir, name)
     if path.exists():
         arrays, meta = read_cache(path)
@@ -82,11 +85,14 @@ def _fetch(name: str, spec: HubDataset, data_dir: Path, offline_names: list[str]
         return DatasetUnavailable(
             f"dataset '{name}' (hub id {spec.hub_id}) is not available here: {reason}. "
             f"Offline choices: {', '.join(offline_names)}. To use '{name}', load it once where the "
-            f"hub is reachable with the same data_dir; it is then cached as {cache_path(data_dir, name)}.")
+            f"hub is reachable with the same data_dir; it is then cached as {cache_path(data_dir, name)}."
+        )
 
     if not offline_requested() and not hub_reachable():
-        raise unavailable(f"the Hugging Face hub is unreachable (set HF_DATASETS_OFFLINE=1 to use a copy "
-                          f"already in the HF cache {Path(data_dir) / 'hf'})")
+        raise unavailable(
+            f"the Hugging Face hub is unreachable (set HF_DATASETS_OFFLINE=1 to use a copy "
+            f"already in the HF cache {Path(data_dir) / 'hf'})"
+        )
     import datasets
 
     try:
@@ -112,15 +118,18 @@ def _convert(spec: HubDataset, splits) -> tuple[dict[str, np.ndarray], dict]:
     return _encode_chars(spec, _column(parts, spec.input_col), y, _column(parts, spec.group_col), meta)
 
 
-def _encode_chars(spec: HubDataset, texts: np.ndarray, targets: np.ndarray, speakers: np.ndarray,
-                  meta: dict) -> tuple[dict[str, np.ndarray], dict]:
+def _encode_chars(
+    spec: HubDataset, texts: np.ndarray, targets: np.ndarray, speakers: np.ndarray, meta: dict
+) -> tuple[dict[str, np.ndarray], dict]:
     """Character windows -> ids over the sorted vocabulary of characters present, so the mapping is
     fixed by the data alone; speakers become integer group ids for natural partitions."""
     window = texts.dtype.itemsize // 4  # numpy unicode: 4 bytes per code point, zero-padded
     lengths = np.char.str_len(texts)
     if lengths.min() != window or targets.dtype.itemsize != 4 or np.char.str_len(targets).min() != 1:
-        raise ValueError(f"{spec.hub_id}: expected {window}-character windows and 1-character targets, "
-                         f"got window lengths {lengths.min()}..{lengths.max()}")
+        raise ValueError(
+            f"{spec.hub_id}: expected {window}-character windows and 1-character targets, "
+            f"got window lengths {lengths.min()}..{lengths.max()}"
+        )
     codes = texts.view(np.uint32).reshape(len(texts), window)
     target_codes = targets.view(np.uint32)
     vocab = np.unique(np.concatenate([codes.ravel(), target_codes]))

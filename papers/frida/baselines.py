@@ -90,8 +90,9 @@ class FoolsGold:
         h = np.stack([self.history[c.partition_id] for c in view.clients])
         sim = _cosine_matrix(h)
         np.fill_diagonal(sim, -np.inf)
-        return _output(sim.max(axis=1) if len(h) > 1 else np.zeros(len(h)), self.direction,
-                       view.fed.z_threshold)
+        return _output(
+            sim.max(axis=1) if len(h) > 1 else np.zeros(len(h)), self.direction, view.fed.z_threshold
+        )
 
 
 class DAGMMNet(nn.Module):
@@ -101,8 +102,9 @@ class DAGMMNet(nn.Module):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, latent))
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(), nn.Linear(hidden, dim))
-        self.estimator = nn.Sequential(nn.Linear(latent + 2 + extra, 10), nn.Tanh(),
-                                       nn.Linear(10, components), nn.Softmax(dim=1))
+        self.estimator = nn.Sequential(
+            nn.Linear(latent + 2 + extra, 10), nn.Tanh(), nn.Linear(10, components), nn.Softmax(dim=1)
+        )
 
     def forward(self, x, extra):
         zc = self.encoder(x)
@@ -145,8 +147,9 @@ def project(view: RoundView, dim: int, seed: int) -> np.ndarray:
     key = ("projected", dim)
     if key not in view.cache:
         # torch, not numpy: numpy's BLAS threads fight torch's for the same 2 cores
-        view.cache[key] = (torch.as_tensor(u, dtype=torch.float32) @ _projection(u.shape[1], dim, seed)) \
-            .double().numpy()
+        view.cache[key] = (
+            (torch.as_tensor(u, dtype=torch.float32) @ _projection(u.shape[1], dim, seed)).double().numpy()
+        )
     return view.cache[key]
 
 
@@ -178,7 +181,7 @@ class DAGMM:
                 rows.append(row - self.previous.get(c.partition_id, 0.0))
                 self.previous[c.partition_id] = row
             u = np.stack(rows)
-        self.pool = (self.pool + list(np.column_stack([u, raw_std])))[-self.window:]
+        self.pool = (self.pool + list(np.column_stack([u, raw_std])))[-self.window :]
         pool, pool_std = np.stack(self.pool)[:, :-1], np.stack(self.pool)[:, -1:]
         scale = float(np.median(np.linalg.norm(pool, axis=1))) or 1.0
         std_scale = float(np.median(pool_std)) or 1.0
@@ -188,8 +191,9 @@ class DAGMM:
             self.net = DAGMMNet(u.shape[1], 1 if with_std else 0)
             self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
         x = torch.as_tensor(pool / scale, dtype=torch.float32)
-        extra = torch.as_tensor(pool_std / std_scale, dtype=torch.float32) if with_std \
-            else torch.zeros(len(x), 0)
+        extra = (
+            torch.as_tensor(pool_std / std_scale, dtype=torch.float32) if with_std else torch.zeros(len(x), 0)
+        )
         self.net.train()
         for _ in range(self.steps):
             self.opt.zero_grad()
@@ -202,8 +206,15 @@ class DAGMM:
         with torch.no_grad():  # this round's updates are the pool's last rows
             _, z, gamma = self.net(x, extra)
             energy, _ = gmm_energy(z, gamma)
-        return _output(energy[-len(u):].double().numpy(), self.direction, view.fed.z_threshold)
+        return _output(energy[-len(u) :].double().numpy(), self.direction, view.fed.z_threshold)
 
 
-DIRECTIONS = {"l2": LOW, "std": LOW, "cosine": HIGH, "foolsgold": HIGH, "dagmm": HIGH, "std_dagmm": HIGH,
-              "delta_dagmm": HIGH}
+DIRECTIONS = {
+    "l2": LOW,
+    "std": LOW,
+    "cosine": HIGH,
+    "foolsgold": HIGH,
+    "dagmm": HIGH,
+    "std_dagmm": HIGH,
+    "delta_dagmm": HIGH,
+}

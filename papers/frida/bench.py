@@ -32,8 +32,14 @@ def mode_federation(fed, mode: str):
         return replace(fed, canary_mode=mode)
     vote = [d for d in fed.vote if d not in MEMBERSHIP]
     detectors = [d for d in fed.detectors if d not in MEMBERSHIP and (d != "vote" or vote)]
-    return replace(fed, canary_size=0, canary_per_batch=0, detectors=detectors, vote=vote or fed.vote,
-                   mitigate_by=fed.mitigate_by if fed.mitigate_by in detectors else detectors[0])
+    return replace(
+        fed,
+        canary_size=0,
+        canary_per_batch=0,
+        detectors=detectors,
+        vote=vote or fed.vote,
+        mitigate_by=fed.mitigate_by if fed.mitigate_by in detectors else detectors[0],
+    )
 
 
 def canary_cost_table(rows, modes: list[str]):
@@ -46,10 +52,15 @@ def canary_cost_table(rows, modes: list[str]):
     for mode in modes:
         g = rows[rows["canary_mode"] == mode]
         train = g["client_train_s"].mean()
-        records.append({"canary_mode": mode, "client_train_s_per_round": train,
-                        "ratio_to_no_canary": train / none,
-                        "extra_sample_gradients": g["canary_grads"].mean() / g["own_grads"].mean(),
-                        "detect_s_per_round": g["detect_s"].mean()})
+        records.append(
+            {
+                "canary_mode": mode,
+                "client_train_s_per_round": train,
+                "ratio_to_no_canary": train / none,
+                "extra_sample_gradients": g["canary_grads"].mean() / g["own_grads"].mean(),
+                "detect_s_per_round": g["detect_s"].mean(),
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -57,12 +68,28 @@ def overhead_table(rows, detectors: list[str]):
     import pandas as pd
 
     train = rows["client_train_s"].mean()
-    records = [{"detector": d, "seconds_per_round": rows[f"detect_s.{d}"].mean(),
-                "ratio_to_training": rows[f"detect_s.{d}"].mean() / train} for d in detectors]
-    records.append({"detector": "all detectors", "seconds_per_round": rows["detect_s"].mean(),
-                    "ratio_to_training": rows["detect_s"].mean() / train})
-    records.append({"detector": "client training (sum over clients)", "seconds_per_round": train,
-                    "ratio_to_training": 1.0})
+    records = [
+        {
+            "detector": d,
+            "seconds_per_round": rows[f"detect_s.{d}"].mean(),
+            "ratio_to_training": rows[f"detect_s.{d}"].mean() / train,
+        }
+        for d in detectors
+    ]
+    records.append(
+        {
+            "detector": "all detectors",
+            "seconds_per_round": rows["detect_s"].mean(),
+            "ratio_to_training": rows["detect_s"].mean() / train,
+        }
+    )
+    records.append(
+        {
+            "detector": "client training (sum over clients)",
+            "seconds_per_round": train,
+            "ratio_to_training": 1.0,
+        }
+    )
     return pd.DataFrame.from_records(records)
 
 
@@ -71,18 +98,34 @@ def main(cfg, run):
     fed = federation_from_cfg(cfg.fed)
     device = run.info["hardware"]["device"]
     modes = list(dict.fromkeys(cfg.canary_modes))
-    log.info("FRIDA overhead: %d repeats of %d rounds x canary protocols %s, %d clients (%d per round), %s "
-             "on %s (in-process runtime)", cfg.repeats, fed.rounds, modes, fed.num_clients, fed.sampled,
-             fed.model, device)
+    log.info(
+        "FRIDA overhead: %d repeats of %d rounds x canary protocols %s, %d clients (%d per round), %s "
+        "on %s (in-process runtime)",
+        cfg.repeats,
+        fed.rounds,
+        modes,
+        fed.num_clients,
+        fed.sampled,
+        fed.model,
+        device,
+    )
     digest = base_digest(fed, axes=("canary_mode",))
     warm = False
     # protocols interleaved within each repeat, so a change of the machine's load touches them alike
     for repeat in range(cfg.repeats):
         for mode in modes:
             mfed = mode_federation(fed, mode)
-            cell = {"repeat": repeat, "device": device, "base": digest, "canary_mode": mode,
-                    "free_rider": fed.free_rider, "num_clients": fed.num_clients, "rounds": fed.rounds,
-                    "model": fed.model, "dataset": fed.dataset}
+            cell = {
+                "repeat": repeat,
+                "device": device,
+                "base": digest,
+                "canary_mode": mode,
+                "free_rider": fed.free_rider,
+                "num_clients": fed.num_clients,
+                "rounds": fed.rounds,
+                "model": fed.model,
+                "dataset": fed.dataset,
+            }
             if not warm and not run.results.done(cell):  # imports, data split, first-call compilation
                 run_cell(federation_to_json(replace(mfed, rounds=1)))
                 warm = True
@@ -95,8 +138,12 @@ def main(cfg, run):
     run.logger.table("canary_cost", cost)
     run.logger.table("overhead", table)
     log.info("canary protocols on %s:\n%s", device, cost.to_string(index=False, float_format="%.4f"))
-    log.info("per-round detector cost on %s (%s):\n%s", device, fed.canary_mode,
-             table.to_string(index=False, float_format="%.4f"))
+    log.info(
+        "per-round detector cost on %s (%s):\n%s",
+        device,
+        fed.canary_mode,
+        table.to_string(index=False, float_format="%.4f"),
+    )
     return {"canary_cost": cost.to_dict(orient="records"), "overhead": table.to_dict(orient="records")}
 
 

@@ -30,12 +30,20 @@ def main(cfg, run):
     cells = canary_cells(base, sweep, cfg.free_riders, cfg.partitions, cfg.seeds)
     feds = [(c, federation_to_json(cell_federation(base, c))) for c in cells]
     jobs = [(c, f) for c, f in feds if not run.results.done(c)]
-    log.info("FRIDA canary sweep: %d cells (%d to run) on %s, base protocol %s (%d samples), %d worker(s)",
-             len(cells), len(jobs), base.dataset, base.canary_mode, base.canary_size, cfg.workers)
+    log.info(
+        "FRIDA canary sweep: %d cells (%d to run) on %s, base protocol %s (%d samples), %d worker(s)",
+        len(cells),
+        len(jobs),
+        base.dataset,
+        base.canary_mode,
+        base.canary_size,
+        cfg.workers,
+    )
     start = time.perf_counter()
     failed = run_cells(run, jobs, cfg.workers, "frida canary")
-    run.logger.log({"cells": len(cells), "ran": len(jobs), "failed": failed,
-                    "canary_s": time.perf_counter() - start})
+    run.logger.log(
+        {"cells": len(cells), "ran": len(jobs), "failed": failed, "canary_s": time.perf_counter() - start}
+    )
     return {"cells": len(cells), "failed": failed}
 
 

@@ -72,8 +72,9 @@ def _break(reply: RecordDict, fault: str, weights: dict) -> RecordDict:
     first = next(iter(weights))
     if fault in ("nan", "inf", "huge"):
         fill = {"nan": np.nan, "inf": np.inf, "huge": 1e30}[fault]
-        return RecordDict({"arrays": to_record({k: np.full_like(v, fill) for k, v in weights.items()}),
-                           "metrics": metrics})
+        return RecordDict(
+            {"arrays": to_record({k: np.full_like(v, fill) for k, v in weights.items()}), "metrics": metrics}
+        )
     if fault == "shape":
         broken = {**weights, first: weights[first].reshape(-1)[:-1].copy()}
     elif fault == "missing":
@@ -85,8 +86,9 @@ def _break(reply: RecordDict, fault: str, weights: dict) -> RecordDict:
     elif fault == "nometrics":
         return RecordDict({"arrays": to_record(weights)})
     elif fault == "badcount":
-        return RecordDict({"arrays": to_record(weights), "metrics": MetricRecord(
-            {**dict(metrics), "num-examples": -5})})
+        return RecordDict(
+            {"arrays": to_record(weights), "metrics": MetricRecord({**dict(metrics), "num-examples": -5})}
+        )
     else:
         raise ValueError(fault)
     return RecordDict({"arrays": to_record(broken), "metrics": metrics})
@@ -120,9 +122,19 @@ def train_reply(fed: FederationConfig, msg: Message, context: Context) -> Record
 
     def honest_train() -> tuple[dict, float]:
         model = set_weights(build_model(fed.model, data.input_shape, data.num_classes, fed.hidden), global_w)
-        loss = local_train(model, local.x, local.y, lr=lr, epochs=epochs, batch_size=batch,
-                           seed=fed.seed * 100003 + pid * 1009 + rnd, canary_x=cx, canary_y=cy,
-                           canary_mode=mode, canary_per_batch=per_batch)
+        loss = local_train(
+            model,
+            local.x,
+            local.y,
+            lr=lr,
+            epochs=epochs,
+            batch_size=batch,
+            seed=fed.seed * 100003 + pid * 1009 + rnd,
+            canary_x=cx,
+            canary_y=cy,
+            canary_mode=mode,
+            canary_per_batch=per_batch,
+        )
         return get_weights(model), loss
 
     start = time.perf_counter()
@@ -134,8 +146,11 @@ def train_reply(fed: FederationConfig, msg: Message, context: Context) -> Record
     elif kind == "plain":
         weights, own, extra = fr.plain(global_w), 0, 0
     elif kind == "disguised":
-        weights, own, extra = fr.disguised(global_w, prev_w, rnd, fed.disguise_m, fed.disguise_gamma, rng,
-                                           elapsed), 0, 0
+        weights, own, extra = (
+            fr.disguised(global_w, prev_w, rnd, fed.disguise_m, fed.disguise_gamma, rng, elapsed),
+            0,
+            0,
+        )
     elif kind == "delta_weights":
         weights, own, extra = fr.delta_weights(global_w, prev_w, elapsed), 0, 0
     elif kind == "gradient_noiser":
@@ -151,8 +166,16 @@ def train_reply(fed: FederationConfig, msg: Message, context: Context) -> Record
         weights, loss, trained = _adaptive(context, global_w, prev_w, rng, honest_train, elapsed)
         own, extra = (own, extra) if trained else (0, 0)
     elapsed_s = time.perf_counter() - start
-    metrics = MetricRecord({"num-examples": len(local), "partition-id": pid, "train-loss": loss,
-                            "train-time-s": elapsed_s, "own-grads": own, "canary-grads": extra})
+    metrics = MetricRecord(
+        {
+            "num-examples": len(local),
+            "partition-id": pid,
+            "train-loss": loss,
+            "train-time-s": elapsed_s,
+            "own-grads": own,
+            "canary-grads": extra,
+        }
+    )
     reply = RecordDict({"arrays": to_record(weights), "metrics": metrics})
     return _break(reply, fault, weights) if fault else reply
 
@@ -164,7 +187,8 @@ def _adaptive(context: Context, global_w, prev_w, rng, honest_train, elapsed):
     if ref is None or prev_w is None:
         weights, loss = honest_train()
         context.state[ADAPTIVE_REF] = ArrayRecord(
-            {"update": Array(flatten(weights) - flatten(global_w)), "stats": Array(np.zeros(3))})
+            {"update": Array(flatten(weights) - flatten(global_w)), "stats": Array(np.zeros(3))}
+        )
         return weights, loss, True
     stats = ref["stats"].numpy()
     if stats[0] == 0:  # first call after the honest one: the reference meets its global step
@@ -178,11 +202,14 @@ def evaluate_reply(fed: FederationConfig, msg: Message, context: Context) -> Rec
     pid = int(context.node_config["partition-id"])
     data = federated_data(fed)
     local = data.clients[pid]
-    model = set_weights(build_model(fed.model, data.input_shape, data.num_classes, fed.hidden),
-                        from_record(msg.content["arrays"]))
+    model = set_weights(
+        build_model(fed.model, data.input_shape, data.num_classes, fed.hidden),
+        from_record(msg.content["arrays"]),
+    )
     loss, acc = evaluate(model, local.x, local.y)
-    return RecordDict({"metrics": MetricRecord({"num-examples": len(local), "eval-loss": loss,
-                                                "eval-acc": acc})})
+    return RecordDict(
+        {"metrics": MetricRecord({"num-examples": len(local), "eval-loss": loss, "eval-acc": acc})}
+    )
 
 
 def make_client_app(fed: FederationConfig | None = None) -> ClientApp:

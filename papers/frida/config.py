@@ -18,8 +18,17 @@ from common.errors import BadInput
 from common.schema import FiguresConfig, RunConfig, spec
 
 # the names common.data serves (tests/papers/frida/test_config.py checks them against the registry)
-DATASETS = ("digits", "mnist", "mnist1d", "fashion_mnist", "shakespeare", "synthetic_gaussian", "cifar10",
-            "cifar100", "shakespeare_leaf")
+DATASETS = (
+    "digits",
+    "mnist",
+    "mnist1d",
+    "fashion_mnist",
+    "shakespeare",
+    "synthetic_gaussian",
+    "cifar10",
+    "cifar100",
+    "shakespeare_leaf",
+)
 TEXT_DATASETS = ("shakespeare", "shakespeare_leaf")
 MODELS = ("mlp", "lenet5", "cifar_cnn", "gru")
 PARTITIONS = ("iid", "dirichlet", "natural")
@@ -28,8 +37,19 @@ FREE_RIDERS = ("none", *ATTACKS, "switching")
 FRIDA_DETECTORS = ("mia_loss", "mia_grad", "pia_dist", "pia_incons", "vote")
 BASELINE_DETECTORS = ("l2", "std", "cosine", "foolsgold", "dagmm", "std_dagmm", "delta_dagmm")
 DETECTORS = FRIDA_DETECTORS + BASELINE_DETECTORS
-FAULT_KINDS = ("raise", "nan", "inf", "huge", "shape", "missing", "extra", "dtype", "nometrics",
-               "badcount", "drop")
+FAULT_KINDS = (
+    "raise",
+    "nan",
+    "inf",
+    "huge",
+    "shape",
+    "missing",
+    "extra",
+    "dtype",
+    "nometrics",
+    "badcount",
+    "drop",
+)
 CANARY_MODES = ("every_batch", "every_epoch", "every_round")
 CANARY_LABELS = ("true", "random")
 RUNTIMES = ("inprocess", "simulation", "deployment")
@@ -64,8 +84,10 @@ class FederationConfig:
     disguise_m: float = spec(1.0, ge=0)
     disguise_gamma: float = spec(1.0, ge=0)
     detectors: list[str] = spec(factory=lambda: list(DETECTORS), choices=DETECTORS)
-    vote: list[str] = spec(factory=lambda: ["mia_loss", "mia_grad", "pia_incons"],
-                           choices=tuple(d for d in DETECTORS if d != "vote"))
+    vote: list[str] = spec(
+        factory=lambda: ["mia_loss", "mia_grad", "pia_incons"],
+        choices=tuple(d for d in DETECTORS if d != "vote"),
+    )
     z_threshold: float = spec(2.0, gt=0)
     mia_alpha: float = spec(0.05, gt=0, lt=1)
     mia_threshold_mix: float = spec(0.5, gt=0, lt=1)
@@ -106,21 +128,28 @@ class FederationConfig:
         """Rules between keys; each error starts with the key to change."""
         text = self.dataset in TEXT_DATASETS
         if text != (self.model == "gru"):
-            raise BadInput(f"fed.model: {self.model!r} does not fit fed.dataset={self.dataset!r} "
-                           f"(text datasets {', '.join(TEXT_DATASETS)} take gru, images the others)")
+            raise BadInput(
+                f"fed.model: {self.model!r} does not fit fed.dataset={self.dataset!r} "
+                f"(text datasets {', '.join(TEXT_DATASETS)} take gru, images the others)"
+            )
         if self.model == "lenet5" and self.dataset in ("digits", "mnist1d"):
             raise BadInput(f"fed.model: lenet5 needs 28x28 or larger images, not {self.dataset}")
         if self.partition == "natural" and not text:
-            raise BadInput(f"fed.partition: natural (one client per speaker) needs a text dataset, "
-                           f"not {self.dataset}")
+            raise BadInput(
+                f"fed.partition: natural (one client per speaker) needs a text dataset, not {self.dataset}"
+            )
         if self.sampled < 2:
-            raise BadInput(f"fed.fraction_train: {self.fraction_train} samples {self.sampled} of "
-                           f"{self.num_clients} clients per round; the detectors compare at least 2")
+            raise BadInput(
+                f"fed.fraction_train: {self.fraction_train} samples {self.sampled} of "
+                f"{self.num_clients} clients per round; the detectors compare at least 2"
+            )
         if self.free_rider == "none" and self.num_free_riders:
             raise BadInput("fed.num_free_riders: must be 0 when fed.free_rider=none")
         if self.num_free_riders > self.sampled:
-            raise BadInput(f"fed.num_free_riders: {self.num_free_riders} free-riders is more than the "
-                           f"{self.sampled} clients sampled per round (fed.num_clients x fed.fraction_train)")
+            raise BadInput(
+                f"fed.num_free_riders: {self.num_free_riders} free-riders is more than the "
+                f"{self.sampled} clients sampled per round (fed.num_clients x fed.fraction_train)"
+            )
         if self.free_rider == "switching" and self.switch_round > self.rounds:
             raise BadInput(f"fed.switch_round: {self.switch_round} is after the last round ({self.rounds})")
         if "vote" in self.detectors and not self.vote:
@@ -128,14 +157,18 @@ class FederationConfig:
         used = set(self.detectors) | (set(self.vote) if "vote" in self.detectors else set())
         needs_canary = {"mia_loss", "mia_grad"} & used
         if needs_canary and self.canary_size < 1:
-            raise BadInput(f"fed.canary_size: must be >= 1 for the membership detectors "
-                           f"{sorted(needs_canary)}")
+            raise BadInput(
+                f"fed.canary_size: must be >= 1 for the membership detectors {sorted(needs_canary)}"
+            )
         if self.canary_per_batch > self.canary_size:
-            raise BadInput(f"fed.canary_per_batch: {self.canary_per_batch} is more than the canary "
-                           f"(fed.canary_size={self.canary_size})")
+            raise BadInput(
+                f"fed.canary_per_batch: {self.canary_per_batch} is more than the canary "
+                f"(fed.canary_size={self.canary_size})"
+            )
         if self.mitigate and self.mitigate_by not in self.detectors:
-            raise BadInput(f"fed.mitigate_by: {self.mitigate_by!r} must be one of fed.detectors "
-                           f"{self.detectors}")
+            raise BadInput(
+                f"fed.mitigate_by: {self.mitigate_by!r} must be one of fed.detectors {self.detectors}"
+            )
         for spec_ in self.faults:
             pid, _, _ = parse_fault(spec_)
             if pid >= self.num_clients:
@@ -146,8 +179,10 @@ def parse_fault(spec_: str) -> tuple[int, int, str]:
     """'<partition>:<round>:<kind>' -> (partition, round, kind)."""
     parts = str(spec_).split(":")
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2] not in FAULT_KINDS:
-        raise BadInput(f"fed.faults: entry {spec_!r} must read '<partition>:<round>:<kind>', kind one of "
-                       f"{', '.join(FAULT_KINDS)}")
+        raise BadInput(
+            f"fed.faults: entry {spec_!r} must read '<partition>:<round>:<kind>', kind one of "
+            f"{', '.join(FAULT_KINDS)}"
+        )
     return int(parts[0]), int(parts[1]), parts[2]
 
 
@@ -160,8 +195,9 @@ def _partition_entries(key: str, labels: list[str]) -> None:
         except ValueError:
             alpha = -1.0
         if not alpha > 0 or not math.isfinite(alpha):
-            raise BadInput(f"{key}: entry {label!r} must be 'iid', 'natural' or a Dirichlet alpha > 0 such "
-                           f"as '0.1'")
+            raise BadInput(
+                f"{key}: entry {label!r} must be 'iid', 'natural' or a Dirichlet alpha > 0 such as '0.1'"
+            )
 
 
 @dataclass
@@ -173,9 +209,14 @@ class DetectConfig(RunConfig):
     deploy_timeout_s: float = spec(300.0, gt=0)
 
 
-GRID_AXIS_OF = {"fed.dataset": "datasets", "fed.model": "datasets", "fed.free_rider": "free_riders",
-                "fed.partition": "partitions", "fed.alpha": "partitions",
-                "fed.num_free_riders": "num_free_riders"}
+GRID_AXIS_OF = {
+    "fed.dataset": "datasets",
+    "fed.model": "datasets",
+    "fed.free_rider": "free_riders",
+    "fed.partition": "partitions",
+    "fed.alpha": "partitions",
+    "fed.num_free_riders": "num_free_riders",
+}
 
 
 @dataclass
@@ -197,29 +238,41 @@ class GridConfig(RunConfig):
         _partition_entries("partitions", self.partitions)
         _partition_entries("mitigation_partitions", self.mitigation_partitions)
         if self.mitigation_partitions and not self.mitigation_num_free_riders:
-            raise BadInput("mitigation_num_free_riders: must name at least one count when "
-                           "mitigation_partitions is set")
+            raise BadInput(
+                "mitigation_num_free_riders: must name at least one count when mitigation_partitions is set"
+            )
         for key in ("num_free_riders", "mitigation_num_free_riders"):
             for n in getattr(self, key):
                 if n > self.fed.sampled:
-                    raise BadInput(f"{key}: {n} free-riders is more than the {self.fed.sampled} clients "
-                                   f"sampled per round (fed.num_clients x fed.fraction_train)")
+                    raise BadInput(
+                        f"{key}: {n} free-riders is more than the {self.fed.sampled} clients "
+                        f"sampled per round (fed.num_clients x fed.fraction_train)"
+                    )
         for dataset in self.datasets:
             if (dataset in TEXT_DATASETS) != (self.fed.model == "gru"):
                 raise BadInput(f"datasets: {dataset!r} does not fit fed.model={self.fed.model!r}")
         from papers.frida.cells import cell_federation, grid_cells
 
-        cells = grid_cells(self.fed, self.free_riders, self.partitions, self.num_free_riders, self.seeds,
-                           self.mitigation_partitions, self.mitigation_num_free_riders, self.datasets)
+        cells = grid_cells(
+            self.fed,
+            self.free_riders,
+            self.partitions,
+            self.num_free_riders,
+            self.seeds,
+            self.mitigation_partitions,
+            self.mitigation_num_free_riders,
+            self.datasets,
+        )
         for cell in cells:  # every cell's federation passes fed.check(), or the grid does not start
             try:
                 cell_federation(self.fed, cell)
             except BadInput as err:
-                axes = ", ".join(f"{k}={cell[k]}" for k in ("dataset", "free_rider", "partition",
-                                                            "num_free_riders"))
+                axes = ", ".join(
+                    f"{k}={cell[k]}" for k in ("dataset", "free_rider", "partition", "num_free_riders")
+                )
                 key = str(err).split(":")[0]
                 axis = GRID_AXIS_OF.get(key, key)
-                raise BadInput(f"{axis}: {str(err)[len(key) + 2:]} (in the grid's cell {axes})") from None
+                raise BadInput(f"{axis}: {str(err)[len(key) + 2 :]} (in the grid's cell {axes})") from None
 
 
 @dataclass
@@ -258,13 +311,20 @@ class BenchConfig(RunConfig):
     fed: FederationConfig = field(default_factory=FederationConfig)
     repeats: int = spec(3, ge=1)
     # none: the same federation without a canary (and without the membership detectors)
-    canary_modes: list[str] = spec(factory=lambda: ["none", *CANARY_MODES], nonempty=True,
-                                   choices=("none", *CANARY_MODES))
+    canary_modes: list[str] = spec(
+        factory=lambda: ["none", *CANARY_MODES], nonempty=True, choices=("none", *CANARY_MODES)
+    )
 
 
-SCHEMAS = {"frida/detect": DetectConfig, "frida/grid": GridConfig, "frida/research": GridConfig,
-           "frida/shakespeare": GridConfig, "frida/canary": CanaryConfig, "frida/bench": BenchConfig,
-           "frida/figures": FiguresConfig}
+SCHEMAS = {
+    "frida/detect": DetectConfig,
+    "frida/grid": GridConfig,
+    "frida/research": GridConfig,
+    "frida/shakespeare": GridConfig,
+    "frida/canary": CanaryConfig,
+    "frida/bench": BenchConfig,
+    "frida/figures": FiguresConfig,
+}
 
 
 def register_schemas() -> None:

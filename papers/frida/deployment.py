@@ -55,13 +55,24 @@ class LocalDeployment:
         self.procs: list[subprocess.Popen] = []
         self.pids: set[int] = set()
         # the SuperLink starts `flower-superexec` (and that `flwr-serverapp`) by name: PATH must hold it
-        self.env = {**os.environ, "FLWR_HOME": str(self.home), "PYTHONUNBUFFERED": "1",
-                    "OMP_NUM_THREADS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.env = {
+            **os.environ,
+            "FLWR_HOME": str(self.home),
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         logfile = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, stdout=logfile, stderr=subprocess.STDOUT, env=self.env,
-                                cwd=self.workdir, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         proc.logfile = logfile
         self.procs.append(proc)
         self.pids.add(proc.pid)
@@ -72,17 +83,45 @@ class LocalDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
         # flwr 1.42 serves the Fleet, Control and Runtime APIs over HTTP on one port
         port = free_port()
-        self._spawn("superlink", [str(BIN / "flower-superlink"), "--insecure", "--host", "127.0.0.1",
-                                  "--port", str(port), "--disable-runtime-dependency-installation"])
+        self._spawn(
+            "superlink",
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--disable-runtime-dependency-installation",
+            ],
+        )
         wait_for_port(port, 60)
         for pid in range(self.num_supernodes):
-            self._spawn(f"supernode{pid}", [
-                str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
-                "--host", "127.0.0.1", "--port", str(free_port()),
-                "--node-config", f"partition-id={pid} num-partitions={self.num_supernodes}"])
-        (self.home / "config.toml").write_text(tomli_w.dumps(
-            {"superlink": {"default": "frida", "frida": {"address": f"127.0.0.1:{port}",
-                                                         "insecure": True}}}))
+            self._spawn(
+                f"supernode{pid}",
+                [
+                    str(BIN / "flower-supernode"),
+                    "--insecure",
+                    "--superlink",
+                    f"127.0.0.1:{port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    "--node-config",
+                    f"partition-id={pid} num-partitions={self.num_supernodes}",
+                ],
+            )
+        (self.home / "config.toml").write_text(
+            tomli_w.dumps(
+                {
+                    "superlink": {
+                        "default": "frida",
+                        "frida": {"address": f"127.0.0.1:{port}", "insecure": True},
+                    }
+                }
+            )
+        )
         return self
 
     def _track_children(self) -> None:
@@ -97,9 +136,23 @@ class LocalDeployment:
         out = self.workdir / "out"
         run_config = self.workdir / "run_config.toml"
         run_config.write_text(tomli_w.dumps({RUN_CONFIG_KEY: federation_to_json(fed), OUT_KEY: str(out)}))
-        proc = subprocess.run([str(BIN / "flwr"), "run", str(APP_DIR), "frida", "--run-config",
-                               str(run_config), "--format", "json"], env=self.env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                str(BIN / "flwr"),
+                "run",
+                str(APP_DIR),
+                "frida",
+                "--run-config",
+                str(run_config),
+                "--format",
+                "json",
+            ],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"flwr run failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
         log.info("flwr run: %s", proc.stdout.strip())
@@ -169,8 +222,9 @@ class LocalDeployment:
         self.close()
 
 
-def run_in_deployment(fed: FederationConfig, workdir: str | Path | None = None,
-                      timeout: float = 300) -> FederationResult:
+def run_in_deployment(
+    fed: FederationConfig, workdir: str | Path | None = None, timeout: float = 300
+) -> FederationResult:
     with LocalDeployment(fed.num_clients, workdir) as deployment:
         result = deployment.run(fed, timeout)
     log.info("deployment runtime finished: %s", json.dumps({"rounds": len(result.rounds)}))

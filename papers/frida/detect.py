@@ -44,8 +44,9 @@ def run_federation_on(runtime: str, fed, out_dir, cfg, on_round=None):
     if runtime == "simulation":
         from papers.frida.simulation import run_in_simulation
 
-        return run_in_simulation(fed, out_dir, num_cpus=cfg.sim_cpus, client_cpus=cfg.client_cpus,
-                                 on_round=on_round)
+        return run_in_simulation(
+            fed, out_dir, num_cpus=cfg.sim_cpus, client_cpus=cfg.client_cpus, on_round=on_round
+        )
     from papers.frida.deployment import run_in_deployment
 
     result = run_in_deployment(fed, out_dir / "deployment", timeout=cfg.deploy_timeout_s)
@@ -58,16 +59,27 @@ def run_federation_on(runtime: str, fed, out_dir, cfg, on_round=None):
 def round_scalars(summary: dict) -> dict:
     """What a round logs: the global model's accuracy and loss, each detector's ROC-AUC and time,
     and the replies that failed or were excluded."""
-    return {k.replace(".", "/"): v for k, v in summary.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"}
+    return {
+        k.replace(".", "/"): v
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"
+    }
 
 
 @entrypoint("frida/detect", schema=DetectConfig)
 def main(cfg, run):
     fed = federation_from_cfg(cfg.fed)
-    log.info("FRIDA detect: %s runtime, %s/%s, %d clients (%d %s free-riders), %d rounds, on %s",
-             cfg.runtime, fed.dataset, fed.model, fed.num_clients, fed.num_free_riders, fed.free_rider,
-             fed.rounds, run.info["hardware"]["device"])
+    log.info(
+        "FRIDA detect: %s runtime, %s/%s, %d clients (%d %s free-riders), %d rounds, on %s",
+        cfg.runtime,
+        fed.dataset,
+        fed.model,
+        fed.num_clients,
+        fed.num_free_riders,
+        fed.free_rider,
+        fed.rounds,
+        run.info["hardware"]["device"],
+    )
     cell = {"runtime": cfg.runtime, **{k: v for k, v in asdict(fed).items() if k != "data_dir"}}
 
     def task():
@@ -82,12 +94,18 @@ def main(cfg, run):
     metrics = row["metrics"]
     if row["status"] != "ok":
         raise RuntimeError(f"the federation failed: {row['error']}")
+
     def value(key):  # the result store keeps NaN as null
         return float("nan") if metrics.get(key) is None else metrics[key]
 
     for name in fed.detectors:
-        log.info("%-10s ROC-AUC %.3f  F1 %.3f  FPR %.3f", name, value(f"auc.{name}"), value(f"f1.{name}"),
-                 value(f"fpr.{name}"))
+        log.info(
+            "%-10s ROC-AUC %.3f  F1 %.3f  FPR %.3f",
+            name,
+            value(f"auc.{name}"),
+            value(f"f1.{name}"),
+            value(f"fpr.{name}"),
+        )
     log.info("final test accuracy %.3f", metrics["final_accuracy"])
     return metrics
 

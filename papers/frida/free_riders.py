@@ -41,8 +41,15 @@ def plain(global_w: Weights) -> Weights:
     return {k: v.copy() for k, v in global_w.items()}
 
 
-def disguised(global_w: Weights, prev_global: Weights | None, server_round: int, m: float,
-              gamma: float, rng: np.random.Generator, elapsed: int = 1) -> Weights:
+def disguised(
+    global_w: Weights,
+    prev_global: Weights | None,
+    server_round: int,
+    m: float,
+    gamma: float,
+    rng: np.random.Generator,
+    elapsed: int = 1,
+) -> Weights:
     sigma_t = float(np.mean(np.abs(global_step(global_w, prev_global, elapsed))))
     std = m * sigma_t * server_round ** (-gamma)
     flat = flatten(global_w)
@@ -53,16 +60,24 @@ def delta_weights(global_w: Weights, prev_global: Weights | None, elapsed: int =
     return unflatten(flatten(global_w) + global_step(global_w, prev_global, elapsed), global_w)
 
 
-def gradient_noiser(global_w: Weights, prev_global: Weights | None, rng: np.random.Generator,
-                    elapsed: int = 1) -> Weights:
+def gradient_noiser(
+    global_w: Weights, prev_global: Weights | None, rng: np.random.Generator, elapsed: int = 1
+) -> Weights:
     step = global_step(global_w, prev_global, elapsed)
     std = float(np.std(step))
     noise = rng.normal(0.0, std, step.shape) if std > 0 else 0.0
     return unflatten(flatten(global_w) + step + noise, global_w)
 
 
-def adaptive(global_w: Weights, prev_global: Weights, ref_norm: float, ref_cos: float,
-             ref_step_norm: float, rng: np.random.Generator, elapsed: int = 1) -> Weights:
+def adaptive(
+    global_w: Weights,
+    prev_global: Weights,
+    ref_norm: float,
+    ref_cos: float,
+    ref_step_norm: float,
+    rng: np.random.Generator,
+    elapsed: int = 1,
+) -> Weights:
     """A step u with ||u|| = ref_norm * ||last step|| / ref_step_norm and cos(u, last step) = ref_cos."""
     step = global_step(global_w, prev_global, elapsed)
     step_norm = float(np.linalg.norm(step))
@@ -75,7 +90,7 @@ def adaptive(global_w: Weights, prev_global: Weights, ref_norm: float, ref_cos: 
     noise /= np.linalg.norm(noise)
     cos = float(np.clip(ref_cos, -1.0, 1.0))
     target = ref_norm * step_norm / ref_step_norm
-    return unflatten(flat + target * (cos * direction + np.sqrt(1.0 - cos ** 2) * noise), global_w)
+    return unflatten(flat + target * (cos * direction + np.sqrt(1.0 - cos**2) * noise), global_w)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -48,8 +48,9 @@ def run_cells(run, jobs: list[tuple[dict, str]], workers: int, label: str) -> in
         queue = list(jobs)
         running: dict = {}  # future -> (cell, its claim's context manager)
         # spawn, not fork: torch and Flower hold threads that a fork would copy half-alive
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=die_with_parent) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent
+        ) as pool:
             try:
                 while queue or running:
                     while queue and len(running) < workers:
@@ -73,8 +74,11 @@ def run_cells(run, jobs: list[tuple[dict, str]], workers: int, label: str) -> in
                             run.results.append(cell, "ok", metrics, duration_s=metrics["wall_s"])
                         except Exception as err:  # noqa: BLE001 - a failed cell is data; the grid goes on
                             failed += 1
-                            run.results.append(cell, "failed", error="".join(
-                                traceback.format_exception_only(type(err), err)).strip())
+                            run.results.append(
+                                cell,
+                                "failed",
+                                error="".join(traceback.format_exception_only(type(err), err)).strip(),
+                            )
                         finally:
                             claim.__exit__(None, None, None)
                         progress.advance(task)
@@ -87,24 +91,51 @@ def run_cells(run, jobs: list[tuple[dict, str]], workers: int, label: str) -> in
 def run_grid(cfg, run) -> dict:
     """The grid task shared by grid.py, research.py and shakespeare.py (they differ in config only)."""
     base = federation_from_cfg(cfg.fed)
-    cells = grid_cells(base, cfg.free_riders, cfg.partitions, cfg.num_free_riders, cfg.seeds,
-                       cfg.mitigation_partitions, cfg.mitigation_num_free_riders, cfg.datasets)
+    cells = grid_cells(
+        base,
+        cfg.free_riders,
+        cfg.partitions,
+        cfg.num_free_riders,
+        cfg.seeds,
+        cfg.mitigation_partitions,
+        cfg.mitigation_num_free_riders,
+        cfg.datasets,
+    )
     feds = [(c, federation_to_json(cell_federation(base, c))) for c in cells]  # BadInput before any cell
     jobs = [(c, f) for c, f in feds if not run.results.done(c)]
-    log.info("FRIDA %s: %d cells (%d to run, %d done) of %d clients (%d sampled per round) x %d rounds on "
-             "%s, %d worker(s), in-process runtime", cfg.experiment, len(cells), len(jobs),
-             len(cells) - len(jobs), base.num_clients, base.sampled, base.rounds,
-             run.info["hardware"]["device"], cfg.workers)
+    log.info(
+        "FRIDA %s: %d cells (%d to run, %d done) of %d clients (%d sampled per round) x %d rounds on "
+        "%s, %d worker(s), in-process runtime",
+        cfg.experiment,
+        len(cells),
+        len(jobs),
+        len(cells) - len(jobs),
+        base.num_clients,
+        base.sampled,
+        base.rounds,
+        run.info["hardware"]["device"],
+        cfg.workers,
+    )
     start = time.perf_counter()
     failed = run_cells(run, jobs, cfg.workers, f"frida {cfg.experiment}")
     elapsed = time.perf_counter() - start
     table = run.results.load()
-    keep = [c for c in table.columns if c.split(".")[0] in ("auc", "dataset", "free_rider", "partition",
-                                                             "num_free_riders", "seed", "mitigate")]
+    keep = [
+        c
+        for c in table.columns
+        if c.split(".")[0]
+        in ("auc", "dataset", "free_rider", "partition", "num_free_riders", "seed", "mitigate")
+    ]
     run.logger.table("grid", table[keep] if len(table) else table)
     run.logger.log({"cells": len(cells), "ran": len(jobs), "failed": failed, "grid_s": elapsed})
-    log.info("%s done in %.1f s: %d cells ran, %d failed; results in %s", cfg.experiment, elapsed, len(jobs),
-             failed, run.results.path)
+    log.info(
+        "%s done in %.1f s: %d cells ran, %d failed; results in %s",
+        cfg.experiment,
+        elapsed,
+        len(jobs),
+        failed,
+        run.results.path,
+    )
     return {"detectors": list(DETECTORS), "elapsed_s": elapsed}
 
 

@@ -26,16 +26,22 @@ log = logging.getLogger(__name__)
 
 
 class InProcessGrid(Grid):
-    def __init__(self, client_app: ClientApp, num_nodes: int, run_config: dict | None = None,
-                 run_id: int = 1):
+    def __init__(
+        self, client_app: ClientApp, num_nodes: int, run_config: dict | None = None, run_id: int = 1
+    ):
         self.client_app = client_app
         self._run = Run.create_empty(run_id)
         # node ids are arbitrary to the server, as they are under a SuperLink; partition ids are not
         self.contexts = {
-            1000 + pid: Context(run_id=run_id, node_id=1000 + pid,
-                                node_config={"partition-id": pid, "num-partitions": num_nodes},
-                                state=RecordDict(), run_config=dict(run_config or {}))
-            for pid in range(num_nodes)}
+            1000 + pid: Context(
+                run_id=run_id,
+                node_id=1000 + pid,
+                node_config={"partition-id": pid, "num-partitions": num_nodes},
+                state=RecordDict(),
+                run_config=dict(run_config or {}),
+            )
+            for pid in range(num_nodes)
+        }
         self._replies: dict[str, Message] = {}
         # the server side of this process, as a SuperLink would register its ServerApp task
         TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, run_id, SUPERLINK_NODE_ID
@@ -47,8 +53,14 @@ class InProcessGrid(Grid):
     def run(self) -> Run:
         return self._run
 
-    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
-                       ttl: float | None = None) -> Message:
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self) -> Iterable[int]:
@@ -75,12 +87,15 @@ class InProcessGrid(Grid):
             return None
         except Exception as err:  # noqa: BLE001 - a failing ClientApp is a reply, as under Flower
             log.debug("node %d raised:\n%s", context.node_id, traceback.format_exc())
-            return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION,
-                                 reason=f"{type(err).__name__}: {err}"), reply_to=msg)
+            return Message(
+                Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=f"{type(err).__name__}: {err}"),
+                reply_to=msg,
+            )
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in message_ids if i in self._replies]
 
-    def send_and_receive(self, messages: Iterable[Message], *,
-                         timeout: float | None = None) -> Iterable[Message]:
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
         return self.pull_messages(self.push_messages(messages))

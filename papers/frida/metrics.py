@@ -56,8 +56,14 @@ def flag_metrics(labels, flags) -> dict[str, float]:
 
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
     f1 = ratio(2 * tp, 2 * tp + fp + fn)
-    return {"accuracy": ratio(tp + tn, len(y)), "precision": precision, "recall": recall, "f1": f1,
-            "fpr": ratio(fp, fp + tn), "fnr": ratio(fn, fn + tp)}
+    return {
+        "accuracy": ratio(tp + tn, len(y)),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "fpr": ratio(fp, fp + tn),
+        "fnr": ratio(fn, fn + tp),
+    }
 
 
 def _mean_auc(ok, column: str, sign: float = 1.0) -> float:
@@ -112,9 +118,11 @@ def summarize(result: FederationResult) -> dict:
             out[f"{key}.{det}"] = value
         out[f"f1_by_round.{det}"] = [
             flag_metrics(g["free_rider"].astype(bool), g[f"flag.{det}"].astype(bool))["f1"]
-            for _, g in ok.groupby("round")]
-        out[f"auc_by_round.{det}"] = [roc_auc(g["free_rider"].astype(bool), g[column])
-                                      for _, g in ok.groupby("round")]
+            for _, g in ok.groupby("round")
+        ]
+        out[f"auc_by_round.{det}"] = [
+            roc_auc(g["free_rider"].astype(bool), g[column]) for _, g in ok.groupby("round")
+        ]
         out[f"rounds_to_detect.{det}"], out[f"detected.{det}"] = rounds_to_detect(ok, det)
         if f"detect_s.{det}" in trained:
             out[f"detect_s.{det}"] = float(trained[f"detect_s.{det}"].mean())

@@ -31,8 +31,14 @@ class LeNet5(nn.Module):
             raise ValueError(f"lenet5 needs [C, H, W] inputs with H, W >= 28, got {input_shape}")
         pad = 2 if side == 28 else 0
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 6, 5, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(channels, 6, 5, padding=pad),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             flat = self.body(torch.zeros(1, *input_shape)).shape[1]
         self.body.extend([nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, hidden), nn.ReLU()])
@@ -50,8 +56,14 @@ class CifarCNN(nn.Module):
         if len(input_shape) != 3:
             raise ValueError(f"cifar_cnn needs [C, H, W] inputs, got {input_shape}")
         self.body = nn.Sequential(
-            nn.Conv2d(input_shape[0], 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(input_shape[0], 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             flat = self.body(torch.zeros(1, *input_shape)).shape[1]
         self.body.extend([nn.Linear(flat, hidden), nn.ReLU()])
@@ -127,6 +139,6 @@ def flatten(weights: dict[str, np.ndarray]) -> np.ndarray:
 def unflatten(vector: np.ndarray, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out, start = {}, 0
     for k, v in like.items():
-        out[k] = vector[start:start + v.size].reshape(v.shape).astype(v.dtype)
+        out[k] = vector[start : start + v.size].reshape(v.shape).astype(v.dtype)
         start += v.size
     return out

@@ -67,13 +67,19 @@ def run_federation(grid: Grid, fed: FederationConfig, on_round=None) -> Federati
     data = federated_data(fed)
     strategy = FridaFedAvg(fed, data, on_round=on_round)
     initial = build_model(fed.model, data.input_shape, data.num_classes, fed.hidden, seed=fed.seed)
-    result = strategy.start(grid=grid, initial_arrays=to_record(get_weights(initial)), num_rounds=fed.rounds,
-                            timeout=fed.round_timeout_s, evaluate_fn=strategy.evaluate_global)
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=to_record(get_weights(initial)),
+        num_rounds=fed.rounds,
+        timeout=fed.round_timeout_s,
+        evaluate_fn=strategy.evaluate_global,
+    )
     return FederationResult(strategy.rounds, strategy.clients, from_record(result.arrays))
 
 
-def make_server_app(fed: FederationConfig | None = None, out_dir: str | Path | None = None,
-                    on_round=None) -> ServerApp:
+def make_server_app(
+    fed: FederationConfig | None = None, out_dir: str | Path | None = None, on_round=None
+) -> ServerApp:
     app = ServerApp()
 
     @app.main()
@@ -81,8 +87,15 @@ def make_server_app(fed: FederationConfig | None = None, out_dir: str | Path | N
         cfg = fed or federation_from_context(context)
         out = out_dir or context.run_config.get(OUT_KEY) or None
         sink = JsonlSink(out) if out else None
-        log.info("FRIDA federation: %d clients, %d rounds, free-rider %s x%d, detectors %s",
-                 cfg.num_clients, cfg.rounds, cfg.free_rider, cfg.num_free_riders, cfg.detectors)
+        log.info(
+            "FRIDA federation: %d clients, %d rounds, free-rider %s x%d, detectors %s",
+            cfg.num_clients,
+            cfg.rounds,
+            cfg.free_rider,
+            cfg.num_free_riders,
+            cfg.detectors,
+        )
+
         def each(summary, rows):
             if sink is not None:
                 sink(summary, rows)

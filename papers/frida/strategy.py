@@ -50,8 +50,9 @@ class BadReply(ValueError):
         self.status = status
 
 
-def check_reply(content: RecordDict, global_w: dict[str, np.ndarray], expected_pid: int | None,
-                fed: FederationConfig) -> tuple[int, int, dict[str, np.ndarray], dict]:
+def check_reply(
+    content: RecordDict, global_w: dict[str, np.ndarray], expected_pid: int | None, fed: FederationConfig
+) -> tuple[int, int, dict[str, np.ndarray], dict]:
     """(partition id, example count, weights, metrics) of a reply that passes every check, or
     BadReply(status, reason). Nothing in the reply is trusted before it is checked."""
     try:
@@ -75,14 +76,18 @@ def check_reply(content: RecordDict, global_w: dict[str, np.ndarray], expected_p
     names = list(record.keys())
     missing, extra = sorted(set(global_w) - set(names)), sorted(set(names) - set(global_w))
     if missing or extra:
-        raise BadReply("malformed", f"tensor names differ from the global model's: missing {missing}, "
-                       f"extra {extra}")
+        raise BadReply(
+            "malformed", f"tensor names differ from the global model's: missing {missing}, extra {extra}"
+        )
     weights = {}
     for name, ref in global_w.items():
         arr = record[name]
         if tuple(arr.shape) != ref.shape or arr.dtype != str(ref.dtype):
-            raise BadReply("malformed", f"{name}: {arr.dtype}{list(arr.shape)} where the global model has "
-                           f"{ref.dtype}{list(ref.shape)}")
+            raise BadReply(
+                "malformed",
+                f"{name}: {arr.dtype}{list(arr.shape)} where the global model has "
+                f"{ref.dtype}{list(ref.shape)}",
+            )
         try:
             value = arr.numpy()
         except Exception as err:  # noqa: BLE001 - undecodable bytes are a bad reply, not a crash
@@ -94,25 +99,31 @@ def check_reply(content: RecordDict, global_w: dict[str, np.ndarray], expected_p
         weights[name] = value
     biggest = max(float(np.abs(v).max(initial=0.0)) for v in weights.values())
     if biggest > fed.reply_max_abs:
-        raise BadReply("magnitude", f"a weight of magnitude {biggest:.3g} > "
-                       f"fed.reply_max_abs={fed.reply_max_abs:g}")
+        raise BadReply(
+            "magnitude", f"a weight of magnitude {biggest:.3g} > fed.reply_max_abs={fed.reply_max_abs:g}"
+        )
     g = flatten(global_w)
     ratio = float(np.linalg.norm(flatten(weights) - g)) / max(float(np.linalg.norm(g)), 1.0)
     if ratio > fed.reply_max_update_ratio:
-        raise BadReply("magnitude", f"update {ratio:.3g} times the global model's norm > "
-                       f"fed.reply_max_update_ratio={fed.reply_max_update_ratio:g}")
+        raise BadReply(
+            "magnitude",
+            f"update {ratio:.3g} times the global model's norm > "
+            f"fed.reply_max_update_ratio={fed.reply_max_update_ratio:g}",
+        )
     return pid, int(n), weights, dict(metrics)
 
 
 class FridaFedAvg(FedAvg):
     def __init__(self, fed: FederationConfig, data: FederatedData, on_round: RoundCallback | None = None):
-        super().__init__(fraction_train=fed.fraction_train, fraction_evaluate=0.0, min_train_nodes=2,
-                         min_available_nodes=2)
+        super().__init__(
+            fraction_train=fed.fraction_train, fraction_evaluate=0.0, min_train_nodes=2, min_available_nodes=2
+        )
         self.fed, self.data, self.on_round = fed, data, on_round
         self.model = build_model(fed.model, data.input_shape, data.num_classes, fed.hidden)
         self.suite = DetectorSuite(fed)
-        self.canaries = CanarySampler(len(data.canary_pool), fed.canary_size, fed.seed) \
-            if fed.canary_size else None
+        self.canaries = (
+            CanarySampler(len(data.canary_pool), fed.canary_size, fed.seed) if fed.canary_size else None
+        )
         self._label_rng = np.random.default_rng(fed.seed + 65537)
         self.nonmember_y = self._labels(data.nonmembers.y)
         self.partition_of: dict[int, int] = {}  # node id -> partition id, learnt by asking the nodes
@@ -141,8 +152,14 @@ class FridaFedAvg(FedAvg):
             nodes = list(grid.get_node_ids())
         unknown = [n for n in nodes if n not in self.partition_of]
         if unknown:
-            ask = [Message(RecordDict({"config": ConfigRecord({"ask": "partition-id"})}),
-                           dst_node_id=node, message_type=MessageType.QUERY) for node in unknown]
+            ask = [
+                Message(
+                    RecordDict({"config": ConfigRecord({"ask": "partition-id"})}),
+                    dst_node_id=node,
+                    message_type=MessageType.QUERY,
+                )
+                for node in unknown
+            ]
             for reply in grid.send_and_receive(ask, timeout=self.fed.round_timeout_s):
                 if reply.has_error():
                     continue
@@ -156,8 +173,9 @@ class FridaFedAvg(FedAvg):
         return {pid: node for node, pid in self.partition_of.items() if node in live}
 
     # ---- sending --------------------------------------------------------------------------------
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         fed = self.fed
         self._global = from_record(arrays)
         nodes = self._discover(grid)
@@ -176,14 +194,22 @@ class FridaFedAvg(FedAvg):
             shape = (0, *self.data.input_shape)
             self._canary = (np.zeros(shape, self.data.test.x.dtype), np.zeros(0, np.int64))
         self._sent_at = time.perf_counter()
-        log.info("round %d: %d of %d partitions sampled, %d reachable", server_round, len(self._sampled),
-                 fed.num_clients, len(self._sent))
-        return [Message(RecordDict(content), dst_node_id=node, message_type=MessageType.TRAIN)
-                for node in sorted(self._sent, key=self._sent.get)]
+        log.info(
+            "round %d: %d of %d partitions sampled, %d reachable",
+            server_round,
+            len(self._sampled),
+            fed.num_clients,
+            len(self._sent),
+        )
+        return [
+            Message(RecordDict(content), dst_node_id=node, message_type=MessageType.TRAIN)
+            for node in sorted(self._sent, key=self._sent.get)
+        ]
 
     # ---- receiving ------------------------------------------------------------------------------
-    def aggregate_train(self, server_round: int,
-                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         round_wall = time.perf_counter() - self._sent_at
         fed = self.fed
         rows: list[dict] = []
@@ -194,8 +220,13 @@ class FridaFedAvg(FedAvg):
             expected = self._sent.get(node)
             answered.add(node)
             if msg.has_error():
-                log.warning("round %d: partition %s (node %d) failed and is left out: %s", server_round,
-                            expected, node, msg.error.reason)
+                log.warning(
+                    "round %d: partition %s (node %d) failed and is left out: %s",
+                    server_round,
+                    expected,
+                    node,
+                    msg.error.reason,
+                )
                 rows.append(self._row(server_round, node, expected, "error", error=str(msg.error.reason)))
                 continue
             try:
@@ -205,15 +236,26 @@ class FridaFedAvg(FedAvg):
                 if pid in accepted:
                     raise BadReply("duplicate", f"a second reply for partition {pid}")
             except BadReply as bad:
-                log.warning("round %d: partition %s (node %d) sent a bad reply, left out: %s: %s",
-                            server_round, expected, node, bad.status, bad)
+                log.warning(
+                    "round %d: partition %s (node %d) sent a bad reply, left out: %s: %s",
+                    server_round,
+                    expected,
+                    node,
+                    bad.status,
+                    bad,
+                )
                 rows.append(self._row(server_round, node, expected, bad.status, error=str(bad)))
                 continue
             accepted[pid] = (n, weights, metrics)
         for node, pid in sorted(self._sent.items(), key=lambda kv: kv[1]):
             if node not in answered:
-                log.warning("round %d: partition %d (node %d): no reply within %.0f s, left out",
-                            server_round, pid, node, fed.round_timeout_s)
+                log.warning(
+                    "round %d: partition %d (node %d): no reply within %.0f s, left out",
+                    server_round,
+                    pid,
+                    node,
+                    fed.round_timeout_s,
+                )
                 rows.append(self._row(server_round, node, pid, "timeout", error="no reply"))
         for pid in self._sampled:
             if pid not in self._sent.values():
@@ -226,16 +268,31 @@ class FridaFedAvg(FedAvg):
         ok_rows = []
         for pid in order:
             n, _, metrics = accepted[pid]
-            row = self._row(server_round, next(k for k, v in self._sent.items() if v == pid), pid, "ok",
-                            num_examples=n, train_time_s=float(metrics.get("train-time-s", float("nan"))),
-                            own_grads=float(metrics.get("own-grads", float("nan"))),
-                            canary_grads=float(metrics.get("canary-grads", float("nan"))))
+            row = self._row(
+                server_round,
+                next(k for k, v in self._sent.items() if v == pid),
+                pid,
+                "ok",
+                num_examples=n,
+                train_time_s=float(metrics.get("train-time-s", float("nan"))),
+                own_grads=float(metrics.get("own-grads", float("nan"))),
+                canary_grads=float(metrics.get("canary-grads", float("nan"))),
+            )
             ok_rows.append(row)
         start = time.perf_counter()
         outputs, seconds = {}, {}
         if updates and fed.detectors:
-            view = RoundView(server_round, fed, self._global, updates, *self._canary,
-                             self.data.nonmembers.x, self.nonmember_y, self.data.num_classes, self.model)
+            view = RoundView(
+                server_round,
+                fed,
+                self._global,
+                updates,
+                *self._canary,
+                self.data.nonmembers.x,
+                self.nonmember_y,
+                self.data.num_classes,
+                self.model,
+            )
             outputs, seconds = self.suite.run(view)
         detect_s = time.perf_counter() - start
         for i, row in enumerate(ok_rows):
@@ -250,13 +307,19 @@ class FridaFedAvg(FedAvg):
         rows = ok_rows + rows
 
         kept = [(u, r) for u, r in zip(updates, ok_rows) if not r["excluded"]]
-        summary = {"round": server_round, "round_wall_s": round_wall, "detect_s": detect_s,
-                   **{f"detect_s.{k}": v for k, v in seconds.items() if k in fed.detectors},
-                   "client_train_s": float(sum(r.get("train_time_s", 0.0) for r in ok_rows)),
-                   "own_grads": float(sum(r.get("own_grads", 0.0) for r in ok_rows)),
-                   "canary_grads": float(sum(r.get("canary_grads", 0.0) for r in ok_rows)),
-                   "n_sampled": len(self._sampled), "n_replies": len(rows),
-                   "n_failed": len(rows) - len(ok_rows), "n_excluded": len(ok_rows) - len(kept)}
+        summary = {
+            "round": server_round,
+            "round_wall_s": round_wall,
+            "detect_s": detect_s,
+            **{f"detect_s.{k}": v for k, v in seconds.items() if k in fed.detectors},
+            "client_train_s": float(sum(r.get("train_time_s", 0.0) for r in ok_rows)),
+            "own_grads": float(sum(r.get("own_grads", 0.0) for r in ok_rows)),
+            "canary_grads": float(sum(r.get("canary_grads", 0.0) for r in ok_rows)),
+            "n_sampled": len(self._sampled),
+            "n_replies": len(rows),
+            "n_failed": len(rows) - len(ok_rows),
+            "n_excluded": len(ok_rows) - len(kept),
+        }
         labels = [r["free_rider"] for r in ok_rows]
         for name in fed.detectors:
             if name in outputs:
@@ -266,19 +329,32 @@ class FridaFedAvg(FedAvg):
             log.warning("round %d: no client left to aggregate; the global model stays", server_round)
             return None, None
         total = float(sum(u.num_examples for u, _ in kept))
-        avg = {name: sum(u.weights[name].astype(np.float64) * (u.num_examples / total) for u, _ in kept)
-               .astype(ref.dtype) for name, ref in self._global.items()}
-        losses = [(float(accepted[u.partition_id][2].get("train-loss", float("nan"))), u.num_examples)
-                  for u, _ in kept]
+        avg = {
+            name: sum(u.weights[name].astype(np.float64) * (u.num_examples / total) for u, _ in kept).astype(
+                ref.dtype
+            )
+            for name, ref in self._global.items()
+        }
+        losses = [
+            (float(accepted[u.partition_id][2].get("train-loss", float("nan"))), u.num_examples)
+            for u, _ in kept
+        ]
         finite = [(v, w) for v, w in losses if np.isfinite(v)]
         train_loss = sum(v * w for v, w in finite) / sum(w for _, w in finite) if finite else float("nan")
         return to_record(avg), MetricRecord({"train-loss": train_loss, "clients": len(kept)})
 
     def _row(self, server_round: int, node: int, pid: int | None, status: str, **extra) -> dict:
         designated = pid is not None and is_free_rider(self.fed, pid)
-        return {"round": server_round, "node_id": int(node), "partition_id": pid,
-                "free_rider": bool(designated and server_round >= self.fed.free_ride_from),
-                "designated": bool(designated), "status": status, "excluded": True, **extra}
+        return {
+            "round": server_round,
+            "node_id": int(node),
+            "partition_id": pid,
+            "free_rider": bool(designated and server_round >= self.fed.free_ride_from),
+            "designated": bool(designated),
+            "status": status,
+            "excluded": True,
+            **extra,
+        }
 
     # ---- centralised evaluation closes the round -------------------------------------------------
     def evaluate_global(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:

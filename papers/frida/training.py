@@ -49,8 +49,9 @@ class CanarySchedule:
         return self.total_grads / max(self.steps, 1)
 
 
-def canary_schedule(n: int, k: int, batch_size: int, epochs: int, mode: str = "every_batch",
-                    per_batch: int = 0) -> CanarySchedule:
+def canary_schedule(
+    n: int, k: int, batch_size: int, epochs: int, mode: str = "every_batch", per_batch: int = 0
+) -> CanarySchedule:
     """The round of an honest client with n samples and a canary of k samples (see module doc)."""
     own = epochs * n
     if k == 0:
@@ -63,8 +64,9 @@ def canary_schedule(n: int, k: int, batch_size: int, epochs: int, mode: str = "e
         return CanarySchedule(steps, uses, own, slots, steps, c / ((own + slots) / steps))
     if mode == "every_epoch":
         steps = num_steps(n + k, batch_size, epochs)
-        return CanarySchedule(steps, np.full(k, epochs, np.int64), own, epochs * k, epochs,
-                              k / ((own + epochs * k) / steps))
+        return CanarySchedule(
+            steps, np.full(k, epochs, np.int64), own, epochs * k, epochs, k / ((own + epochs * k) / steps)
+        )
     if mode == "every_round":
         first = num_steps(n + k, batch_size, 1)
         steps = first + num_steps(n, batch_size, epochs - 1)
@@ -72,10 +74,20 @@ def canary_schedule(n: int, k: int, batch_size: int, epochs: int, mode: str = "e
     raise ValueError(f"unknown canary mode {mode!r}")
 
 
-def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, lr: float, epochs: int,
-                batch_size: int, seed: int, canary_x: np.ndarray | None = None,
-                canary_y: np.ndarray | None = None, canary_mode: str = "every_batch",
-                canary_per_batch: int = 0) -> float:
+def local_train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    canary_x: np.ndarray | None = None,
+    canary_y: np.ndarray | None = None,
+    canary_mode: str = "every_batch",
+    canary_per_batch: int = 0,
+) -> float:
     """SGD on (x, y) with the canary mixed in by `canary_mode`. Returns the mean loss."""
     xs, ys = torch.as_tensor(x), torch.as_tensor(y)
     k = 0 if canary_x is None else len(canary_x)
@@ -98,7 +110,7 @@ def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, lr: float, ep
         bs = n if batch_size <= 0 else batch_size
         order = torch.randperm(n, generator=gen)
         for start in range(0, max(n, 1), max(bs, 1)):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             xb, yb = ex[idx], ey[idx]
             if k and canary_mode == "every_batch":
                 cidx = (step * c + torch.arange(c)) % k
@@ -120,8 +132,8 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 4096) 
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(y), batch):
-        logits = model(torch.as_tensor(x[start:start + batch]))
-        yt = torch.as_tensor(y[start:start + batch])
+        logits = model(torch.as_tensor(x[start : start + batch]))
+        yt = torch.as_tensor(y[start : start + batch])
         total_loss += F.cross_entropy(logits, yt, reduction="sum").item()
         correct += int((logits.argmax(1) == yt).sum())
     return total_loss / max(len(y), 1), correct / max(len(y), 1)

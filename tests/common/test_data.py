@@ -22,9 +22,14 @@ from common.data import offline as offline_module
 from common.data.dataset import cache_path
 from common.errors import BadInput
 
-OFFLINE_SHAPES = {"digits": (1797, (1, 8, 8)), "mnist": (70000, (1, 28, 28)), "mnist1d": (5000, (1, 40)),
-                  "fashion_mnist": (70000, (1, 28, 28)), "shakespeare": (109028, (80,)),
-                  "synthetic_gaussian": (1000, (8,))}
+OFFLINE_SHAPES = {
+    "digits": (1797, (1, 8, 8)),
+    "mnist": (70000, (1, 28, 28)),
+    "mnist1d": (5000, (1, 40)),
+    "fashion_mnist": (70000, (1, 28, 28)),
+    "shakespeare": (109028, (80,)),
+    "synthetic_gaussian": (1000, (8,)),
+}
 TEXT = {"shakespeare"}
 # the official MNIST class counts, training and test sets together (LeCun et al.)
 MNIST_COUNTS = [6903, 7877, 6990, 7141, 6824, 6313, 6876, 7293, 6825, 6958]
@@ -77,10 +82,14 @@ def test_shakespeare_windows_predict_the_next_character_of_one_speaker(data_dir)
 
 
 def test_play_lines_keep_speeches_and_drop_headings_and_stage_directions():
-    text = ("# Hamlet\n\n## ACT I\n\n_Enter BERNARDO_\n\n**BERNARDO**  \nWho's there?\n\n"
-            "**FRANCISCO**  \nNay, answer me:  \n_Aside_ stand, and unfold yourself.\n\n_Exeunt_\n")
+    text = (
+        "# Hamlet\n\n## ACT I\n\n_Enter BERNARDO_\n\n**BERNARDO**  \nWho's there?\n\n"
+        "**FRANCISCO**  \nNay, answer me:  \n_Aside_ stand, and unfold yourself.\n\n_Exeunt_\n"
+    )
     assert offline_module.play_lines(text) == [
-        ("BERNARDO", "Who's there?"), ("FRANCISCO", "Nay, answer me: stand, and unfold yourself.")]
+        ("BERNARDO", "Who's there?"),
+        ("FRANCISCO", "Nay, answer me: stand, and unfold yourself."),
+    ]
 
 
 def test_no_default_data_dir_hub_names_need_one(tmp_path, monkeypatch):
@@ -198,7 +207,8 @@ def test_hub_images_convert_to_nchw_in_unit_range_and_cache(tmp_path, monkeypatc
     pixels = rng.integers(0, 256, size=(7, 32, 32, 3), dtype=np.uint8)
     features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
     make = lambda sl: datasets.Dataset.from_dict(  # noqa: E731
-        {"img": [Image.fromarray(p) for p in pixels[sl]], "label": list(range(7))[sl]}, features=features)
+        {"img": [Image.fromarray(p) for p in pixels[sl]], "label": list(range(7))[sl]}, features=features
+    )
     splits = datasets.DatasetDict({"train": make(slice(0, 5)), "test": make(slice(5, 7))})
     calls = _fake_hub(monkeypatch, splits)
     ds = load_dataset("cifar10", data_dir=tmp_path)
@@ -214,8 +224,9 @@ def test_hub_images_convert_to_nchw_in_unit_range_and_cache(tmp_path, monkeypatc
 
 def test_hub_text_encodes_characters_and_speakers(tmp_path, monkeypatch):
     texts = ["to be or", "not to b", "e that i"]
-    table = datasets.Dataset.from_dict({"x": texts, "y": [" ", "e", "s"],
-                                        "character_id": ["HAM", "OPH", "HAM"]})
+    table = datasets.Dataset.from_dict(
+        {"x": texts, "y": [" ", "e", "s"], "character_id": ["HAM", "OPH", "HAM"]}
+    )
     _fake_hub(monkeypatch, datasets.DatasetDict({"train": table}))
     ds = load_dataset("shakespeare_leaf", data_dir=tmp_path)
     vocab = ds.meta["vocab"]
@@ -277,15 +288,18 @@ def test_dirichlet_small_alpha_skews_labels_more_than_large_alpha():
     assert skew[0.1] > 4 * skew[1000.0]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"scheme": "dirichlet"}, "alpha > 0"),
-    ({"scheme": "dirichlet", "alpha": 0.0}, "alpha > 0"),
-    ({"scheme": "dirichlet", "alpha": -1.0}, "alpha > 0"),
-    ({"scheme": "pathological"}, "unknown partition scheme 'pathological'.*iid, dirichlet"),
-    ({"num_partitions": 0}, "num_partitions"),
-    ({"num_partitions": 101}, "num_partitions"),
-    ({"scheme": "dirichlet", "alpha": 0.5, "min_partition_size": 11}, "min_partition_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"scheme": "dirichlet"}, "alpha > 0"),
+        ({"scheme": "dirichlet", "alpha": 0.0}, "alpha > 0"),
+        ({"scheme": "dirichlet", "alpha": -1.0}, "alpha > 0"),
+        ({"scheme": "pathological"}, "unknown partition scheme 'pathological'.*iid, dirichlet"),
+        ({"num_partitions": 0}, "num_partitions"),
+        ({"num_partitions": 101}, "num_partitions"),
+        ({"scheme": "dirichlet", "alpha": 0.5, "min_partition_size": 11}, "min_partition_size"),
+    ],
+)
 def test_partition_rejects_bad_arguments(kwargs, match):
     args = {"labels": np.arange(100) % 10, "num_partitions": 10, **kwargs}
     with pytest.raises(BadInput, match=match):

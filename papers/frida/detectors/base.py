@@ -50,8 +50,14 @@ class RoundView:
     def schedule(self, client: ClientUpdate) -> CanarySchedule:
         """The round an honest client of this size trains under the canary protocol."""
         fed = self.fed
-        return canary_schedule(client.num_examples, len(self.canary_y), fed.batch_size, fed.local_epochs,
-                               fed.canary_mode, fed.canary_per_batch)
+        return canary_schedule(
+            client.num_examples,
+            len(self.canary_y),
+            fed.batch_size,
+            fed.local_epochs,
+            fed.canary_mode,
+            fed.canary_per_batch,
+        )
 
     @property
     def updates(self) -> np.ndarray:
@@ -89,5 +95,3 @@ def robust_z(values) -> np.ndarray:
 
 def outlier_flags(z: np.ndarray, threshold: float) -> np.ndarray:
     return np.nan_to_num(z, nan=-np.inf) > threshold
-
-

@@ -32,8 +32,9 @@ class MiaLoss:
 
     def __call__(self, view: RoundView) -> DetectorOutput:
         fed = view.fed
-        losses = np.array([per_sample_loss(view.load(c.weights), view.canary_x, view.canary_y).mean()
-                           for c in view.clients])
+        losses = np.array(
+            [per_sample_loss(view.load(c.weights), view.canary_x, view.canary_y).mean() for c in view.clients]
+        )
         reference = copy.deepcopy(view.load(view.global_weights))
         global_loss = per_sample_loss(reference, view.canary_x, view.canary_y).mean()
         schedules = [view.schedule(c) for c in view.clients]
@@ -53,8 +54,11 @@ class MiaLoss:
         tuned = np.array([curve[s] for s in steps])
         # 0: as low as the fine-tuned reference, 1: as high as the untrained global model
         position = (losses - tuned) / np.maximum(global_loss - tuned, 1e-6)
-        return DetectorOutput(robust_z(position), position > fed.mia_threshold_mix,
-                              {"loss": losses, "reference": tuned, "position": position})
+        return DetectorOutput(
+            robust_z(position),
+            position > fed.mia_threshold_mix,
+            {"loss": losses, "reference": tuned, "position": position},
+        )
 
 
 def per_sample_gradients(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -65,7 +69,7 @@ def per_sample_gradients(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -
         model.eval()
         for i in range(len(y)):
             model.zero_grad()
-            F.cross_entropy(model(torch.as_tensor(x[i:i + 1])), torch.as_tensor(y[i:i + 1])).backward()
+            F.cross_entropy(model(torch.as_tensor(x[i : i + 1])), torch.as_tensor(y[i : i + 1])).backward()
             rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double())
         model.zero_grad()
         return torch.stack(rows).numpy()
@@ -86,7 +90,7 @@ def welch_greater(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     va, vb = a.var(axis=0, ddof=1) / na, b.var(axis=0, ddof=1) / nb
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     return t, stats.t.sf(t, df)
 
 
@@ -96,13 +100,16 @@ class MiaGrad:
     def __call__(self, view: RoundView) -> DetectorOutput:
         model = view.load(view.global_weights)
         names = [k for k, _ in model.named_parameters()]
-        if names != list(view.global_weights)[:len(names)]:
+        if names != list(view.global_weights)[: len(names)]:
             raise ValueError("mia_grad expects parameters first, in state_dict order")
-        g = -per_sample_gradients(model, np.concatenate([view.canary_x, view.nonmember_x]),
-                                  np.concatenate([view.canary_y, view.nonmember_y]))
+        g = -per_sample_gradients(
+            model,
+            np.concatenate([view.canary_x, view.nonmember_x]),
+            np.concatenate([view.canary_y, view.nonmember_y]),
+        )
         g = torch.as_tensor(g / (np.linalg.norm(g, axis=1, keepdims=True) + 1e-30))
         k = len(view.canary_y)
-        updates = view.updates[:, :g.shape[1]]
+        updates = view.updates[:, : g.shape[1]]
         norms = np.linalg.norm(updates, axis=1)
         unit = updates / np.where(norms > 0, norms, 1.0)[:, None]
         cos = (g @ torch.as_tensor(unit).T).numpy()  # [samples, clients], one product for the round

@@ -40,16 +40,26 @@ def mean_noise_prediction(model: torch.nn.Module, noise: torch.Tensor) -> np.nda
     return torch.softmax(model(noise), dim=1).mean(0).double().numpy()
 
 
-def infer_label_counts(bias_change: np.ndarray, p_mean: np.ndarray, num_examples: int, *, lr: float,
-                       epochs: int, batch_size: int, canary_y: np.ndarray | None = None,
-                       canary_mode: str = "every_batch", canary_per_batch: int = 0) -> np.ndarray:
+def infer_label_counts(
+    bias_change: np.ndarray,
+    p_mean: np.ndarray,
+    num_examples: int,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    canary_y: np.ndarray | None = None,
+    canary_mode: str = "every_batch",
+    canary_per_batch: int = 0,
+) -> np.ndarray:
     """Label counts of a client's own data from its last-layer bias change (see module docstring);
     the canary's share is known from the protocol (training.canary_schedule) and subtracted."""
     num_classes = len(bias_change)
     k = 0 if canary_y is None else len(canary_y)
     sched = canary_schedule(num_examples, k, batch_size, epochs, canary_mode, canary_per_batch)
-    canary_counts = np.bincount(canary_y, weights=sched.uses, minlength=num_classes) if k \
-        else np.zeros(num_classes)
+    canary_counts = (
+        np.bincount(canary_y, weights=sched.uses, minlength=num_classes) if k else np.zeros(num_classes)
+    )
     trained = sched.total_grads  # sample-gradients in total
     label_sums = trained * p_mean + sched.mean_batch * bias_change / lr
     label_sums -= canary_counts
@@ -67,18 +77,34 @@ def inferred_distributions(view: RoundView) -> np.ndarray:
     if "pia_q" in view.cache:
         return view.cache["pia_q"]
     fed = view.fed
-    noise = random_inputs(view.model, fed.pia_noise_samples, view.nonmember_x.shape[1:],
-                          fed.seed + view.server_round, view.num_classes)
+    noise = random_inputs(
+        view.model,
+        fed.pia_noise_samples,
+        view.nonmember_x.shape[1:],
+        fed.seed + view.server_round,
+        view.num_classes,
+    )
     p_global = mean_noise_prediction(view.load(view.global_weights), noise)
     rows, priors = [], []
     for c in view.clients:
         p_mean = 0.5 * (p_global + mean_noise_prediction(view.load(c.weights), noise))
         change = c.weights[HEAD_BIAS].astype(np.float64) - view.global_weights[HEAD_BIAS]
         for out, delta in ((rows, change), (priors, np.zeros_like(change))):
-            out.append(to_distribution(infer_label_counts(
-                delta, p_mean, c.num_examples, lr=fed.lr, epochs=fed.local_epochs,
-                batch_size=fed.batch_size, canary_y=view.canary_y, canary_mode=fed.canary_mode,
-                canary_per_batch=fed.canary_per_batch)))
+            out.append(
+                to_distribution(
+                    infer_label_counts(
+                        delta,
+                        p_mean,
+                        c.num_examples,
+                        lr=fed.lr,
+                        epochs=fed.local_epochs,
+                        batch_size=fed.batch_size,
+                        canary_y=view.canary_y,
+                        canary_mode=fed.canary_mode,
+                        canary_per_batch=fed.canary_per_batch,
+                    )
+                )
+            )
     view.cache["pia_q"], view.cache["pia_q0"] = np.array(rows), np.array(priors)
     return view.cache["pia_q"]
 
@@ -91,8 +117,12 @@ class PiaDist:
         weights = np.array([c.num_examples for c in view.clients], dtype=np.float64)
         global_q = to_distribution((q * weights[:, None]).sum(0))
         uniform = np.full(q.shape[1], 1.0 / q.shape[1])
-        dist = np.array([min(jensenshannon(row, global_q), jensenshannon(row, uniform),
-                             jensenshannon(row, q0)) for row, q0 in zip(q, view.cache["pia_q0"])])
+        dist = np.array(
+            [
+                min(jensenshannon(row, global_q), jensenshannon(row, uniform), jensenshannon(row, q0))
+                for row, q0 in zip(q, view.cache["pia_q0"])
+            ]
+        )
         # flagged when {global, uniform, no-signal} explain the inferred labels almost exactly
         return DetectorOutput(-dist, dist < view.fed.pia_dist_threshold, {"dist": dist})
 
@@ -105,9 +135,14 @@ class PiaIncons:
 
     def __call__(self, view: RoundView) -> DetectorOutput:
         q = inferred_distributions(view)
-        moved = np.array([jensenshannon(row, self.previous[c.partition_id])
-                          if c.partition_id in self.previous else np.nan
-                          for c, row in zip(view.clients, q)])
+        moved = np.array(
+            [
+                jensenshannon(row, self.previous[c.partition_id])
+                if c.partition_id in self.previous
+                else np.nan
+                for c, row in zip(view.clients, q)
+            ]
+        )
         for c, row in zip(view.clients, q):
             self.previous[c.partition_id] = row
         z = robust_z(moved)

@@ -15,9 +15,14 @@ from papers.frida.detectors.vote import majority_vote
 
 def _build(name: str, fed: FederationConfig):
     return {
-        "mia_loss": MiaLoss, "mia_grad": MiaGrad, "pia_dist": PiaDist, "pia_incons": PiaIncons,
-        "l2": L2Norm, "std": UpdateStd,
-        "cosine": lambda: CosineToRandom(fed.seed), "foolsgold": FoolsGold,
+        "mia_loss": MiaLoss,
+        "mia_grad": MiaGrad,
+        "pia_dist": PiaDist,
+        "pia_incons": PiaIncons,
+        "l2": L2Norm,
+        "std": UpdateStd,
+        "cosine": lambda: CosineToRandom(fed.seed),
+        "foolsgold": FoolsGold,
         "dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "plain", fed.dagmm_dim),
         "std_dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "std", fed.dagmm_dim),
         "delta_dagmm": lambda: DAGMM(fed.seed, fed.dagmm_steps, "delta", fed.dagmm_dim),

@@ -12,8 +12,13 @@ from .conftest import tiny_fed
 
 
 def test_deployment_apps_read_the_federation_from_the_run_config(tmp_path):
-    fed = tiny_fed("fed.num_clients=3", "fed.num_free_riders=1", "fed.free_rider=canary_aware",
-                   "fed.rounds=2", "fed.detectors=[mia_loss,pia_dist]")
+    fed = tiny_fed(
+        "fed.num_clients=3",
+        "fed.num_free_riders=1",
+        "fed.free_rider=canary_aware",
+        "fed.rounds=2",
+        "fed.detectors=[mia_loss,pia_dist]",
+    )
     run_config = {client_app.RUN_CONFIG_KEY: federation_to_json(fed), server_app.OUT_KEY: str(tmp_path)}
     grid = InProcessGrid(client_app.app, fed.num_clients, run_config=run_config)
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config=run_config)

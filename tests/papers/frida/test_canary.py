@@ -47,13 +47,25 @@ def _count_gradients(mode: str, per_batch: int = 0):
     rng = np.random.default_rng(0)
     x, y = rng.random((50, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 50)
     cx, cy = rng.random((6, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 6)
-    local_train(model, x, y, lr=0.1, epochs=3, batch_size=16, seed=0, canary_x=cx, canary_y=cy,
-                canary_mode=mode, canary_per_batch=per_batch)
+    local_train(
+        model,
+        x,
+        y,
+        lr=0.1,
+        epochs=3,
+        batch_size=16,
+        seed=0,
+        canary_x=cx,
+        canary_y=cy,
+        canary_mode=mode,
+        canary_per_batch=per_batch,
+    )
     return seen
 
 
-@pytest.mark.parametrize("mode, per_batch", [("every_batch", 0), ("every_batch", 2), ("every_epoch", 0),
-                                             ("every_round", 0)])
+@pytest.mark.parametrize(
+    "mode, per_batch", [("every_batch", 0), ("every_batch", 2), ("every_epoch", 0), ("every_round", 0)]
+)
 def test_clients_train_exactly_the_schedule(mode, per_batch):
     batches = _count_gradients(mode, per_batch)
     plan = canary_schedule(50, 6, 16, 3, mode, per_batch)
@@ -76,18 +88,25 @@ def test_property_inference_subtracts_the_canary_of_each_protocol(mode):
     x = rng.random((len(y), 1, 8, 8)).astype(np.float32)
     cy = np.array([1, 1, 3, 9])
     cx = rng.random((4, 1, 8, 8)).astype(np.float32)
-    local_train(model, x, y, lr=0.5, epochs=1, batch_size=0, seed=0, canary_x=cx, canary_y=cy,
-                canary_mode=mode)
+    local_train(
+        model, x, y, lr=0.5, epochs=1, batch_size=0, seed=0, canary_x=cx, canary_y=cy, canary_mode=mode
+    )
     change = get_weights(model)["head.bias"].astype(np.float64) - before["head.bias"]
-    inferred = infer_label_counts(change, np.full(10, 0.1), len(y), lr=0.5, epochs=1, batch_size=0,
-                                  canary_y=cy, canary_mode=mode)
+    inferred = infer_label_counts(
+        change, np.full(10, 0.1), len(y), lr=0.5, epochs=1, batch_size=0, canary_y=cy, canary_mode=mode
+    )
     np.testing.assert_allclose(inferred, counts, atol=1e-4)
 
 
 def test_the_sweep_changes_one_factor_at_a_time():
     base = tiny_fed()
-    sweep = {"canary_modes": ["every_epoch", "every_batch"], "canary_sizes": [5], "canary_per_batch": [4],
-             "local_epochs": [1], "lrs": [0.1]}
+    sweep = {
+        "canary_modes": ["every_epoch", "every_batch"],
+        "canary_sizes": [5],
+        "canary_per_batch": [4],
+        "local_epochs": [1],
+        "lrs": [0.1],
+    }
     cells = canary_cells(base, sweep, ["gradient_noiser"], ["iid"], [0])
     factors = [c["factor"] for c in cells]
     assert factors == ["base", "canary_modes", "canary_sizes", "canary_per_batch", "local_epochs", "lrs"]
@@ -98,9 +117,20 @@ def test_the_sweep_changes_one_factor_at_a_time():
 
 
 def test_canary_sweep_runs_and_records_the_protocols_compute(tmp_path):
-    overrides = [f"paths.results_dir={tmp_path}", *TINY, *QUICK, "canary_modes=[every_round]",
-                 "canary_sizes=[]", "canary_per_batch=[]", "local_epochs=[]", "lrs=[]",
-                 "free_riders=[gradient_noiser]", "partitions=['iid']", "seeds=[0]", "workers=1"]
+    overrides = [
+        f"paths.results_dir={tmp_path}",
+        *TINY,
+        *QUICK,
+        "canary_modes=[every_round]",
+        "canary_sizes=[]",
+        "canary_per_batch=[]",
+        "local_epochs=[]",
+        "lrs=[]",
+        "free_riders=[gradient_noiser]",
+        "partitions=['iid']",
+        "seeds=[0]",
+        "workers=1",
+    ]
     run_task(canary.main.task, compose("frida/canary", overrides), tmp_path / "run")
     rows = ResultStore(tmp_path / "frida" / "canary" / "smoke" / "results.jsonl").load()
     assert sorted(rows["factor"]) == ["base", "canary_modes"] and (rows["status"] == "ok").all()
@@ -111,8 +141,16 @@ def test_canary_sweep_runs_and_records_the_protocols_compute(tmp_path):
 
 
 def test_bench_prices_the_canary_and_the_detectors_against_training(tmp_path):
-    cfg = compose("frida/bench", [f"paths.results_dir={tmp_path}", *TINY, "repeats=1",
-                                  "canary_modes=[none,every_batch]", "fed.detectors=[mia_loss,mia_grad,l2]"])
+    cfg = compose(
+        "frida/bench",
+        [
+            f"paths.results_dir={tmp_path}",
+            *TINY,
+            "repeats=1",
+            "canary_modes=[none,every_batch]",
+            "fed.detectors=[mia_loss,mia_grad,l2]",
+        ],
+    )
     out = run_task(bench.main.task, cfg, tmp_path / "run")
     cost = pd.DataFrame(out["canary_cost"]).set_index("canary_mode")
     assert cost.loc["none", "extra_sample_gradients"] == 0.0

@@ -35,9 +35,14 @@ def test_unknown_federation_key_from_a_run_config_is_named():
         federation_from_dict({"rounds": 2, "bogus_key": 1})
 
 
-@pytest.mark.parametrize("override, key", [("fed.free_rider=lazy", "fed.free_rider"),
-                                           ("fed.detectors=[mia_loss,oracle]", "fed.detectors"),
-                                           ("fed.faults=[3-2-raise]", "fed.faults")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("fed.free_rider=lazy", "fed.free_rider"),
+        ("fed.detectors=[mia_loss,oracle]", "fed.detectors"),
+        ("fed.faults=[3-2-raise]", "fed.faults"),
+    ],
+)
 def test_bad_values_are_named(override, key):
     with pytest.raises(BadInput, match=key.replace(".", r"\.")):
         tiny_fed(override)
@@ -51,11 +56,14 @@ def test_bad_runtime_exits_2_and_leaves_no_run_dir(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["fed.vote=[]"], "^fed.vote: names no detector"),
-    (["fed.canary_size=0", "fed.detectors=[mia_grad]"], "^fed.canary_size: must be >= 1"),
-    (["fed.mitigate=true", "fed.mitigate_by=vote", "fed.detectors=[l2]"], "^fed.mitigate_by"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["fed.vote=[]"], "^fed.vote: names no detector"),
+        (["fed.canary_size=0", "fed.detectors=[mia_grad]"], "^fed.canary_size: must be >= 1"),
+        (["fed.mitigate=true", "fed.mitigate_by=vote", "fed.detectors=[l2]"], "^fed.mitigate_by"),
+    ],
+)
 def test_inconsistent_detector_settings_are_named(overrides, message):
     with pytest.raises(BadInput, match=message):
         tiny_fed(*overrides)
@@ -77,8 +85,11 @@ CONFIG_ERRORS = [  # (command, overrides, the key the one-line error must start 
     ("detect", ["fed.alpha=0"], "fed.alpha"),
     ("detect", ["fed.alpha=-0.5"], "fed.alpha"),
     ("detect", ["fed.num_clients=0"], "fed.num_clients"),
-    ("detect", ["fed.num_clients=10", "fed.fraction_train=0.2", "fed.num_free_riders=3"],
-     "fed.num_free_riders"),
+    (
+        "detect",
+        ["fed.num_clients=10", "fed.fraction_train=0.2", "fed.num_free_riders=3"],
+        "fed.num_free_riders",
+    ),
     ("detect", ["fed.num_free_riders=11"], "fed.num_free_riders"),
     ("detect", ["fed.dataset=shakespeare"], "fed.model"),
     ("detect", ["fed.partition=natural"], "fed.partition"),
@@ -94,13 +105,23 @@ CONFIG_ERRORS = [  # (command, overrides, the key the one-line error must start 
 
 
 @pytest.mark.parametrize("command, overrides, key", CONFIG_ERRORS)
-def test_config_errors_exit_2_naming_the_key_and_leave_nothing_behind(command, overrides, key, tmp_path,
-                                                                       capsys, monkeypatch):
+def test_config_errors_exit_2_naming_the_key_and_leave_nothing_behind(
+    command, overrides, key, tmp_path, capsys, monkeypatch
+):
     """Checked before hydra makes a run directory: exit 2, one line starting with the key, no
     traceback, and nothing under the results or figures directories."""
     module = importlib.import_module(f"papers.frida.{command}")
-    monkeypatch.setattr(sys, "argv", [module.__name__, f"paths.results_dir={tmp_path}",
-                                      f"paths.figures_dir={tmp_path}", "logger=none", *overrides])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            module.__name__,
+            f"paths.results_dir={tmp_path}",
+            f"paths.figures_dir={tmp_path}",
+            "logger=none",
+            *overrides,
+        ],
+    )
     with pytest.raises(SystemExit) as exit_:
         module.main()
     err = capsys.readouterr().err

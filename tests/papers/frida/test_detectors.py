@@ -20,7 +20,7 @@ def test_vmapped_per_sample_gradients_match_autograd_one_sample_at_a_time():
     fast = per_sample_gradients(model, x, y)
     for i in range(5):
         model.zero_grad()
-        F.cross_entropy(model(torch.as_tensor(x[i:i + 1])), torch.as_tensor(y[i:i + 1])).backward()
+        F.cross_entropy(model(torch.as_tensor(x[i : i + 1])), torch.as_tensor(y[i : i + 1])).backward()
         slow = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double().numpy()
         np.testing.assert_allclose(fast[i], slow, atol=1e-6)
 
@@ -60,7 +60,7 @@ def test_disguised_noise_has_the_fraboni_standard_deviation():
     big = {"a": np.zeros(20000)}
     big_prev = {"a": np.full(20000, -sigma)}
     fake = fr.disguised(big, big_prev, server_round=4, m=2.0, gamma=0.5, rng=np.random.default_rng(0))
-    assert np.isclose(np.std(fake["a"]), 2.0 * sigma * 4 ** -0.5, rtol=0.03)
+    assert np.isclose(np.std(fake["a"]), 2.0 * sigma * 4**-0.5, rtol=0.03)
 
 
 def test_gradient_noiser_replays_the_last_step_with_matching_noise():
@@ -96,8 +96,18 @@ def test_gradient_alignment_sees_training_on_members_and_nothing_in_a_zero_updat
     members = slice(0, 8)
     step = -0.1 * per_sample_gradients(model, x[members], y[members]).sum(0)
     trained = unflatten(flatten(glob) + step, glob)
-    view = RoundView(2, fed, glob, [ClientUpdate(0, trained, 8), ClientUpdate(1, glob, 8)], x[members],
-                     y[members], x[8:], y[8:], 10, model)
+    view = RoundView(
+        2,
+        fed,
+        glob,
+        [ClientUpdate(0, trained, 8), ClientUpdate(1, glob, 8)],
+        x[members],
+        y[members],
+        x[8:],
+        y[8:],
+        10,
+        model,
+    )
     out = MiaGrad()(view)
     assert out.extras["p"][0] < fed.mia_alpha and not out.flags[0]
     assert out.flags[1] and out.scores[1] > out.scores[0]
@@ -147,8 +157,9 @@ def _view(updates, fed, round_=1):
     glob = get_weights(model)
     clients = [ClientUpdate(i, unflatten(flatten(glob) + u, glob), 10) for i, u in enumerate(updates)]
     empty = np.zeros((0, 1, 8, 8), np.float32)
-    return RoundView(round_, fed, glob, clients, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64),
-                     10, model)
+    return RoundView(
+        round_, fed, glob, clients, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64), 10, model
+    )
 
 
 def test_baselines_score_their_designed_direction_and_the_metrics_report_the_flip():
@@ -181,8 +192,13 @@ def test_baselines_score_their_designed_direction_and_the_metrics_report_the_fli
 def test_summaries_report_designed_and_flipped_auc_for_baselines_only(run_inprocess):
     from .conftest import tiny_fed
 
-    fed = tiny_fed("fed.num_clients=4", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=2",
-                   "fed.detectors=[mia_loss,l2,foolsgold,delta_dagmm]")
+    fed = tiny_fed(
+        "fed.num_clients=4",
+        "fed.num_free_riders=1",
+        "fed.free_rider=plain",
+        "fed.rounds=2",
+        "fed.detectors=[mia_loss,l2,foolsgold,delta_dagmm]",
+    )
     from papers.frida.metrics import summarize
 
     out = summarize(run_inprocess(fed))

@@ -25,10 +25,18 @@ def test_detect_writes_records_and_a_summary(tmp_path):
 def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
     # with 12 clients and 10 classes, alpha=1e-9 leaves some client empty every time: flwr-datasets
     # gives up, that cell fails, the rest runs
-    overrides = [f"paths.results_dir={tmp_path}", *TINY, "fed.num_clients=12",
-                 "free_riders=[plain,gradient_noiser]",
-                 "partitions=['iid','0.1','1e-9']", "num_free_riders=[1]", "seeds=[0]",
-                 "mitigation_partitions=['0.1']", "mitigation_num_free_riders=[1]", "workers=1"]
+    overrides = [
+        f"paths.results_dir={tmp_path}",
+        *TINY,
+        "fed.num_clients=12",
+        "free_riders=[plain,gradient_noiser]",
+        "partitions=['iid','0.1','1e-9']",
+        "num_free_riders=[1]",
+        "seeds=[0]",
+        "mitigation_partitions=['0.1']",
+        "mitigation_num_free_riders=[1]",
+        "workers=1",
+    ]
     run_task(grid.main.task, compose("frida/grid", overrides), tmp_path / "run1")
     store = ResultStore(tmp_path / "frida" / "grid" / "smoke" / "results.jsonl")
     all_rows = store.load(status=None)
@@ -42,8 +50,9 @@ def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
     rows = store.rows()
     assert len(rows) == finished + len(failed)  # only the failed cells ran again
     out = tmp_path / "figs"
-    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}",
-                                    "logger=none"])
+    cfg = compose(
+        "frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}", "logger=none"]
+    )
     run_task(figures.main.task, cfg, tmp_path / "run3")
     for name in ("detector_auc", "f1_by_round", "accuracy_mitigation"):
         assert (out / "frida" / f"{name}_smoke.png").stat().st_size > 0
@@ -61,8 +70,10 @@ def test_a_malformed_partition_label_is_bad_input(tmp_path):
 
 
 def test_figures_without_results_exit_2(tmp_path, caplog):
-    cfg = compose("frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'f'}",
-                                    "logger=none"])
+    cfg = compose(
+        "frida/figures",
+        [f"paths.results_dir={tmp_path}", f"paths.figures_dir={tmp_path / 'f'}", "logger=none"],
+    )
     with pytest.raises(SystemExit) as err:
         run_task(figures.main.task, cfg, tmp_path / "run")
     assert err.value.code == 2 and "grid" in caplog.text and not (tmp_path / "run").exists()
@@ -98,8 +109,16 @@ def test_a_cell_claimed_by_a_live_run_is_left_to_it_with_several_workers(tmp_pat
 
 
 def test_bench_reports_overhead_against_training(tmp_path):
-    cfg = compose("frida/bench", [f"paths.results_dir={tmp_path}", *TINY, "repeats=2",
-                                  "canary_modes=[every_batch]", "fed.detectors=[mia_loss,mia_grad,l2]"])
+    cfg = compose(
+        "frida/bench",
+        [
+            f"paths.results_dir={tmp_path}",
+            *TINY,
+            "repeats=2",
+            "canary_modes=[every_batch]",
+            "fed.detectors=[mia_loss,mia_grad,l2]",
+        ],
+    )
     table = pd.DataFrame(run_task(bench.main.task, cfg, tmp_path / "run")["overhead"])
     assert list(table["detector"])[:3] == ["mia_loss", "mia_grad", "l2"]
     assert (table["seconds_per_round"] > 0).all()

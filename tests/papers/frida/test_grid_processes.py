@@ -11,15 +11,28 @@ import pytest
 
 from common.repo import REPO_ROOT
 
-SMALL = ["fed.num_clients=4", "fed.rounds=2", "fed.num_free_riders=1", "free_riders=[plain,gradient_noiser]",
-         "partitions=['iid','0.1']", "num_free_riders=[1]", "seeds=[0]", "mitigation_partitions=[]",
-         "mitigation_num_free_riders=[]", "logger=none"]
+SMALL = [
+    "fed.num_clients=4",
+    "fed.rounds=2",
+    "fed.num_free_riders=1",
+    "free_riders=[plain,gradient_noiser]",
+    "partitions=['iid','0.1']",
+    "num_free_riders=[1]",
+    "seeds=[0]",
+    "mitigation_partitions=[]",
+    "mitigation_num_free_riders=[]",
+    "logger=none",
+]
 
 
 def _grid(tmp_path, *extra):
-    return subprocess.Popen([sys.executable, "-m", "papers.frida.grid", f"paths.results_dir={tmp_path}",
-                             *SMALL, *extra], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "papers.frida.grid", f"paths.results_dir={tmp_path}", *SMALL, *extra],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
@@ -51,9 +64,11 @@ def test_sigkill_of_the_grid_takes_its_workers_with_it(tmp_path):
     grid.kill()
     grid.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() !=
-                                              psutil.STATUS_ZOMBIE for p in workers):
+    while time.monotonic() < deadline and any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers
+    ):
         time.sleep(0.5)
-    alive = [p for p in workers if psutil.pid_exists(p)
-             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    alive = [
+        p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
     assert not alive, f"workers {alive} outlived the grid"

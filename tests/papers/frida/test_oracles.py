@@ -18,9 +18,19 @@ from .conftest import tiny_fed
 def test_fedavg_without_free_riders_equals_centralised_gradient_descent(run_inprocess):
     """One full-batch step per round, FedAvg weighted by example counts: the average of the
     clients' steps is the step on the union of their data. Tolerance: 1e-5 (float32 sums)."""
-    fed = tiny_fed("fed.free_rider=none", "fed.num_free_riders=0", "fed.detectors=[]", "fed.canary_size=0",
-                   "fed.partition=dirichlet", "fed.alpha=0.5", "fed.num_clients=4", "fed.rounds=3",
-                   "fed.local_epochs=1", "fed.batch_size=0", "fed.lr=0.5")
+    fed = tiny_fed(
+        "fed.free_rider=none",
+        "fed.num_free_riders=0",
+        "fed.detectors=[]",
+        "fed.canary_size=0",
+        "fed.partition=dirichlet",
+        "fed.alpha=0.5",
+        "fed.num_clients=4",
+        "fed.rounds=3",
+        "fed.local_epochs=1",
+        "fed.batch_size=0",
+        "fed.lr=0.5",
+    )
     result = run_inprocess(fed)
     data = federated_data(fed)
     assert len({len(c) for c in data.clients}) > 1  # unequal clients: the weighting matters
@@ -38,8 +48,13 @@ def test_fedavg_without_free_riders_equals_centralised_gradient_descent(run_inpr
 def test_property_inference_recovers_label_counts_on_a_hand_built_case():
     """A zero last layer predicts uniformly whatever the input, so the noise calibration is exact and
     one full-batch SGD step gives back the client's label counts."""
-    fed = tiny_fed("fed.local_epochs=1", "fed.batch_size=0", "fed.lr=0.5", "fed.canary_size=0",
-                   "fed.detectors=[pia_dist]")
+    fed = tiny_fed(
+        "fed.local_epochs=1",
+        "fed.batch_size=0",
+        "fed.lr=0.5",
+        "fed.canary_size=0",
+        "fed.detectors=[pia_dist]",
+    )
     model = build_model("mlp", (1, 8, 8), 10, 16, seed=3)
     with torch.no_grad():
         model.head.weight.zero_()
@@ -63,8 +78,12 @@ def test_property_inference_recovers_label_counts_on_a_hand_built_case():
 
 
 def test_a_plain_free_rider_is_flagged_by_every_frida_detector_within_three_rounds(run_inprocess):
-    fed = tiny_fed("fed.free_rider=plain", "fed.num_free_riders=1", "fed.rounds=3",
-                   f"fed.detectors=[{','.join(FRIDA_DETECTORS)}]")
+    fed = tiny_fed(
+        "fed.free_rider=plain",
+        "fed.num_free_riders=1",
+        "fed.rounds=3",
+        f"fed.detectors=[{','.join(FRIDA_DETECTORS)}]",
+    )
     result = run_inprocess(fed)
     rows = [r for r in result.clients if r["free_rider"]]
     assert len(rows) == 3 and {r["round"] for r in rows} == {1, 2, 3}
@@ -74,14 +93,28 @@ def test_a_plain_free_rider_is_flagged_by_every_frida_detector_within_three_roun
     assert np.mean([r["flag.vote"] for r in honest]) < 0.5
 
 
-SHAKESPEARE = ["fed.partition=natural", "fed.min_partition_size=64", "fed.test_fraction=0.01",
-               "fed.pool_fraction=0.01", "fed.canary_size=8", "fed.batch_size=16"]
+SHAKESPEARE = [
+    "fed.partition=natural",
+    "fed.min_partition_size=64",
+    "fed.test_fraction=0.01",
+    "fed.pool_fraction=0.01",
+    "fed.canary_size=8",
+    "fed.batch_size=16",
+]
 
 
 def _one_round(run_inprocess, tmp_path, dataset, model, *extra):
-    fed = tiny_fed(f"fed.dataset={dataset}", f"fed.model={model}", f"fed.data_dir={tmp_path}",
-                   "fed.num_clients=3", "fed.rounds=1", "fed.max_client_samples=96", "fed.num_free_riders=1",
-                   "fed.local_epochs=1", *extra)
+    fed = tiny_fed(
+        f"fed.dataset={dataset}",
+        f"fed.model={model}",
+        f"fed.data_dir={tmp_path}",
+        "fed.num_clients=3",
+        "fed.rounds=1",
+        "fed.max_client_samples=96",
+        "fed.num_free_riders=1",
+        "fed.local_epochs=1",
+        *extra,
+    )
     result = run_inprocess(fed)
     assert [r["status"] for r in result.clients] == ["ok"] * 3, dataset
     assert all(np.isfinite(r["score.mia_grad"]) for r in result.clients), dataset

@@ -12,8 +12,13 @@ from .conftest import tiny_fed
 
 @pytest.mark.slow
 def test_simulation_runtime_with_one_cpu_per_client(tmp_path):
-    fed = tiny_fed("fed.num_clients=4", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=2",
-                   "fed.faults=['2:2:raise']")
+    fed = tiny_fed(
+        "fed.num_clients=4",
+        "fed.num_free_riders=1",
+        "fed.free_rider=plain",
+        "fed.rounds=2",
+        "fed.faults=['2:2:raise']",
+    )
     result = run_in_simulation(fed, tmp_path, num_cpus=2, client_cpus=1.0)
     assert [r["round"] for r in result.rounds] == [0, 1, 2]
     assert sorted(r["status"] for r in result.clients if r["round"] == 2) == ["error", "ok", "ok", "ok"]
@@ -34,8 +39,11 @@ def test_deployment_runtime_with_three_supernodes_stops_every_daemon(tmp_path):
     assert len(result.clients) == 6 and {r["partition_id"] for r in result.clients} == {0, 1, 2}
     assert any(r["flag.mia_loss"] for r in result.clients if r["free_rider"])
     assert len(deployment.pids) >= 4  # SuperLink, 3 SuperNodes (and what they started)
-    assert not [p for p in deployment.pids if psutil.pid_exists(p)
-                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not [
+        p
+        for p in deployment.pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 @pytest.mark.slow
@@ -45,8 +53,14 @@ def test_a_dead_supernode_times_out_and_the_run_continues(tmp_path):
     timeout bounds the wait for every node to connect before round 1, hence 60 s on a busy machine.)"""
     import time
 
-    fed = tiny_fed("fed.num_clients=3", "fed.num_free_riders=1", "fed.free_rider=plain", "fed.rounds=2",
-                   "fed.round_timeout_s=60", "fed.detectors=[mia_loss,l2]")
+    fed = tiny_fed(
+        "fed.num_clients=3",
+        "fed.num_free_riders=1",
+        "fed.free_rider=plain",
+        "fed.rounds=2",
+        "fed.round_timeout_s=60",
+        "fed.detectors=[mia_loss,l2]",
+    )
     deployment = LocalDeployment(3, tmp_path)
     try:
         deployment.start()

@@ -331,8 +331,9 @@ def register_schemas() -> None:
     """Register every FRIDA schema with hydra (tests and tools compose configs directly); a command
     registers only its own, through `entrypoint(..., schema=...)`, which keeps `--help` fast."""
     from common.config import register_schema
+    from common.report import ReportConfig
 
-    for name, schema in SCHEMAS.items():
+    for name, schema in {**SCHEMAS, "frida/report": ReportConfig}.items():
         register_schema(name, schema)
 
 

@@ -86,7 +86,7 @@ def main(cfg, run):
         from papers.frida.metrics import summarize
 
         def on_round(summary, rows):  # as it happens: accuracy and every detector's AUC per round
-            run.logger.log(round_scalars(summary), step=summary["round"])
+            run.logger.log({"round": summary["round"], **round_scalars(summary)}, step=summary["round"])
 
         return summarize(run_federation_on(cfg.runtime, fed, run.dir, cfg, on_round))
 

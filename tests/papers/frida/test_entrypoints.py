@@ -1,13 +1,14 @@
 """The entry points end to end on tiny settings: detect, the resumable grid, the benchmark, figures."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from common.config import compose, run_task
 from common.results import ResultStore
-from papers.frida import bench, detect, figures, grid
+from papers.frida import bench, detect, figures, grid, report
 
 TINY = ["fed.num_clients=4", "fed.rounds=2", "fed.num_free_riders=1", "logger=none"]
 
@@ -60,6 +61,12 @@ def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
     assert "gradient_noiser" in table and "mia_loss" in table
     assert " / " in table.splitlines()[2]  # baselines: designed / flipped
     assert "FRIDA wins" in (out / "frida" / "wins_smoke.md").read_text()
+    # the report computes its tables from the same store: the per-setting verdicts and the figures
+    cfg = compose(
+        "frida/report", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}", "logger=none"]
+    )
+    html = Path(run_task(report.main.task, cfg, tmp_path / "run4")).read_text()
+    assert "FRIDA wins" in html and "gradient_noiser" in html and "detector_auc" in html
 
 
 def test_a_malformed_partition_label_is_bad_input(tmp_path):

@@ -39,7 +39,7 @@ help: ## list every target with one line each
 	@echo "  reproduce-<paper>      one paper ($(PAPERS)); LAUNCHER=slurm, ARGS=\"scale=paper logger=wandb\""
 	@echo "  figures-<paper>        rebuild one paper's figures from its saved results (ARGS=\"scale=paper\")"
 	@echo "  jobs-<paper>           render that paper's SLURM batch scripts into jobs/generated/"
-	@echo "  report-<paper>         figures/<paper>/report.html (ARGS=\"wandb=true\": a wandb Report where online)"
+	@echo "  report-<paper>         figures/<paper>/report_<scale>.html (ARGS=\"wandb=true\": a wandb Report where online)"
 
 setup: $(STAMP) ## make .venv: the pinned project and its dev extra (a no-op when nothing changed)
 
@@ -105,7 +105,7 @@ report: setup ## every paper's HTML report (ARGS as for report-<paper>)
 	@for p in $(PAPERS); do $(MAKE) --no-print-directory report-$$p || exit $$?; done
 
 $(addprefix report-,$(PAPERS)): report-%: setup
-	$(PY) -m common.report paper=$* $(ARGS)
+	$(PY) -m papers.$*.report $(ARGS)
 
 gpu-check: ## the prepared GPU script (one H100, ~6 min; ARGS="plan=small" checks the path on a CPU)
 	bash scripts/gpu_check.sh $(ARGS)

@@ -21,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from common.app import entrypoint
 from common.atomic import write_atomic
-from common.errors import BadInput
-from common.repo import PAPERS, REPO_ROOT
+from common.repo import REPO_ROOT
 from common.runinfo import git_state
 from common.schema import RunConfig, spec
 
@@ -407,34 +405,3 @@ def store_tables(results_dir: Path, paper: str, scale: str) -> list[Table]:
             )
         )
     return tables
-
-
-def generic_report(paper: str, results_dir: Path, figures_dir: Path, scale: str) -> Report:
-    """A paper's report from what its runs left: every figure at this scale and every store."""
-    figures = [Figure(p.stem.removesuffix(f"_{scale}")) for p in sorted(figures_dir.glob(f"*_{scale}.png"))]
-    return Report(
-        paper=paper,
-        title=f"{paper}: reproduction ({scale} scale)",
-        intro=f"The figures and result stores of `{paper}` at scale {scale}, as the last runs left them.",
-        sections=[
-            Section("Figures", figures=figures),
-            Section("Result stores", tables=store_tables(results_dir, paper, scale)),
-        ],
-    )
-
-
-@entrypoint("common/report", schema=ReportConfig)
-def main(cfg, run):
-    """`make report-<paper>`: the paper's report from its result stores and figures."""
-    if cfg.paper not in PAPERS:
-        raise BadInput(f"paper: {cfg.paper!r} is not one of {', '.join(PAPERS)}")
-    report = generic_report(
-        cfg.paper, Path(cfg.paths.results_dir), Path(cfg.paths.figures_dir) / cfg.paper, cfg.scale.name
-    )
-    out = run_report(report, cfg, run)
-    run.logger.log({"figures": len(report.sections[0].figures)})
-    return str(out)
-
-
-if __name__ == "__main__":
-    main()

@@ -108,7 +108,7 @@ class FiguresConfig(RunConfig):
 
 def module_of(config_name: str) -> str:
     """The module that runs a config: conf/<paper>/<exp>.yaml -> papers.<paper>.<exp>; any other
-    conf/<a>/<b>.yaml -> <a>.<b> (conf/common/report.yaml -> common.report)."""
+    conf/<a>/<b>.yaml -> <a>.<b> (conf/jobs/render.yaml -> jobs.render)."""
     from common.repo import PAPERS
 
     parts = config_name.split("/")

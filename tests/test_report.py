@@ -80,7 +80,12 @@ def test_the_report_follows_the_results(demo_app, tmp_path):
             cwd=demo_app,
         )
         assert proc.returncode == 0, proc.stderr
-        rep = report.generic_report("demo", results, figures, "smoke")
+        rep = report.Report(
+            "demo",
+            "demo",
+            "",
+            [report.Section("Stores", tables=report.store_tables(results, "demo", "smoke"))],
+        )
         out = report.render(rep, results, figures, "smoke", tmp_path / f"report{seed}.html", tmp_path)
         return out.read_text()
 
@@ -127,8 +132,7 @@ def test_each_paper_report_passes_the_browser(paper, tmp_path):
         [
             PY,
             "-m",
-            "common.report",
-            f"paper={paper}",
+            f"papers.{paper}.report",
             f"out={tmp_path / 'report.html'}",
             f"paths.results_dir={tmp_path / 'results'}",
             "logger=none",

@@ -18,7 +18,6 @@ from common.validation import missing_rules
 from jobs.routing import App, load
 from tests.test_layout import _command_configs
 
-GIVEN = {"common/report": ["paper=mpt_lml"]}  # values a command needs before it composes fully
 COMMANDS = [c for c in _command_configs() if c != "jobs/render"]
 
 
@@ -26,7 +25,7 @@ def _schema(config: str) -> type:
     from omegaconf import OmegaConf
 
     load(App(config))
-    return OmegaConf.get_type(compose(config, GIVEN.get(config, [])))
+    return OmegaConf.get_type(compose(config))
 
 
 def leaves(schema: type, prefix: str = ""):
@@ -100,7 +99,7 @@ CASES = [
 
 def _refusal(config: str, override: str) -> str:
     try:
-        cfg = compose(config, [*GIVEN.get(config, []), override])
+        cfg = compose(config, [override])
     except Exception as err:  # noqa: BLE001 - whatever composing raises, the command reports in one line
         return str(composing_error(err))
     try:
@@ -144,7 +143,6 @@ def test_plus_unknown_and_a_misspelt_key_exit_2_before_anything_is_written(
                 module.__name__,
                 f"paths.results_dir={tmp_path}",
                 f"paths.figures_dir={tmp_path}",
-                *GIVEN.get(config, []),
                 *argv,
             ],
         )
@@ -162,8 +160,14 @@ def test_every_key_has_a_rule():
 
 
 def test_a_required_value_is_named():
+    from omegaconf import MISSING, OmegaConf
+
+    @dataclasses.dataclass
+    class Needs:
+        paper: str = MISSING
+
     with pytest.raises(BadInput, match="^paper: a value is required"):
-        validate(compose("common/report"))
+        validate(OmegaConf.structured(Needs))
 
 
 def test_nan_is_refused_even_without_a_rule():

@@ -77,6 +77,10 @@ def load_store(results: Path, experiment: str, scale: str):
     rows = store.load()
     if rows.empty:
         return None
+    # in cell-key order, not the order cells finished (a parallel grid's differs from run to run), so
+    # a mean over the same cells is the same float and a table rounding on a tie does not flip
+    keys = [r["key"] for r in store.latest().values() if r["status"] == "ok"]
+    rows = rows.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
     if "base" in rows:
         ok = [r for r in store.rows() if r["status"] == "ok"]
         rows = rows[rows["base"] == ok[-1]["cell"]["base"]]
@@ -580,7 +584,7 @@ def plot_canary(rows, out: FigureOut, what: str) -> list[Path] | None:
         for c, factor in enumerate(factors):
             ax = axes[r][c]
             g = data[(data["factor"] == factor) & (data["free_rider"] == kind) & (data["partition"] == part)]
-            values = sorted(set(g["value"]), key=lambda v: (str(type(v)), v))
+            values = _sweep_values(g)
             for i, d in enumerate(dets):
                 means = [g[g["value"] == v][f"auc.{d}"].mean() for v in values]
                 ax.plot(
@@ -617,20 +621,27 @@ def plot_canary(rows, out: FigureOut, what: str) -> list[Path] | None:
     )
 
 
+def _sweep_values(g) -> list:
+    return sorted(set(g["value"]), key=lambda v: (str(type(v)), v))
+
+
 def canary_records(rows) -> list[dict]:
+    """One row per (factor, value), in the figure's order: factors as FACTOR_LABEL, values sorted."""
     data = canary_frame(rows)
     out = []
-    for (factor, value), g in data.groupby(["factor", "value"], sort=False):
-        rec = {
-            "factor": FACTOR_LABEL[factor],
-            "value": value,
-            "cells": len(g),
-            "canary sample-gradients / own": f"{(g['canary_grads'] / g['own_grads']).mean():.2f}",
-        }
-        for d in ("mia_loss", "mia_grad", "pia_incons", "vote", "l2", "foolsgold"):
-            if f"auc.{d}" in g:
-                rec[d] = f"{g[f'auc.{d}'].mean():.3f}"
-        out.append(rec)
+    for factor in [f for f in FACTOR_LABEL if f in set(data["factor"])]:
+        for value in _sweep_values(data[data["factor"] == factor]):
+            g = data[(data["factor"] == factor) & (data["value"] == value)]
+            rec = {
+                "factor": FACTOR_LABEL[factor],
+                "value": value,
+                "cells": len(g),
+                "canary sample-gradients / own": f"{(g['canary_grads'] / g['own_grads']).mean():.2f}",
+            }
+            for d in ("mia_loss", "mia_grad", "pia_incons", "vote", "l2", "foolsgold"):
+                if f"auc.{d}" in g:
+                    rec[d] = f"{g[f'auc.{d}'].mean():.3f}"
+            out.append(rec)
     return out
 
 
@@ -763,7 +774,9 @@ def _grid_outputs(rows, out: FigureOut, what: str) -> list[Path]:
 def _research_outputs(rows, out: FigureOut, name: str, what: str) -> list[Path]:
     keys = ["dataset", "free_rider", "partition", "num_free_riders"]
     ordered = _order(rows, keys)
-    row_keys = [(d, k) for d in dict.fromkeys(rows["dataset"]) for k in dict.fromkeys(rows["free_rider"])]
+    row_keys = [
+        (d, k) for d in sorted(set(rows["dataset"])) for k in sorted(set(rows["free_rider"]))
+    ]  # as the tables
     written = plot_dotplot(
         rows,
         out,

@@ -61,6 +61,19 @@ def test_grid_resumes_records_a_failed_cell_and_feeds_the_figures(tmp_path):
     assert "gradient_noiser" in table and "mia_loss" in table
     assert " / " in table.splitlines()[2]  # baselines: designed / flipped
     assert "FRIDA wins" in (out / "frida" / "wins_smoke.md").read_text()
+    # cells finish in any order (a parallel grid): the same cells in reverse order give the same files
+    before = figures.load_store(tmp_path / "frida", "grid", "smoke")
+    lines = store.path.read_text().splitlines(keepends=True)
+    store.path.write_text("".join(reversed(lines)))
+    pd.testing.assert_frame_equal(figures.load_store(tmp_path / "frida", "grid", "smoke"), before)
+    again = tmp_path / "figs_reversed"
+    cfg = compose(
+        "frida/figures", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={again}", "logger=none"]
+    )
+    run_task(figures.main.task, cfg, tmp_path / "run3r")
+    drawn = sorted(p.name for p in (out / "frida").iterdir())
+    assert drawn == sorted(p.name for p in (again / "frida").iterdir())
+    assert all((out / "frida" / n).read_bytes() == (again / "frida" / n).read_bytes() for n in drawn)
     # the report computes its tables from the same store: the per-setting verdicts and the figures
     cfg = compose(
         "frida/report", [f"paths.results_dir={tmp_path}", f"paths.figures_dir={out}", "logger=none"]

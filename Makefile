@@ -80,8 +80,9 @@ test: setup ## the default suite (no slow, gpu or slurm tests; under 10 minutes 
 test-all: setup ## every test the machine can run, slow ones included
 	$(PY) -m pytest -q -m "not gpu"
 
-lint: setup ## ruff over the whole tree
+lint: setup ## ruff: lint rules (docstrings on common/'s public API) and formatting, over the whole tree
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 reproduce: setup ## every paper at the default CPU scale (LAUNCHER, ARGS as for reproduce-<paper>)
 	@for p in $(PAPERS); do $(MAKE) --no-print-directory reproduce-$$p || exit $$?; done

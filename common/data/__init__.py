@@ -43,6 +43,7 @@ def available() -> list[str]:
 
 
 def hub_names() -> list[str]:
+    """Names served only from the HF hub (clusters): listed apart so an offline error can name them."""
     return sorted(HUB)
 
 

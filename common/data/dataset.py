@@ -28,6 +28,9 @@ class DatasetUnavailable(BadInput):
 
 @dataclass
 class Dataset:
+    """One array pair for every source (offline file, wheel, hub), so partitioners and trainers never
+    ask where the data came from; the checks catch a loader bug before it skews a federation."""
+
     name: str
     x: np.ndarray
     y: np.ndarray  # int64 class ids in [0, num_classes)
@@ -47,6 +50,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape a model's first layer is built for (one sample)."""
         return tuple(self.x.shape[1:])
 
     def __len__(self) -> int:
@@ -79,6 +83,7 @@ def train_test_split(ds: Dataset, test_fraction: float, seed: int = 0) -> tuple[
 
 # ---- cache --------------------------------------------------------------------------------------
 def cache_path(data_dir: Path, name: str) -> Path:
+    """Versioned, so a change in preprocessing never reads an old cache as the new one."""
     return Path(data_dir) / f"{name}.v{CACHE_VERSION}.npz"
 
 

@@ -23,6 +23,9 @@ PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 @dataclass(frozen=True)
 class HubDataset:
+    """Where a hub dataset's inputs, labels and natural clients live: the columns differ per dataset,
+    the conversion to `Dataset` does not."""
+
     hub_id: str
     input_col: str
     label_col: str
@@ -42,6 +45,7 @@ HUB = {
 
 
 def offline_requested() -> bool:
+    """HF's own offline switches: honoured before any connect, so tests and CI never wait on a socket."""
     return any(
         os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
         for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
@@ -64,6 +68,8 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
 
 
 def load_hub(name: str, data_dir: Path | None, offline_names: list[str]) -> Dataset:
+    """A hub dataset through its npz cache: downloaded once on a cluster, read offline after; where
+    neither the cache nor the hub is there, the error names the offline datasets instead."""
     spec = HUB[name]
     if data_dir is None:
         raise DatasetUnavailable(

@@ -94,6 +94,9 @@ def shape_from_config(config, name: str) -> ModelShape:
 # ---- the roofline ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KernelCost:
+    """Both roofline times kept, not only the max, so a figure can show how far a step is from the
+    other roof (how memory-bound decode still is at a large batch)."""
+
     flops: float
     bytes: float
     compute_s: float
@@ -101,6 +104,7 @@ class KernelCost:
 
     @property
     def time_s(self) -> float:
+        """The roofline's time: the slower of the two roofs."""
         return max(self.compute_s, self.memory_s)
 
     @property
@@ -110,6 +114,7 @@ class KernelCost:
 
     @property
     def bound(self) -> str:
+        """Which roof limits the step: the paper's claim is that decode stays "memory"."""
         return "compute" if self.compute_s > self.memory_s else "memory"
 
 

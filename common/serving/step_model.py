@@ -68,6 +68,7 @@ class StepObservation:
 
     @property
     def model(self) -> str:
+        """The model's name: held-out errors are reported per model."""
         return self.shape.name
 
 
@@ -128,9 +129,11 @@ class StepModel:
         prefill_tokens: float = 0.0,
         chunked: bool = False,
     ) -> float:
+        """Seconds per engine step: the sum of `terms`."""
         return float(sum(self.terms(shape, batch, context, prefills, prefill_tokens, chunked).values()))
 
     def predict(self, obs: StepObservation) -> float:
+        """The step time of an observation's setting, to score against its measured time."""
         return self.step_time(
             obs.shape, obs.batch, obs.context, obs.prefills, obs.prefill_tokens, obs.chunked
         )
@@ -161,12 +164,14 @@ class StepModel:
         )
 
     def coefficients(self) -> dict[str, float]:
+        """The fitted numbers alone (k_w only where no device sheet was used), as reports list them."""
         out = {k: getattr(self, k) for k in COEFFICIENTS}
         if self.bandwidth is None:
             out["k_w"] = self.k_w
         return out
 
     def to_dict(self) -> dict:
+        """JSON-ready, with units, so a saved fit can be read without this code."""
         out = asdict(self)
         out["fitted_on"] = list(self.fitted_on)
         out["units"] = {k: UNITS[k] for k in self.coefficients()}

@@ -43,7 +43,8 @@ def available() -> list[str]:
 
 
 def hub_names() -> list[str]:
-    """Names served only from the HF hub (clusters): listed apart so an offline error can name them."""
+    """Names the HF hub serves (clusters; fashion_mnist also loads offline where Debian's files are):
+    listed apart so an error can say which names need the network."""
     return sorted(HUB)
 
 

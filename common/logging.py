@@ -230,6 +230,10 @@ class ExperimentLogger:
 
     def log(self, scalars: Mapping[str, Any], step: int | None = None) -> None:
         """Scalars to every backend; step None where the caller has no step."""
+        if "cells" in scalars:  # wandb would keep one of the two under the same key
+            raise ValueError(
+                "'cells' is the run's table of cells (log_results): log the scalar under another key"
+            )
         for b in self.backends:
             b.log(scalars, step)
 

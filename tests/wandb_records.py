@@ -40,7 +40,7 @@ class OfflineRun:
     exit_codes: list[int]
 
 
-def read_offline_run(parent: Path, wait_s: float = 30.0) -> OfflineRun:
+def read_offline_run(parent: Path, wait_s: float = 180.0) -> OfflineRun:
     """The one offline run under <parent>/wandb/, once its writer is done with it.
 
     `finish()` returns before wandb's service has flushed the run file (it can still be the bare

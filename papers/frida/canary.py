@@ -41,8 +41,9 @@ def main(cfg, run):
     )
     start = time.perf_counter()
     failed = run_cells(run, jobs, cfg.workers, "frida canary")
+    elapsed = time.perf_counter() - start
     run.logger.log(
-        {"cells": len(cells), "ran": len(jobs), "failed": failed, "canary_s": time.perf_counter() - start}
+        {"grid/cells": len(cells), "grid/ran": len(jobs), "grid/failed": failed, "grid/s": elapsed}
     )
     return {"cells": len(cells), "failed": failed}
 

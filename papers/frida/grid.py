@@ -127,7 +127,9 @@ def run_grid(cfg, run) -> dict:
         in ("auc", "dataset", "free_rider", "partition", "num_free_riders", "seed", "mitigate")
     ]
     run.logger.table("grid", table[keep] if len(table) else table)
-    run.logger.log({"cells": len(cells), "ran": len(jobs), "failed": failed, "grid_s": elapsed})
+    run.logger.log(
+        {"grid/cells": len(cells), "grid/ran": len(jobs), "grid/failed": failed, "grid/s": elapsed}
+    )
     log.info(
         "%s done in %.1f s: %d cells ran, %d failed; results in %s",
         cfg.experiment,
@@ -139,7 +141,7 @@ def run_grid(cfg, run) -> dict:
     return {"detectors": list(DETECTORS), "elapsed_s": elapsed}
 
 
-@entrypoint("frida/grid", schema=GridConfig)
+@entrypoint("frida/grid", schema=GridConfig, x_axis="num_free_riders")
 def main(cfg, run):
     return run_grid(cfg, run)
 

@@ -16,7 +16,7 @@ from papers.frida.config import GridConfig
 from papers.frida.grid import run_grid
 
 
-@entrypoint("frida/research", schema=GridConfig)
+@entrypoint("frida/research", schema=GridConfig, x_axis="num_free_riders")
 def main(cfg, run):
     return run_grid(cfg, run)
 

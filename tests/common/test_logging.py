@@ -64,3 +64,11 @@ def test_the_same_figure_gives_the_same_bytes(tmp_path):
         ax.plot([0, 1], [1, 0])
         outs.append([p.read_bytes() for p in save(fig, "line", FigureOut(tmp_path / run, "smoke"))])
     assert outs[0] == outs[1]
+
+
+def test_a_scalar_named_cells_is_refused_as_the_cells_table_owns_the_key(tmp_path):
+    logger = ExperimentLogger.from_config({"backend": "jsonl"}, tmp_path, {})
+    with pytest.raises(ValueError, match="'cells' is the run's table"):
+        logger.log({"cells": 3})
+    logger.log({"grid/cells": 3})
+    logger.finish(0)

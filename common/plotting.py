@@ -65,7 +65,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
 
 
 def save(fig, name: str, out: FigureOut, source: str | None = None) -> list[Path]:
-    """Write `<name>_<scale>.png` and `.pdf`; `source` (hardware, data) is stamped below the axes."""
+    """Write `<name>_<scale>.png` and `.pdf`; `source` (hardware, data) is stamped below the axes.
+
+    A visible panel with nothing drawn in it is refused (ValueError naming it): a missing result shows
+    as a note in a table or a panel turned off, never as an empty frame a reader takes for a zero."""
+    empty = [
+        ax.get_title() or f"panel {i}" for i, ax in enumerate(fig.axes) if ax.axison and not ax.has_data()
+    ]
+    if empty:
+        plt.close(fig)
+        raise ValueError(f"figure {name}: empty panel(s) {', '.join(repr(t) for t in empty)}")
     Path(out.dir).mkdir(parents=True, exist_ok=True)
     if source:
         # below the axes (bbox "tight" grows to hold it), so it never covers tick labels

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -394,7 +395,8 @@ def plot_f1_by_round(detect, out: FigureOut, what: str) -> list[Path]:
                 curves = [np.asarray(v, dtype=float) for v in g[f"f1_by_round.{d}"]]
                 length = max(len(v) for v in curves)
                 padded = np.array([np.pad(v, (0, length - len(v)), constant_values=np.nan) for v in curves])
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings():  # a round no cell reached: a gap in the line
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     mean = np.nanmean(np.where(np.isfinite(padded), padded, np.nan), axis=0)
                 ax.plot(np.arange(1, length + 1), mean, color=f"C{i}", lw=1.2, label=d)
             ax.set_ylim(-0.02, 1.04)

@@ -72,3 +72,13 @@ def test_a_scalar_named_cells_is_refused_as_the_cells_table_owns_the_key(tmp_pat
         logger.log({"cells": 3})
     logger.log({"grid/cells": 3})
     logger.finish(0)
+
+
+def test_a_figure_with_an_empty_panel_is_refused_and_nothing_is_written(tmp_path):
+    fig, axes = new_figure(1, 3)
+    axes[0].plot([0, 1], [1, 0])
+    axes[1].set_title("energy per token")  # a frame with only a title: empty
+    axes[2].axis("off")  # a panel turned off (a legend's place) is not a panel
+    with pytest.raises(ValueError, match="figure line: empty panel\\(s\\) 'energy per token'"):
+        save(fig, "line", FigureOut(tmp_path, "smoke"))
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

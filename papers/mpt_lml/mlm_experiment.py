@@ -237,6 +237,59 @@ def bert_cell_fn(
     return cell
 
 
+def bert_jobs(
+    base: dict,
+    make_model: Callable[[int], torch.nn.Module],
+    sample_train,
+    train_cfg,
+    eval_ids: torch.Tensor,
+    tokenizer,
+    eval_cfg,
+    eval_seed: int,
+    exact=None,
+    curves: CurveLog | None = None,
+) -> list[tuple[dict, Callable[[], dict]]]:
+    """(cell, computation) of every tiny BERT: the random-init baseline once (nothing is trained), then
+    each objective per training seed; the collator curve (the authors' pipeline) for the first seed only."""
+    from omegaconf import OmegaConf
+
+    train = {k: v for k, v in OmegaConf.to_container(train_cfg).items() if k not in ("objectives", "seeds")}
+    first = train_cfg.seeds[0]
+
+    def job(cell: dict, objective: str | None, seed: int, collator: bool):
+        fn = bert_cell_fn(
+            make_model,
+            objective,
+            seed,
+            sample_train,
+            train_cfg,
+            eval_ids,
+            tokenizer,
+            eval_cfg,
+            eval_seed,
+            exact,
+            curves,
+            collator=collator,
+        )
+        return cell, fn
+
+    jobs = []
+    for s in train_cfg.seeds:
+        if s == first:
+            jobs.append(job({**base, "model": "random_bert", "train_seed": s}, None, s, True))
+        for objective in train_cfg.objectives:
+            cell = {**base, "model": f"bert_{objective}", "train": train, "train_seed": s}
+            jobs.append(job(cell, objective, s, s == first))
+    return jobs
+
+
+def run_jobs(run, jobs: list[tuple[dict, Callable[[], dict]]]) -> None:
+    """Each cell through the run's result store (finished cells are skipped), logged as it ends."""
+    for cell, fn in jobs:
+        log.info("scoring %s (seed %s)", cell["model"], cell.get("train_seed", "-"))
+        log_row(cell["model"], run.results.run_cell(cell, fn))
+
+
 def log_row(name: str, row: dict | None) -> None:
     if row is None:
         log.info("%s: already done (or being computed by another run)", name)

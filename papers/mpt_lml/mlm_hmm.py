@@ -27,7 +27,7 @@ def main(cfg, run):
 
     from papers.mpt_lml.hmm import HMM, HMMPredictor
     from papers.mpt_lml.mlm import tiny_bert
-    from papers.mpt_lml.mlm_experiment import CurveLog, bert_cell_fn, evaluate, log_row
+    from papers.mpt_lml.mlm_experiment import CurveLog, bert_jobs, evaluate, run_jobs
     from papers.mpt_lml.summary import write_summary
     from papers.mpt_lml.tokens import OFFSET, make_tokenizer, wrap
 
@@ -60,63 +60,25 @@ def main(cfg, run):
         "seed": cfg.seed,
         "eval": OmegaConf.to_container(cfg.eval),
     }
-    bert = {"bert": OmegaConf.to_container(cfg.bert)}
-    train = {k: v for k, v in OmegaConf.to_container(cfg.train).items() if k not in ("objectives", "seeds")}
-    curves = CurveLog(run)
     jobs = [
         (
             {**base, "model": "exact_hmm"},
             lambda: evaluate(HMMPredictor(hmm, vocab), eval_ids, tokenizer, cfg.eval, cfg.seed + 1, exact),
-        )
+        ),
+        *bert_jobs(
+            {**base, "bert": OmegaConf.to_container(cfg.bert)},
+            make_model,
+            sample_train,
+            cfg.train,
+            eval_ids,
+            tokenizer,
+            cfg.eval,
+            cfg.seed + 1,
+            exact,
+            CurveLog(run),
+        ),
     ]
-    first = cfg.train.seeds[0]
-    # the random-init baseline once (nothing is trained); the collator curve (the authors' pipeline) for
-    # the first seed only
-    for s in cfg.train.seeds:
-        if s == first:
-            jobs.append(
-                (
-                    {**base, **bert, "model": "random_bert", "train_seed": s},
-                    bert_cell_fn(
-                        make_model,
-                        None,
-                        s,
-                        sample_train,
-                        cfg.train,
-                        eval_ids,
-                        tokenizer,
-                        cfg.eval,
-                        cfg.seed + 1,
-                        exact,
-                        curves,
-                        collator=True,
-                    ),
-                )
-            )
-        for objective in cfg.train.objectives:
-            cell = {**base, **bert, "model": f"bert_{objective}", "train": train, "train_seed": s}
-            jobs.append(
-                (
-                    cell,
-                    bert_cell_fn(
-                        make_model,
-                        objective,
-                        s,
-                        sample_train,
-                        cfg.train,
-                        eval_ids,
-                        tokenizer,
-                        cfg.eval,
-                        cfg.seed + 1,
-                        exact,
-                        curves,
-                        collator=s == first,
-                    ),
-                )
-            )
-    for cell, fn in jobs:
-        log.info("scoring %s (seed %s)", cell["model"], cell.get("train_seed", "-"))
-        log_row(cell["model"], run.results.run_cell(cell, fn))
+    run_jobs(run, jobs)
     return write_summary(run, [c for c, _ in jobs], started, exact_lml_mean=float(exact.mean()))
 
 

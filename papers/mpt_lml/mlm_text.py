@@ -27,7 +27,7 @@ def main(cfg, run):
 
     from papers.mpt_lml.corpus import char_sequences, read_corpus
     from papers.mpt_lml.mlm import tiny_bert
-    from papers.mpt_lml.mlm_experiment import CurveLog, bert_cell_fn, log_row
+    from papers.mpt_lml.mlm_experiment import CurveLog, bert_jobs, run_jobs
     from papers.mpt_lml.reference import authors_areas, authors_per_token
     from papers.mpt_lml.summary import write_summary
     from papers.mpt_lml.tokens import make_tokenizer
@@ -69,57 +69,19 @@ def main(cfg, run):
         "eval": OmegaConf.to_container(cfg.eval),
         "bert": OmegaConf.to_container(cfg.bert),
     }
-    train = {k: v for k, v in OmegaConf.to_container(cfg.train).items() if k not in ("objectives", "seeds")}
-    curves = CurveLog(run)
-    jobs = []
-    first = cfg.train.seeds[0]
-    # the random-init baseline once (nothing is trained); the collator curve (the authors' pipeline) for
-    # the first seed only
-    for s in cfg.train.seeds:
-        if s == first:
-            jobs.append(
-                (
-                    {**base, "model": "random_bert", "train_seed": s},
-                    bert_cell_fn(
-                        make_model,
-                        None,
-                        s,
-                        sample_train,
-                        cfg.train,
-                        eval_ids,
-                        tokenizer,
-                        cfg.eval,
-                        cfg.seed,
-                        None,
-                        curves,
-                        collator=True,
-                    ),
-                )
-            )
-        for objective in cfg.train.objectives:
-            cell = {**base, "model": f"bert_{objective}", "train": train, "train_seed": s}
-            jobs.append(
-                (
-                    cell,
-                    bert_cell_fn(
-                        make_model,
-                        objective,
-                        s,
-                        sample_train,
-                        cfg.train,
-                        eval_ids,
-                        tokenizer,
-                        cfg.eval,
-                        cfg.seed,
-                        None,
-                        curves,
-                        collator=s == first,
-                    ),
-                )
-            )
-    for cell, fn in jobs:
-        log.info("scoring %s (seed %s)", cell["model"], cell["train_seed"])
-        log_row(cell["model"], run.results.run_cell(cell, fn))
+    jobs = bert_jobs(
+        base,
+        make_model,
+        sample_train,
+        cfg.train,
+        eval_ids,
+        tokenizer,
+        cfg.eval,
+        cfg.seed,
+        None,
+        CurveLog(run),
+    )
+    run_jobs(run, jobs)
     return write_summary(
         run,
         [c for c, _ in jobs],

@@ -10,23 +10,14 @@ import torch
 from common import report
 from common.config import compose, run_task
 from jobs.routing import App, load
+from tests.papers.batching.helpers import TINY_SWEEP
+from tests.papers.slm_energy.test_benchmark import TINY as TINY_BENCHMARK
+from tests.test_wandb_runs import TINY as TINY_CONVERGENCE
 from tests.wandb_records import read_offline_run, records
 
-SERVING = ["models=[opt-tiny]", "batch_sizes=[1,2]", "repeats=1", "progress=false"]
-RUNS = {  # paper: (the experiment a Report plot draws, its tiny overrides)
-    "batching": (
-        "sweep",
-        [*SERVING, "workload.prompt_len=4", "workload.output_len=3", "warmup=0"],
-    ),
-    "slm_energy": (
-        "benchmark",
-        [
-            *SERVING,
-            "workloads=[{kind: fixed, prompt_len: 8, output_len: 4}]",
-            "warmup=1",
-            "roofline.models=[opt-125m]",
-        ],
-    ),
+RUNS = {  # paper: (the experiment a Report plot draws, its tiny overrides; logger=wandb comes after)
+    "batching": ("sweep", TINY_SWEEP),
+    "slm_energy": ("benchmark", TINY_BENCHMARK),
     "frida": (
         "research",
         [
@@ -41,7 +32,7 @@ RUNS = {  # paper: (the experiment a Report plot draws, its tiny overrides)
             "workers=1",
         ],
     ),
-    "mpt_lml": ("convergence", ["dims=[4]", "masks_per_size=[1,2]", "replicates=2", "n_data=5"]),
+    "mpt_lml": ("convergence", TINY_CONVERGENCE),
 }
 
 

@@ -15,18 +15,9 @@ from common.config import compose, run_task
 from common.repo import REPO_ROOT
 from common.results import ResultStore
 from papers.batching.sweep import main
+from tests.papers.batching.helpers import TINY_SWEEP
 
-TINY = [
-    "logger=none",
-    "models=[opt-tiny]",
-    "batch_sizes=[1,2,4]",
-    "workload.prompt_len=4",
-    "workload.output_len=3",
-    "repeats=1",
-    "warmup=0",
-    "progress=false",
-    "torch_threads=1",
-]
+TINY = ["logger=none", *TINY_SWEEP, "torch_threads=1"]
 
 
 def test_tiny_sweep_in_process(tmp_path):

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,22 @@ class ResultStoreError(ValueError):
 def cell_key(cell: Mapping[str, Any]) -> str:
     """Canonical key of a cell: its parameters as sorted, compact JSON."""
     return json.dumps(dict(cell), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def flat_table(rows: Iterable[Mapping[str, Any]]):
+    """Store rows as a pandas DataFrame, one row each in the order given: cell parameters, metrics,
+    status, error and duration."""
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        rec = dict(row["cell"])
+        rec.update(row.get("metrics") or {})
+        rec["status"] = row["status"]
+        rec["error"] = row.get("error")
+        rec["duration_s"] = row.get("duration_s")
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
 
 
 def _clean(value: Any) -> Any:
@@ -125,19 +141,7 @@ class ResultStore:
     def load(self, status: str | None = STATUS_OK):
         """Latest row per cell as a flat table (a pandas DataFrame): cell parameters, metrics, status
         and error."""
-        import pandas as pd
-
-        records = []
-        for row in self.latest().values():
-            if status is not None and row["status"] != status:
-                continue
-            rec = dict(row["cell"])
-            rec.update(row.get("metrics") or {})
-            rec["status"] = row["status"]
-            rec["error"] = row.get("error")
-            rec["duration_s"] = row.get("duration_s")
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
+        return flat_table(r for r in self.latest().values() if status is None or r["status"] == status)
 
     # ---- writing -------------------------------------------------------------------------------
     def append(

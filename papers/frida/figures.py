@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from common.app import entrypoint
 from common.errors import BadInput
-from common.results import ResultStore
+from common.results import ResultStore, flat_table
 from common.schema import FiguresConfig
 from papers.frida.config import BASELINE_DETECTORS, FRIDA_DETECTORS
 
@@ -74,17 +74,16 @@ def load_store(results: Path, experiment: str, scale: str):
     path = results / experiment / scale / "results.jsonl"
     if not path.exists():
         return None
-    store = ResultStore(path)
-    rows = store.load()
-    if rows.empty:
-        return None
+    every = ResultStore(path).rows()  # read once: a run appending meanwhile cannot skew what follows
+    latest = {r["key"]: r for r in every}
     # in cell-key order, not the order cells finished (a parallel grid's differs from run to run), so
     # a mean over the same cells is the same float and a table rounding on a tie does not flip
-    keys = [r["key"] for r in store.latest().values() if r["status"] == "ok"]
-    rows = rows.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
+    rows = flat_table(latest[k] for k in sorted(latest) if latest[k]["status"] == "ok")
+    if rows.empty:
+        return None
     if "base" in rows:
-        ok = [r for r in store.rows() if r["status"] == "ok"]
-        rows = rows[rows["base"] == ok[-1]["cell"]["base"]]
+        newest = [r for r in every if r["status"] == "ok"][-1]
+        rows = rows[rows["base"] == newest["cell"]["base"]]
     return rows
 
 
